@@ -1,0 +1,1 @@
+"""LLM Proxy domain package: shared by the web and worker processes, imports neither Flask nor Celery."""

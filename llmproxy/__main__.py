@@ -1,0 +1,4 @@
+"""`python -m llmproxy …`: the admin CLI."""
+from llmproxy.cli import main
+
+main()

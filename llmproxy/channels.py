@@ -1,0 +1,71 @@
+"""Hand-off between worker and web over Redis Streams: one stream of events per job.
+
+The worker appends `chunk` events while streaming and one final `done` event
+(after the job row is committed); the web blocks on XREAD, so the first byte
+reaches the client as soon as the worker has it. Each event carries the run
+number, so the web can tell a re-run (after a crash) from the run it followed.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+CHUNK = "chunk"
+DONE = "done"
+STREAM_TTL_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class Event:
+    """One hand-off event."""
+
+    id: str
+    kind: str
+    run: int
+    data: dict[str, Any]
+
+
+def events_key(job_id: str) -> str:
+    """Redis key of a job's event stream."""
+    return f"llmproxy:job:{job_id}:events"
+
+
+def cancel_key(job_id: str) -> str:
+    """Redis key set when a job's caller went away or cancelled it."""
+    return f"llmproxy:job:{job_id}:cancel"
+
+
+def publish(client: redis.Redis | redis.client.Pipeline, job_id: str, kind: str, data: dict, *, run: int) -> None:
+    """Append an event to the job's stream (and keep the stream from living forever)."""
+    key = events_key(job_id)
+    client.xadd(key, {"kind": kind, "run": run, "data": json.dumps(data, separators=(",", ":"))})
+    if kind == DONE or not isinstance(client, redis.client.Pipeline):
+        client.expire(key, STREAM_TTL_SECONDS)
+
+
+def read(client: redis.Redis, job_id: str, *, after: str = "0", block_ms: int = 0, count: int = 100) -> list[Event]:
+    """Events after `after`, blocking up to block_ms (0 = do not block) for the first one."""
+    reply = client.xread({events_key(job_id): after}, count=count, block=block_ms or None)
+    events: list[Event] = []
+    for _key, entries in reply or []:
+        for entry_id, fields in entries:
+            events.append(Event(
+                id=entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
+                kind=fields[b"kind"].decode(),
+                run=int(fields[b"run"]),
+                data=json.loads(fields[b"data"]),
+            ))
+    return events
+
+
+def request_cancel(client: redis.Redis, job_id: str, ttl: int = STREAM_TTL_SECONDS) -> None:
+    """Ask the worker running this job to stop (client gone or cancelled)."""
+    client.set(cancel_key(job_id), 1, ex=ttl)
+
+
+def cancel_requested(client: redis.Redis, job_id: str) -> bool:
+    """Whether someone asked this job to stop."""
+    return bool(client.exists(cancel_key(job_id)))

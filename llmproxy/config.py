@@ -1,0 +1,133 @@
+"""Settings read from the environment once and validated at start."""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = ROOT / "instance"
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+class ConfigError(Exception):
+    """A required setting is missing or malformed; the message names it in one line."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a process needs to know about its deployment."""
+
+    encryption_key: bytes
+    admin_api_key: str
+    database_url: str
+    redis_url: str | None = None
+    port: int = 3000
+    max_request_bytes: int = 10 * 1024 * 1024
+    sync_timeout_seconds: float = 600.0
+    upstream_connect_timeout: float = 5.0
+    upstream_read_timeout: float = 120.0
+    retry_attempts: int = 2
+    retry_base_seconds: float = 0.5
+    retry_max_seconds: float = 20.0
+    job_lease_seconds: float = 30.0
+    result_ttl_seconds: int = 3600
+    catalog_ttl_seconds: float = 1.0
+    default_max_tokens: int = 4096
+    provider_keys: Mapping[str, str] = field(default_factory=dict)
+
+    def with_(self, **changes) -> "Settings":
+        """Return a copy with some fields changed (tests and tools)."""
+        return replace(self, **changes)
+
+
+def normalize_database_url(url: str) -> str:
+    """Make `postgresql://` and `postgres://` URLs use the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def default_database_url() -> str:
+    """The SQLite file under instance/ used when DATABASE_URL is unset."""
+    return f"sqlite:///{INSTANCE_DIR / 'llmproxy.db'}"
+
+
+def _number(env: Mapping[str, str], name: str, default, kind=float):
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build and validate Settings from the environment; raise ConfigError naming the bad setting."""
+    env = os.environ if env is None else env
+    key_hex = env.get("ENCRYPTION_KEY", "").strip()
+    if not key_hex:
+        raise ConfigError("ENCRYPTION_KEY is not set (64 hex characters; `make run` writes one to instance/.env)")
+    if not _HEX64.match(key_hex):
+        raise ConfigError("ENCRYPTION_KEY is malformed: it must be 64 hex characters (32 bytes for AES-256)")
+    admin = env.get("ADMIN_API_KEY", "").strip()
+    if not admin:
+        raise ConfigError("ADMIN_API_KEY is not set (`make run` writes one to instance/.env)")
+    if len(admin) < 16:
+        raise ConfigError("ADMIN_API_KEY is malformed: it must be at least 16 characters")
+    if env.get("IV"):
+        log.warning("IV is set but ignored: every stored value gets its own nonce")
+    provider_keys = {
+        name: env[var]
+        for name, var in (("openai", "OPENAI_API_KEY"), ("mistral", "MISTRAL_API_KEY"))
+        if env.get(var)
+    }
+    return Settings(
+        encryption_key=bytes.fromhex(key_hex),
+        admin_api_key=admin,
+        database_url=normalize_database_url(env.get("DATABASE_URL") or default_database_url()),
+        redis_url=env.get("REDIS_URL") or None,
+        port=_number(env, "PORT", 3000, int),
+        max_request_bytes=_number(env, "MAX_REQUEST_BYTES", 10 * 1024 * 1024, int),
+        sync_timeout_seconds=_number(env, "SYNC_TIMEOUT_SECONDS", 600.0),
+        upstream_connect_timeout=_number(env, "UPSTREAM_CONNECT_TIMEOUT", 5.0),
+        upstream_read_timeout=_number(env, "UPSTREAM_READ_TIMEOUT", 120.0),
+        retry_attempts=_number(env, "RETRY_ATTEMPTS", 2, int),
+        retry_base_seconds=_number(env, "RETRY_BASE_SECONDS", 0.5),
+        retry_max_seconds=_number(env, "RETRY_MAX_SECONDS", 20.0),
+        job_lease_seconds=_number(env, "JOB_LEASE_SECONDS", 30.0),
+        result_ttl_seconds=_number(env, "RESULT_TTL_SECONDS", 3600, int),
+        catalog_ttl_seconds=_number(env, "CATALOG_TTL_SECONDS", 1.0),
+        default_max_tokens=_number(env, "DEFAULT_MAX_TOKENS", 4096, int),
+        provider_keys=provider_keys,
+    )
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse a KEY=VALUE file (comments and blank lines ignored)."""
+    values: dict[str, str] = {}
+    if not path.exists():
+        return values
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        name, _, value = line.partition("=")
+        values[name.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def load_env_file(path: Path | None = None) -> None:
+    """Put instance/.env values into os.environ without overriding what is already set."""
+    for name, value in read_env_file(path or INSTANCE_DIR / ".env").items():
+        os.environ.setdefault(name, value)

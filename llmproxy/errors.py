@@ -1,0 +1,56 @@
+"""The one error type that reaches the HTTP edge, rendered there as OpenAI's error body."""
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApiError(Exception):
+    """An error with an HTTP status and OpenAI's type/code; `web.errors` renders it."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        """OpenAI's error body."""
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+def bad_request(message: str, *, code: str = "invalid_request", param: str | None = None) -> ApiError:
+    """400 invalid_request_error."""
+    return ApiError(400, message, code=code, param=param)
+
+
+def not_found(what: str = "resource") -> ApiError:
+    """404 for an unknown id or one that belongs to someone else."""
+    return ApiError(404, f"No such {what}", code="not_found")
+
+
+def unauthorized(message: str = "Invalid API key provided") -> ApiError:
+    """401 invalid_api_key."""
+    return ApiError(401, message, type="authentication_error", code="invalid_api_key")
+
+
+def forbidden(message: str, code: str) -> ApiError:
+    """403 permission_error."""
+    return ApiError(403, message, type="permission_error", code=code)
+
+
+def dependency_unavailable(what: str) -> ApiError:
+    """503 when Redis or the database does not answer."""
+    return ApiError(503, f"{what} is unavailable; nothing was done, try again", type="service_unavailable",
+                    code="dependency_unavailable")

@@ -1,0 +1,146 @@
+"""Job lifecycle: create, claim (idempotent), finish with billing exactly once, and find lost jobs."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from llmproxy.accounting import Prices, Usage
+from llmproxy.db import to_epoch, utcnow
+from llmproxy.keys import new_id
+from llmproxy.models import ApiKey, Job, UsageEntry
+from llmproxy.serializers import money
+
+QUEUED, IN_PROGRESS, COMPLETED, FAILED, CANCELLED = "queued", "in_progress", "completed", "failed", "cancelled"
+FINAL = (COMPLETED, FAILED, CANCELLED)
+
+
+def create_job(session: Session, *, api_key: ApiKey, body: dict, queue: str, stream: bool = False,
+               metadata: dict | None = None, batch_id: str | None = None, custom_id: str | None = None,
+               idempotency_key: str | None = None, request_hash: str | None = None) -> Job:
+    """Insert a queued job (the caller commits before enqueueing it)."""
+    job = Job(id=new_id("job"), api_key_id=api_key.id, model=body["model"], status=QUEUED, queue=queue,
+              stream=stream, request=body, meta=metadata, batch_id=batch_id, custom_id=custom_id,
+              idempotency_key=idempotency_key, request_hash=request_hash, attempts=[], run_count=0,
+              cancel_requested=False, created_at=utcnow())
+    session.add(job)
+    session.flush()
+    return job
+
+
+def claim_job(session: Session, job_id: str, *, lease_seconds: float) -> Job | None:
+    """Atomically take a queued job, or one whose previous run's lease expired; None if someone else has it."""
+    now = utcnow()
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, or_(
+            Job.status == QUEUED,
+            and_(Job.status == IN_PROGRESS, Job.lease_expires_at < now),
+        ))
+        .values(status=IN_PROGRESS, run_count=Job.run_count + 1, started_at=now,
+                lease_expires_at=now + timedelta(seconds=lease_seconds))
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return None
+    session.commit()
+    return session.get(Job, job_id, populate_existing=True)
+
+
+def renew_lease(session: Session, job_id: str, run: int, *, lease_seconds: float) -> bool:
+    """Extend the lease of our run; False if the job is no longer ours."""
+    result = session.execute(
+        update(Job).where(Job.id == job_id, Job.status == IN_PROGRESS, Job.run_count == run)
+        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+        .execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+@dataclass
+class Outcome:
+    """How a run ended, ready to be stored on the job (and billed if it has usage)."""
+
+    status: str
+    result: dict | None = None
+    error: dict | None = None
+    error_status: int | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    usage: Usage | None = None
+    prices: Prices | None = None
+    cost_usd: Decimal | None = None
+    served_model: str | None = None
+    served_provider: str | None = None
+    latency_ms: int | None = None
+
+
+def finish_job(session: Session, job: Job, run: int, outcome: Outcome) -> bool:
+    """Store the outcome and bill it, in one transaction, only if this run still owns the job.
+
+    The ledger's unique job_id is the last guard: a run that lost its lease and
+    finishes late cannot bill a second time.
+    """
+    now = utcnow()
+    values = dict(status=outcome.status, result=outcome.result, error=outcome.error,
+                  error_status=outcome.error_status, attempts=outcome.attempts,
+                  usage=outcome.usage.as_openai() if outcome.usage else None, cost_usd=outcome.cost_usd,
+                  served_model=outcome.served_model, served_provider=outcome.served_provider,
+                  completed_at=now, lease_expires_at=None)
+    result = session.execute(
+        update(Job).where(Job.id == job.id, Job.status == IN_PROGRESS, Job.run_count == run).values(**values)
+        .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        session.rollback()
+        return False
+    if outcome.usage is not None and outcome.cost_usd is not None and outcome.prices is not None:
+        session.add(UsageEntry(
+            job_id=job.id, api_key_id=job.api_key_id, model_requested=job.model,
+            model_served=outcome.served_model, provider_served=outcome.served_provider,
+            prompt_tokens=outcome.usage.prompt_tokens, completion_tokens=outcome.usage.completion_tokens,
+            cached_prompt_tokens=outcome.usage.cached_prompt_tokens, tokens_estimated=outcome.usage.estimated,
+            input_cost_per_1m=outcome.prices.input_per_1m, output_cost_per_1m=outcome.prices.output_per_1m,
+            cached_input_cost_per_1m=outcome.prices.cached_input_per_1m, cost_usd=outcome.cost_usd,
+            latency_ms=outcome.latency_ms, outcome=outcome.status, created_at=now))
+        # Increment in SQL so concurrent jobs of one key never lose an update.
+        session.execute(update(ApiKey).where(ApiKey.id == job.api_key_id)
+                        .values(spend_usd=ApiKey.spend_usd + outcome.cost_usd)
+                        .execution_options(synchronize_session=False))
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        return False
+    for name, value in values.items():
+        setattr(job, name, value)
+    return True
+
+
+def get_job(session: Session, job_id: str) -> Job | None:
+    """A job by id."""
+    return session.get(Job, job_id)
+
+
+def lost_jobs(session: Session, *, queued_grace_seconds: float, limit: int = 500) -> list[Job]:
+    """Jobs whose task was lost: running with an expired lease, or queued (interactive) for too long."""
+    now = utcnow()
+    return list(session.scalars(
+        select(Job).where(or_(
+            and_(Job.status == IN_PROGRESS, Job.lease_expires_at < now),
+            and_(Job.status == QUEUED, Job.queue == "interactive",
+                 Job.created_at < now - timedelta(seconds=queued_grace_seconds)),
+        )).limit(limit)))
+
+
+def job_json(job: Job) -> dict:
+    """The job object of API.md."""
+    return {
+        "id": job.id, "object": "job", "model": job.model, "status": job.status,
+        "created_at": to_epoch(job.created_at), "started_at": to_epoch(job.started_at),
+        "completed_at": to_epoch(job.completed_at), "metadata": job.meta or {}, "batch_id": job.batch_id,
+        "result": job.result, "error": job.error, "usage": job.usage, "cost_usd": money(job.cost_usd),
+        "attempts": job.attempts or [],
+    }

@@ -1,0 +1,295 @@
+"""Per-key RPM, TPM and budget limits kept in Redis and changed only by Lua scripts.
+
+All state lives in Redis, so limits hold across any number of web and worker
+processes; each call is one script, so check-and-record is atomic.
+
+Units and conventions:
+* Time: seconds (float) in the Python API; integer milliseconds inside Redis
+  (sorted-set scores). ``now=None`` means the Redis server's ``TIME``, so the
+  clocks of the calling hosts do not matter; tests pass ``now`` explicitly.
+* Money: ``decimal.Decimal`` USD in the API; integer nano-dollars (1e-9 USD)
+  inside Redis, never floats. Costs are rounded up and budgets down, so rounding
+  never lets spend past a budget. Lua compares them as doubles: exact up to
+  2**53 nano-dollars (about $9M), approximate to a fraction of a cent beyond.
+* Windows: RPM and TPM are rolling 60 s windows. A request admitted at t counts
+  during [t, t + 60 s).
+
+Redis layout for one key (``limit_keys``), all sharing one hash tag:
+  req    zset  request_id -> admitted at (ms)          RPM window
+  tok    zset  request_id -> admitted at (ms)          TPM window ...
+  tokn   hash  request_id -> tokens                    ... and its token counts
+  cost   hash  request_id -> reserved nano-dollars     outstanding cost reservations
+  costdl zset  request_id -> deadline (ms)             ... purged once past deadline
+  done   zset  request_id -> settled/released at (ms)  makes settle/release idempotent
+  sums   hash  tokens, cost                             running totals of tokn and cost
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Literal, NamedTuple
+
+import redis as redis_lib
+
+WINDOW_SECONDS = 60
+DEFAULT_RESERVATION_TTL = 600.0
+# Finished markers outlive the 60 s window: after that a duplicate settle finds
+# neither a TPM entry nor a cost reservation, so it has no effect anyway.
+DONE_RETENTION_SECONDS = 120
+NANO_PER_USD = 10**9
+
+Reason = Literal["requests", "tokens", "budget"]
+_REASONS: dict[int, Reason | None] = {0: None, 1: "requests", 2: "tokens", 3: "budget"}
+
+_LUA_COMMON = """
+local WINDOW = 60000
+local now = tonumber(ARGV[1])
+if not now then
+  -- Redis < 5 needs effect replication before writing after TIME; newer ones ignore it.
+  if redis.replicate_commands then pcall(redis.replicate_commands) end
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function num(v) return tonumber(v) or 0 end
+local function int(x) return string.format('%d', x) end  -- tostring() would print 1e+15
+local function extend(key, ttl)
+  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+end
+local function total(zkey, field)
+  -- Running sums keep each call O(log n); a sum outliving its entries is reset.
+  if redis.call('ZCARD', zkey) == 0 then redis.call('HDEL', KEYS[7], field) return 0 end
+  return math.max(0, num(redis.call('HGET', KEYS[7], field)))
+end
+local function drop(zkey, hkey, field, ids)
+  local gone = 0
+  for i = 1, #ids, 500 do  -- unpack() of a long list would overflow Lua's C stack
+    local part = {unpack(ids, i, math.min(i + 499, #ids))}
+    for _, v in ipairs(redis.call('HMGET', hkey, unpack(part))) do gone = gone + num(v) end
+    redis.call('HDEL', hkey, unpack(part))
+    redis.call('ZREM', zkey, unpack(part))
+  end
+  if gone ~= 0 and redis.call('EXISTS', KEYS[7]) == 1 then redis.call('HINCRBY', KEYS[7], field, int(-gone)) end
+end
+local function purge(done_retention)
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - WINDOW)
+  drop(KEYS[2], KEYS[3], 'tokens', redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - WINDOW))
+  drop(KEYS[5], KEYS[4], 'cost', redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now))
+  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - done_retention)
+end
+"""
+
+# ARGV: now_ms|'', request_id, rpm|'', tpm|'', budget|'', tokens, max_cost, spent,
+#       reservation_ttl_ms, record (1 = reserve, 0 = peek), done_retention_ms
+_RESERVE_LUA = _LUA_COMMON + """
+local rid, rpm, tpm, budget = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local tokens, cost, spent, ttl = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+purge(tonumber(ARGV[11]))
+local count, used, reserved = redis.call('ZCARD', KEYS[1]), total(KEYS[2], 'tokens'), total(KEYS[5], 'cost')
+local reason, retry, never = 0, -1, 0
+-- A request already admitted in this window (a redelivered task) is not counted twice.
+if ARGV[10] == '1' and not redis.call('ZSCORE', KEYS[1], rid) then
+  -- Permanent refusals first, so a caller is never told to wait in vain.
+  if tpm and tokens > tpm then
+    reason, never = 2, 1
+  elseif budget and (spent + reserved >= budget or spent + reserved + cost > budget) then
+    reason = 3
+  elseif rpm == 0 then
+    reason, never = 1, 1
+  elseif rpm and count >= rpm then
+    -- capacity returns when the (count - rpm + 1)-th oldest admission leaves
+    local e = redis.call('ZRANGE', KEYS[1], count - rpm, count - rpm, 'WITHSCORES')
+    reason, retry = 1, math.max(0, tonumber(e[2]) + WINDOW - now)
+  elseif tpm and used + tokens > tpm then
+    reason = 2  -- walk the oldest entries until enough tokens would have left
+    local freed, start = 0, 0
+    while retry < 0 do
+      local e = redis.call('ZRANGE', KEYS[2], start, start + 199, 'WITHSCORES')
+      if #e == 0 then break end
+      local ids = {} for i = 1, #e, 2 do ids[#ids + 1] = e[i] end
+      local n = redis.call('HMGET', KEYS[3], unpack(ids))
+      for i = 1, #ids do
+        freed = freed + num(n[i])
+        if used - freed + tokens <= tpm then retry = math.max(0, tonumber(e[2 * i]) + WINDOW - now) break end
+      end
+      start = start + 200
+    end
+  end
+  if reason == 0 then
+    redis.call('ZADD', KEYS[1], now, rid)
+    redis.call('ZADD', KEYS[2], now, rid)
+    redis.call('HSET', KEYS[3], rid, ARGV[6])
+    redis.call('HINCRBY', KEYS[7], 'tokens', ARGV[6])
+    redis.call('ZREM', KEYS[6], rid)  -- a new run of a long-finished request id
+    for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], WINDOW + 1000) end
+    count, used = count + 1, used + tokens
+    if cost > 0 then
+      redis.call('HSET', KEYS[4], rid, ARGV[7])
+      redis.call('ZADD', KEYS[5], now + ttl, rid)
+      redis.call('HINCRBY', KEYS[7], 'cost', ARGV[7])
+      for i = 4, 5 do extend(KEYS[i], ttl + 1000) end
+      reserved = reserved + cost
+    end
+    extend(KEYS[7], math.max(WINDOW, ttl) + 1000)
+  end
+end
+local function reset(zkey)  -- until the newest entry leaves, i.e. the window is empty
+  local e = redis.call('ZRANGE', zkey, -1, -1, 'WITHSCORES') return e[2] and math.max(0, e[2] + WINDOW - now) or 0
+end
+local reset_tok = used > 0 and reset(KEYS[2]) or 0
+return {reason == 0 and 1 or 0, reason, retry, never, count, used, reset(KEYS[1]), reset_tok, reserved}
+"""
+
+# ARGV: now_ms|'', request_id, mode ('settle' | 'release'), actual_tokens, done_retention_ms
+_FINISH_LUA = _LUA_COMMON + """
+local rid, retention = ARGV[2], tonumber(ARGV[5])
+purge(retention)
+if redis.call('ZSCORE', KEYS[6], rid) then return 0 end
+local old = redis.call('HGET', KEYS[3], rid)
+if old and ARGV[3] == 'settle' then
+  redis.call('HSET', KEYS[3], rid, ARGV[4])  -- its admission time in KEYS[2] stays
+  redis.call('HINCRBY', KEYS[7], 'tokens', int(tonumber(ARGV[4]) - tonumber(old)))
+  extend(KEYS[7], WINDOW + 1000)
+elseif old then
+  drop(KEYS[2], KEYS[3], 'tokens', {rid})
+end
+drop(KEYS[5], KEYS[4], 'cost', {rid})
+redis.call('ZADD', KEYS[6], now, rid)
+extend(KEYS[6], retention + 1000)
+return 1
+"""
+
+
+# Redis key names of one limit scope; the module docstring describes each.
+LimitKeys = NamedTuple("LimitKeys", [(f, str) for f in ("req", "tok", "tokn", "cost", "costdl", "done", "sums")])
+
+
+def limit_keys(key_id: str, scope: str | None = None) -> LimitKeys:
+    """Key names for `key_id`; `scope` (e.g. a model name) is room for per-model limits."""
+    # The {hash tag} keeps all of a key's structures in one Redis Cluster slot,
+    # as a multi-key script requires.
+    base = f"llmproxy:limits:{{{key_id}}}" + (f":model:{scope}" if scope else "")
+    return LimitKeys(*(f"{base}:{part}" for part in LimitKeys._fields))
+
+
+@dataclass(frozen=True)
+class KeyLimits:
+    """A key's limits; None means unlimited."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    budget_usd: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class RateState:
+    """Figures for OpenAI's x-ratelimit-* headers; resets in seconds until fully free again."""
+
+    limit_requests: int | None
+    remaining_requests: int | None
+    reset_requests: float
+    limit_tokens: int | None
+    remaining_tokens: int | None
+    reset_tokens: float
+    reserved_cost_usd: Decimal  # outstanding cost reservations
+
+
+@dataclass(frozen=True)
+class Admission(RateState):
+    """Outcome of `reserve`.
+
+    `retry_after` is the real time in seconds until enough capacity returns.
+    It is None when waiting cannot help: reason "budget" (spend only grows) or
+    `never` (the request alone needs more tokens than the TPM limit, or the
+    key's RPM limit is 0); answer those with a clear message, not "retry later".
+    """
+
+    allowed: bool = True
+    reason: Reason | None = None
+    retry_after: float | None = None
+    never: bool = False
+
+
+def _nano(amount: Decimal, rounding: str) -> int:
+    if amount < 0:
+        raise ValueError("money amounts must not be negative")
+    return int((Decimal(amount) * NANO_PER_USD).to_integral_value(rounding=rounding))
+
+
+def _now_ms(now: float | None) -> str:
+    return "" if now is None else str(round(now * 1000))
+
+
+def _run_reserve(client, keys, limits, args) -> Admission:
+    script = client.register_script(_RESERVE_LUA)  # EVALSHA, reloaded if the server lost it
+    allowed, reason, retry, never, count, used, reset_req, reset_tok, reserved = script(keys=list(keys), args=[
+        *args[:2], "" if limits.rpm is None else limits.rpm, "" if limits.tpm is None else limits.tpm,
+        "" if limits.budget_usd is None else _nano(limits.budget_usd, ROUND_FLOOR), *args[2:],
+        DONE_RETENTION_SECONDS * 1000])
+    return Admission(
+        limit_requests=limits.rpm,
+        remaining_requests=None if limits.rpm is None else max(limits.rpm - count, 0),
+        reset_requests=reset_req / 1000,
+        limit_tokens=limits.tpm,
+        remaining_tokens=None if limits.tpm is None else max(limits.tpm - used, 0),
+        reset_tokens=reset_tok / 1000,
+        reserved_cost_usd=Decimal(reserved) / NANO_PER_USD,
+        allowed=bool(allowed), reason=_REASONS[reason],
+        retry_after=None if retry < 0 else retry / 1000, never=bool(never),
+    )
+
+
+def reserve(client: redis_lib.Redis, *, key_id: str, request_id: str, limits: KeyLimits, tokens: int,
+            max_cost_usd: Decimal, spent_usd: Decimal, now: float | None = None,
+            reservation_ttl: float = DEFAULT_RESERVATION_TTL, scope: str | None = None) -> Admission:
+    """Atomically check RPM, TPM and budget and, only if all pass, record the request.
+
+    Budget: refused once `spent_usd` + outstanding reservations reaches the
+    budget, or would pass it with `max_cost_usd`. The cost reservation lapses
+    after `reservation_ttl` seconds so a dead worker never locks a key out.
+    Reserving an id already admitted in the window returns allowed and records
+    nothing more (a redelivered task is not counted twice).
+    """
+    if tokens < 0 or reservation_ttl <= 0:
+        raise ValueError("tokens must be >= 0 and reservation_ttl > 0")
+    return _run_reserve(client, limit_keys(key_id, scope), limits, [
+        _now_ms(now), request_id, int(tokens), _nano(max_cost_usd, ROUND_CEILING),
+        _nano(spent_usd, ROUND_CEILING), math.ceil(reservation_ttl * 1000), 1])
+
+
+def peek(client: redis_lib.Redis, *, key_id: str, limits: KeyLimits, now: float | None = None,
+         scope: str | None = None) -> RateState:
+    """Current remaining requests/tokens and reset times, reserving nothing."""
+    state = _run_reserve(client, limit_keys(key_id, scope), limits, [_now_ms(now), "", 0, 0, 0, 1000, 0])
+    return RateState(**{f: getattr(state, f) for f in RateState.__dataclass_fields__})
+
+
+def _finish(client, key_id, request_id, mode, actual_tokens, now, scope) -> bool:
+    script = client.register_script(_FINISH_LUA)
+    return bool(script(keys=list(limit_keys(key_id, scope)), args=[
+        _now_ms(now), request_id, mode, int(actual_tokens), DONE_RETENTION_SECONDS * 1000]))
+
+
+def settle(client: redis_lib.Redis, *, key_id: str, request_id: str, actual_tokens: int,
+           actual_cost_usd: Decimal, now: float | None = None, scope: str | None = None) -> bool:
+    """Replace the request's TPM reservation by its real usage and release its cost reservation.
+
+    The entry keeps its admission time, so unused tokens are free at once. The
+    budget check counts real spend only through the caller's `spent_usd`, so
+    record `actual_cost_usd` in the key's spend *before* settling (it is only
+    validated here). Returns False, changing nothing, if already settled or released.
+    """
+    if actual_tokens < 0:
+        raise ValueError("actual_tokens must be >= 0")
+    _nano(actual_cost_usd, ROUND_CEILING)  # rejects negative costs
+    return _finish(client, key_id, request_id, "settle", actual_tokens, now, scope)
+
+
+def release(client: redis_lib.Redis, *, key_id: str, request_id: str, now: float | None = None,
+            scope: str | None = None) -> bool:
+    """Drop the token and cost reservation of a request that never ran.
+
+    Its RPM entry stays: it was admitted, and "at most L admitted in any 60 s"
+    must hold even when admitted requests are cancelled. Idempotent like settle.
+    """
+    return _finish(client, key_id, request_id, "release", 0, now, scope)

@@ -1,0 +1,173 @@
+"""OpenAI's chat completions API (kind "openai"), and the protocol its dialects share.
+
+`OpenAICompatibleProvider` and `MistralProvider` subclass `OpenAIProvider` and override
+only the hooks: `prepare_body`, `normalise_completion` and `normalise_chunk`.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+
+import requests
+
+from .base import (
+    _TRANSPORT_ERRORS,
+    Endpoint,
+    Provider,
+    ProviderAuthFailed,
+    ProviderError,
+    ProviderStreamBroken,
+    ProviderUnavailable,
+    Timeouts,
+    drain,
+    error_from_exception,
+    iter_sse_data,
+    redact_error,
+    register,
+)
+
+
+@register("openai")
+class OpenAIProvider(Provider):
+    """POST {api_base}/chat/completions with a Bearer key; bodies pass through as they are."""
+
+    # OpenAI itself always needs a key; openai_compatible servers may run without one.
+    requires_api_key = True
+
+    # -- hooks for dialects ------------------------------------------------
+
+    def prepare_body(self, endpoint: Endpoint, body: dict, *, stream: bool) -> dict:
+        """The upstream request body: the caller's, with the upstream model and stream flags set."""
+        payload = dict(body)
+        payload["model"] = endpoint.upstream_model
+        payload["stream"] = stream
+        if stream:
+            # Always ask for usage: cost is recorded from the provider's own count.
+            options = body.get("stream_options")
+            payload["stream_options"] = {**(options if isinstance(options, dict) else {}),
+                                         "include_usage": True}
+        else:
+            # OpenAI rejects stream_options on a non-streaming request.
+            payload.pop("stream_options", None)
+        return payload
+
+    def normalise_completion(self, data: dict, endpoint: Endpoint) -> dict:
+        """Fill the fields OpenAI always sends and lean servers omit; usage None = not reported."""
+        data.setdefault("id", _new_id())
+        data.setdefault("object", "chat.completion")
+        data.setdefault("created", int(time.time()))
+        data.setdefault("model", endpoint.upstream_model)
+        data.setdefault("usage", None)
+        return data
+
+    def normalise_chunk(self, chunk: dict, defaults: dict) -> list[dict]:
+        """Zero or more OpenAI chunks for one upstream event (`defaults`: id/created/model)."""
+        for key, value in defaults.items():
+            if chunk.get(key) is None:
+                chunk[key] = value
+        return [chunk]
+
+    # -- the protocol ------------------------------------------------------
+
+    def url(self, endpoint: Endpoint) -> str:
+        """The chat completions URL under the endpoint's base."""
+        return endpoint.api_base.rstrip("/") + "/chat/completions"
+
+    def headers(self, endpoint: Endpoint, *, stream: bool) -> dict:
+        """Request headers; no Authorization at all when the endpoint has no key."""
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream" if stream else "application/json",
+        }
+        if endpoint.api_key:
+            headers["Authorization"] = f"Bearer {endpoint.api_key}"
+        return headers
+
+    def _check_key(self, endpoint: Endpoint) -> None:
+        if self.requires_api_key and not endpoint.api_key:
+            raise ProviderAuthFailed(f"{self.kind}: no API key configured", provider=self.kind)
+
+    def complete(self, endpoint: Endpoint, body: dict, *, timeouts: Timeouts) -> dict:
+        """Run a non-streaming chat completion; return OpenAI's `chat.completion` dict."""
+        try:
+            self._check_key(endpoint)
+            payload = self.prepare_body(endpoint, body, stream=False)
+            resp = self.post(self.url(endpoint), self.headers(endpoint, stream=False), payload,
+                             timeouts=timeouts, stream=False)
+            try:
+                data = resp.json()
+            except ValueError:
+                raise ProviderUnavailable(f"{self.kind}: response is not JSON",
+                                          status_code=resp.status_code, provider=self.kind) from None
+            if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+                raise ProviderUnavailable(f"{self.kind}: response has no choices",
+                                          status_code=resp.status_code, provider=self.kind)
+            return self.normalise_completion(data, endpoint)
+        except ProviderError as err:
+            raise redact_error(err, endpoint.api_key)
+
+    def stream(self, endpoint: Endpoint, body: dict, *, timeouts: Timeouts) -> Iterator[dict]:
+        """Yield `chat.completion.chunk` dicts as they arrive; the usage chunk comes last.
+
+        Every ProviderError raised here carries `chunks_received` (chunks yielded before it).
+        Closing the generator closes the HTTP response, which stops the upstream call.
+        """
+        received = 0
+        resp: requests.Response | None = None
+        defaults = {"id": _new_id(), "object": "chat.completion.chunk",
+                    "created": int(time.time()), "model": endpoint.upstream_model}
+        try:
+            self._check_key(endpoint)
+            payload = self.prepare_body(endpoint, body, stream=True)
+            resp = self.post(self.url(endpoint), self.headers(endpoint, stream=True), payload,
+                             timeouts=timeouts, stream=True)
+            for event in self._events(resp):
+                for chunk in self.normalise_chunk(event, defaults):
+                    received += 1
+                    yield chunk
+        except ProviderError as err:
+            err.chunks_received = received
+            raise redact_error(err, endpoint.api_key)
+        finally:
+            if resp is not None:
+                resp.close()
+
+    def _events(self, resp: requests.Response) -> Iterator[dict]:
+        """Parsed SSE events up to [DONE]; a drop, bad JSON or missing [DONE] is a broken stream."""
+        try:
+            for data in iter_sse_data(resp):
+                if data.strip() == "[DONE]":
+                    drain(resp)
+                    return
+                try:
+                    event = json.loads(data)
+                except ValueError:
+                    raise ProviderStreamBroken(f"{self.kind}: malformed stream event",
+                                               provider=self.kind) from None
+                if not isinstance(event, dict):
+                    raise ProviderStreamBroken(f"{self.kind}: malformed stream event",
+                                               provider=self.kind)
+                if "error" in event and "choices" not in event:
+                    raise ProviderStreamBroken(
+                        f"{self.kind}: upstream error mid-stream: {_error_text(event)}",
+                        provider=self.kind)
+                yield event
+        except UnicodeDecodeError:
+            raise ProviderStreamBroken(f"{self.kind}: stream is not UTF-8",
+                                       provider=self.kind) from None
+        except _TRANSPORT_ERRORS as exc:
+            raise error_from_exception(exc, provider=self.kind, mid_stream=True) from None
+        # A clean EOF without [DONE] still means we may have lost the tail of the answer.
+        raise ProviderStreamBroken(f"{self.kind}: stream ended without [DONE]", provider=self.kind)
+
+
+def _new_id() -> str:
+    return "chatcmpl-" + uuid.uuid4().hex[:24]
+
+
+def _error_text(event: dict) -> str:
+    error = event.get("error")
+    message = error.get("message") if isinstance(error, dict) else error
+    return str(message)[:300]

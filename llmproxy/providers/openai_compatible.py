@@ -1,0 +1,18 @@
+"""Any OpenAI-compatible server (kind "openai_compatible"): vLLM, Ollama, Together, Groq, ...
+
+Same protocol as OpenAI. Differences handled here or in the shared code:
+- the API key is optional (local servers often run without auth: no Authorization header);
+- responses missing `id`, `object`, `created`, `model` get them filled in, and a missing
+  `usage` becomes `usage: None` so routing knows to count tokens itself (shared with openai).
+"""
+from __future__ import annotations
+
+from .base import register
+from .openai import OpenAIProvider
+
+
+@register("openai_compatible")
+class OpenAICompatibleProvider(OpenAIProvider):
+    """OpenAI's protocol against a self-hosted or third-party server; key optional."""
+
+    requires_api_key = False

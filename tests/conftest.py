@@ -1,0 +1,183 @@
+"""Shared fixtures: real Redis, a real database (TEST_DATABASE_URL or SQLite), the app, real workers, a stub upstream."""
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+
+import pytest
+import redis as redis_lib
+from sqlalchemy import delete
+
+from llmproxy import catalog, migrate
+from llmproxy.config import load_settings, normalize_database_url
+from llmproxy.db import make_engine, make_session_factory, session_scope
+from llmproxy.embedded_redis import EmbeddedRedis
+from llmproxy.models import ApiKey, Job, KeyCredential, ModelConfig, Provider, UsageEntry
+from tests.support.processes import WorkerProcess
+from tests.support.stub_upstream import StubUpstream
+
+ADMIN_KEY = "admin-test-key-0123456789"
+SCRATCH_DB = 15  # limits/unit tests flush this Redis database; the app and workers use the URL's
+
+
+def _with_db_index(url: str, index: int) -> str:
+    base, _, _tail = url.rpartition("/")
+    return f"{base}/{index}" if base.startswith("redis://") and base.count("/") >= 2 else url
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """URL of a real Redis: $REDIS_URL if set, else an embedded server for this session."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedRedis()
+    try:
+        yield server.url
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def redis_client(redis_url):
+    """A client on a flushed scratch database of the same server (never the app's own)."""
+    client = redis_lib.Redis.from_url(_with_db_index(redis_url, SCRATCH_DB))
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    """A migrated test database: $TEST_DATABASE_URL (e.g. PostgreSQL) or a fresh SQLite file."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        url = normalize_database_url(url)
+        migrate.downgrade(url, "base")
+    else:
+        url = f"sqlite:///{tempfile.mkdtemp(prefix='llmproxy-test-')}/test.db"
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def env(database_url, redis_url):
+    """The environment every process of the test session runs with."""
+    return {
+        "ENCRYPTION_KEY": secrets.token_hex(32),
+        "ADMIN_API_KEY": ADMIN_KEY,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "RETRY_BASE_SECONDS": "0.01",
+        "RETRY_MAX_SECONDS": "2",
+        "UPSTREAM_READ_TIMEOUT": "3",
+        "UPSTREAM_CONNECT_TIMEOUT": "2",
+        "JOB_LEASE_SECONDS": "3",
+        "SYNC_TIMEOUT_SECONDS": "30",
+    }
+
+
+@pytest.fixture(scope="session")
+def settings(env):
+    """Settings of the test session."""
+    return load_settings(env)
+
+
+@pytest.fixture(scope="session")
+def session_factory(settings):
+    """Session factory on the test database."""
+    engine = make_engine(settings.database_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def _clean(session_factory, redis_url) -> None:
+    with session_scope(session_factory) as session:
+        for model in (UsageEntry, Job, KeyCredential, ApiKey, ModelConfig, Provider):
+            session.execute(delete(model))
+    client = redis_lib.Redis.from_url(redis_url)
+    keys = list(client.scan_iter("llmproxy:job:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def db(session_factory, redis_url):
+    """A clean database with the default providers and models; yields the session factory."""
+    _clean(session_factory, redis_url)
+    with session_scope(session_factory) as session:
+        catalog.seed_defaults(session)
+    return session_factory
+
+
+@pytest.fixture
+def app(settings, db):
+    """The Flask app on the clean test database."""
+    from web import create_app
+
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app):
+    """Flask test client."""
+    return app.test_client()
+
+
+@pytest.fixture
+def admin_headers():
+    """Authorization for admin routes."""
+    return {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+@pytest.fixture
+def make_key(client, admin_headers):
+    """Create a virtual key through the admin API; returns (secret, key json)."""
+
+    def make(**fields):
+        response = client.post("/admin/keys", json=fields, headers=admin_headers)
+        assert response.status_code == 201, response.json
+        return response.json["key"], response.json
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def stub():
+    """A real HTTP upstream on loopback that can be told to fail, hang or break a stream."""
+    server = StubUpstream()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def upstream(stub, db, settings):
+    """The stub, reset, with the default providers pointed at it and given default keys."""
+    stub.reset()
+    with session_scope(db) as session:
+        for name in ("openai", "mistral"):
+            catalog.update_provider(session, name, {"api_base": stub.url, "api_key": f"sk-{name}-default"},
+                                    encryption_key=settings.encryption_key)
+    return stub
+
+
+@pytest.fixture(scope="session")
+def worker(env):
+    """A real Celery worker process consuming both queues for the whole session."""
+    proc = WorkerProcess(env)
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def live(app):
+    """The app over real HTTP on a loopback port; yields its base URL."""
+    from tests.support.processes import LiveServer
+
+    with LiveServer(app) as server:
+        yield server.url

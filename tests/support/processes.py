@@ -1,0 +1,135 @@
+"""Start the real processes (Celery workers, gunicorn web) for tests, and wait for them by condition."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import redis
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def wait_for(condition, *, timeout: float = 20.0, interval: float = 0.02, message: str = "condition"):
+    """Poll `condition` until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    """A free loopback port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Process:
+    def __init__(self, env: dict, args: list[str], name: str) -> None:
+        self.env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+        self.args = args
+        self.name = name
+        self.proc: subprocess.Popen | None = None
+        self.log = tempfile.NamedTemporaryFile(prefix=f"llmproxy-{name}-", suffix=".log", delete=False)
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self.wait_ready()
+
+    def wait_ready(self) -> None:  # pragma: no cover - overridden
+        pass
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group, as a crash would."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class WorkerProcess(_Process):
+    """`celery -A worker.main worker` on the given queues, ready when it sends its first heartbeat."""
+
+    def __init__(self, env: dict, queues: str = "interactive,batch", concurrency: int = 8) -> None:
+        self.node = f"test{free_port()}@localhost"
+        super().__init__(env, [str(BIN / "celery"), "-A", "worker.main", "worker", "-Q", queues, "-P", "threads",
+                               "-c", str(concurrency), "-n", self.node, "--without-gossip", "--without-mingle",
+                               "--loglevel", "info"], "worker")
+        self.queues = queues.split(",")
+
+    def wait_ready(self) -> None:
+        client = redis.Redis.from_url(self.env["REDIS_URL"])
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited:\n{self.output()[-3000:]}")
+            return all(client.hexists(f"llmproxy:consumers:{q}", self.node) for q in self.queues)
+
+        try:
+            wait_for(ready, timeout=60, message="the worker to start")
+        finally:
+            client.close()
+
+
+class WebProcess(_Process):
+    """gunicorn serving `web:create_app()` on a free port, ready when /healthz answers."""
+
+    def __init__(self, env: dict, workers: int = 2) -> None:
+        self.port = free_port()
+        super().__init__({**env, "WEB_CONCURRENCY": str(workers), "ACCESS_LOG": ""},
+                         [str(BIN / "gunicorn"), "-c", "web/gunicorn_conf.py", "--bind", f"127.0.0.1:{self.port}",
+                          "web:create_app()"], "web")
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self) -> None:
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"web exited:\n{self.output()[-3000:]}")
+            try:
+                return requests.get(self.url + "/healthz", timeout=1).status_code == 200
+            except requests.ConnectionError:
+                return False
+
+        wait_for(ready, timeout=60, message="the web process to start")
+
+
+class LiveServer:
+    """The app served over real HTTP by werkzeug in a thread (for the openai SDK and streams)."""
+
+    def __init__(self, app) -> None:
+        from werkzeug.serving import make_server
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "LiveServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.server.shutdown()

@@ -1,0 +1,63 @@
+"""The original proxy's routes: /api/generate-virtual-key and /api/save-keys."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from llmproxy import catalog, keys
+from llmproxy.credentials import save_credential, saved_providers
+from llmproxy.errors import bad_request, forbidden, unauthorized
+from llmproxy.serializers import key_json
+from web.auth import authenticate_admin, bearer_token, is_admin_token
+from web.jsonbody import json_body
+from web.services import services
+from web.session import db
+
+bp = Blueprint("compat", __name__, url_prefix="/api")
+
+_SAVE_FIELDS = {"openaiKey": "openai", "mistralKey": "mistral"}
+
+
+@bp.post("/generate-virtual-key")
+def generate_virtual_key():
+    """Admin: create a key, answered in the original proxy's shape plus the key's id."""
+    authenticate_admin()
+    key, secret = keys.create_key(db(), json_body(optional=True))
+    return jsonify({"virtualKey": secret, **key_json(key)}), 201
+
+
+@bp.post("/save-keys")
+def save_keys():
+    """Store the caller's own provider keys, encrypted; an empty string removes one."""
+    data = json_body()
+    token = bearer_token()
+    named = data.get("virtualKey")
+    if named is not None and not isinstance(named, str):
+        raise bad_request("'virtualKey' must be a string", param="virtualKey")
+    if is_admin_token(token):
+        if not named:
+            raise bad_request("With the admin key, name the key in 'virtualKey'", code="missing_field",
+                              param="virtualKey")
+        key = keys.find_active_key(db(), named)
+        if key is None:
+            raise bad_request("Unknown or revoked virtualKey", code="invalid_api_key", param="virtualKey")
+    else:
+        key = keys.find_active_key(db(), token or "")
+        if key is None:
+            raise unauthorized()
+        if named and named != token:
+            raise forbidden("A virtual key may only save provider keys for itself", "not_your_key")
+    fields = {name: value for name, value in data.items() if name in _SAVE_FIELDS}
+    unknown = set(data) - set(_SAVE_FIELDS) - {"virtualKey"}
+    if unknown:
+        raise bad_request(f"Unknown field(s): {', '.join(sorted(unknown))}", code="unknown_field")
+    if not fields:
+        raise bad_request("Nothing to save: send openaiKey and/or mistralKey", code="missing_field")
+    for field, value in fields.items():
+        if value is not None and not isinstance(value, str):
+            raise bad_request(f"'{field}' must be a string", param=field)
+    for field, value in fields.items():
+        provider = catalog.get_provider(db(), _SAVE_FIELDS[field])
+        save_credential(db(), api_key_id=key.id, provider=provider, secret=value or "",
+                        encryption_key=services().settings.encryption_key)
+    db().flush()
+    return jsonify({"message": "Keys saved", "key_id": key.id, "saved_providers": saved_providers(db(), key.id)})

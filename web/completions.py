@@ -1,0 +1,147 @@
+"""POST /v1/chat/completions: store the job, enqueue it, wait for the worker's hand-off."""
+from __future__ import annotations
+
+import json
+import time
+
+from flask import Blueprint, Response, jsonify, request, stream_with_context
+
+from llmproxy import channels, jobs
+from llmproxy.chat import validate_chat_request, wants_usage_chunk
+from llmproxy.errors import ApiError, dependency_unavailable
+from llmproxy.queueing import INTERACTIVE, RUN_JOB_TASK
+from web.auth import authenticate_client, current_key
+from web.jsonbody import json_body
+from web.services import services
+from web.session import commit, db, release
+
+bp = Blueprint("completions", __name__)
+bp.before_request(lambda: authenticate_client() and None)
+
+
+def enqueue(job_id: str, queue: str) -> None:
+    """Send the job's task; if the broker is down, remove the job so nothing is half-written."""
+    try:
+        services().celery.send_task(RUN_JOB_TASK, args=[job_id], queue=queue)
+    except Exception as exc:  # noqa: BLE001 - any broker failure means the job was not accepted
+        session = db()
+        job = jobs.get_job(session, job_id)
+        if job is not None:
+            session.delete(job)
+            commit()
+        raise dependency_unavailable("Redis") from exc
+
+
+def result_headers(job_id: str, done: dict | None = None) -> dict[str, str]:
+    """The x-llmproxy-* headers of a finished (or started) job."""
+    headers = {"x-request-id": job_id}
+    if done:
+        if done.get("served_provider"):
+            headers["x-llmproxy-provider"] = done["served_provider"]
+            headers["x-llmproxy-model"] = done["served_model"]
+        if done.get("cost_usd") is not None:
+            headers["x-llmproxy-cost-usd"] = done["cost_usd"]
+        headers["x-llmproxy-attempts"] = str(done.get("attempts", 0))
+    return headers
+
+
+@bp.post("/v1/chat/completions")
+@bp.post("/chat/completions")
+def chat_completions():
+    """OpenAI's chat completions, served through the queue (streamed or not)."""
+    key = current_key()
+    body = json_body()
+    validate_chat_request(db(), key, body)
+    stream = bool(body.get("stream"))
+    job = jobs.create_job(db(), api_key=key, body=body, queue=INTERACTIVE, stream=stream)
+    job_id = job.id
+    commit()
+    enqueue(job_id, INTERACTIVE)
+    release()
+    deadline = time.monotonic() + services().settings.sync_timeout_seconds
+    first = _next_event(job_id, "0", deadline)
+    if first is None:
+        return _sync_timeout(job_id)
+    if first.kind == channels.DONE:
+        return _final_response(job_id, first.data)
+    return _sse_response(job_id, first, deadline, wants_usage_chunk(body))
+
+
+def _next_event(job_id: str, after: str, deadline: float) -> channels.Event | None:
+    """The next event of the job, or None when the deadline passes."""
+    client = services().redis
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        events = channels.read(client, job_id, after=after, block_ms=max(1, int(min(remaining, 5) * 1000)), count=1)
+        if events:
+            return events[0]
+
+
+def _sync_timeout(job_id: str):
+    raise ApiError(504, f"The request did not finish in time; it is still running as job {job_id}. "
+                        f"Read it at /v1/jobs/{job_id}.", type="timeout", code="sync_timeout",
+                   headers={"x-request-id": job_id})
+
+
+def _final_response(job_id: str, done: dict):
+    headers = result_headers(job_id, done)
+    if done["status"] == jobs.COMPLETED:
+        response = jsonify(done["result"])
+    else:
+        response = jsonify({"error": done["error"]})
+        response.status_code = done.get("error_status") or 502
+    response.headers.update(headers)
+    return response
+
+
+def _sse(payload: dict | str) -> str:
+    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+    return f"data: {data}\n\n"
+
+
+def _relay(chunk: dict, include_usage: bool) -> str | None:
+    """The chunk as the caller asked for it (usage only with stream_options.include_usage)."""
+    if not include_usage:
+        if not chunk.get("choices") and chunk.get("usage"):
+            return None
+        chunk.pop("usage", None)
+    return _sse(chunk)
+
+
+def _sse_response(job_id: str, first: channels.Event, deadline: float, include_usage: bool):
+    client = services().redis
+
+    def generate():
+        event, run, finished = first, first.run, False
+        try:
+            while True:
+                if event is None:
+                    yield _sse({"error": {"message": f"Timed out; the job {job_id} is still running",
+                                          "type": "timeout", "param": None, "code": "sync_timeout"}})
+                    return
+                if event.run != run:
+                    yield _sse({"error": {"message": "The worker serving this stream was lost",
+                                          "type": "upstream_error", "param": None, "code": "stream_interrupted"}})
+                    finished = True
+                    return
+                if event.kind == channels.CHUNK:
+                    line = _relay(event.data, include_usage)
+                    if line:
+                        yield line
+                else:
+                    finished = True
+                    if event.data["status"] == jobs.COMPLETED:
+                        yield _sse("[DONE]")
+                    else:
+                        yield _sse({"error": event.data.get("error")})
+                    return
+                event = _next_event(job_id, event.id, deadline)
+        finally:
+            if not finished:
+                # The caller went away: ask the worker to stop the upstream call.
+                channels.request_cancel(client, job_id)
+
+    headers = {"x-request-id": job_id, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return Response(stream_with_context(generate()), mimetype="text/event-stream", headers=headers)

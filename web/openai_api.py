@@ -1,0 +1,27 @@
+"""OpenAI-compatible client routes (virtual key)."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from llmproxy import catalog
+from llmproxy.db import to_epoch
+from web.auth import authenticate_client, current_key
+from web.session import db
+
+bp = Blueprint("openai", __name__)
+
+
+bp.before_request(lambda: authenticate_client() and None)
+
+
+@bp.get("/v1/models")
+@bp.get("/models")
+def list_models():
+    """OpenAI's model list: the enabled models this key may use."""
+    allowed = current_key().allowed_models
+    data = [
+        {"id": m.name, "object": "model", "created": to_epoch(m.created_at), "owned_by": m.provider.name}
+        for m in catalog.list_models(db())
+        if m.enabled and (allowed is None or m.name in allowed)
+    ]
+    return jsonify({"object": "list", "data": data})

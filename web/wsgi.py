@@ -1,0 +1,4 @@
+"""WSGI entry point for servers that want a module-level app (`web.wsgi:app`)."""
+from web import create_app
+
+app = create_app()

@@ -1,0 +1,1 @@
+"""The worker process: Celery app and thin tasks that call llmproxy."""

@@ -1,0 +1,90 @@
+"""Celery app factory and the per-process resources its tasks use."""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+
+import redis
+from celery import Celery, signals
+
+from llmproxy.config import ConfigError, Settings, load_settings
+from llmproxy.db import make_engine, make_session_factory
+from llmproxy.queueing import QUEUES, beat, celery_config
+
+log = logging.getLogger(__name__)
+
+
+class Resources:
+    """Engine, session factory and Redis client of one worker process (rebuilt after fork)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings.database_url)
+        self.session_factory = make_session_factory(self.engine)
+        self.redis = redis.Redis.from_url(settings.redis_url, health_check_interval=30, max_connections=256)
+
+
+_resources: Resources | None = None
+_lock = threading.Lock()
+
+
+def resources() -> Resources:
+    """This process's resources, built on first use."""
+    global _resources
+    if _resources is None:
+        with _lock:
+            if _resources is None:
+                _resources = Resources(load_settings())
+    return _resources
+
+
+def create_celery(settings: Settings | None = None) -> Celery:
+    """Build the Celery app; tasks are registered by name in worker.tasks."""
+    if settings is None:
+        try:
+            settings = load_settings()
+        except ConfigError as exc:
+            raise SystemExit(f"configuration error: {exc}") from None
+    app = Celery("llmproxy", set_as_current=True)
+    app.conf.update(celery_config(settings))
+    app.conf.beat_schedule = {
+        "sweep-lost-jobs": {"task": "llmproxy.sweep_jobs", "schedule": max(1.0, settings.job_lease_seconds / 3)},
+    }
+    app.autodiscover_tasks(["worker"], related_name="tasks", force=True)
+    return app
+
+
+@signals.worker_process_init.connect
+def _after_fork(**_kwargs) -> None:
+    # Connections inherited from the parent must not be shared with it.
+    global _resources
+    if _resources is not None:
+        _resources.engine.dispose(close=False)
+    _resources = None
+
+
+def _heartbeat_loop(worker_name: str, queues: list[str], stop: threading.Event) -> None:
+    while True:
+        try:
+            beat(resources().redis, worker_name, queues)
+        except redis.RedisError:
+            log.warning("heartbeat to Redis failed", exc_info=True)
+        if stop.wait(5):
+            return
+
+
+_heartbeat_stop = threading.Event()
+
+
+@signals.worker_ready.connect
+def _start_heartbeat(sender=None, **_kwargs) -> None:
+    queues = [q.name for q in sender.app.amqp.queues.consume_from.values()] if sender else list(QUEUES)
+    name = getattr(sender, "hostname", None) or f"{socket.gethostname()}:{os.getpid()}"
+    threading.Thread(target=_heartbeat_loop, args=(name, queues, _heartbeat_stop), daemon=True).start()
+
+
+@signals.worker_shutdown.connect
+def _stop_heartbeat(**_kwargs) -> None:
+    _heartbeat_stop.set()
