@@ -15,6 +15,7 @@ T0 = 1_000_000.0  # an arbitrary clock origin in seconds
 
 
 def admit(client, rid, lim, now, *, tokens=0, cost="0", spent="0", key=KEY, **kw):
+    """reserve() with short argument names; money as strings."""
     return reserve(client, key_id=key, request_id=rid, limits=lim, tokens=tokens,
                    max_cost_usd=Decimal(cost), spent_usd=Decimal(spent), now=now, **kw)
 
@@ -33,17 +34,21 @@ def snapshot(client):
     return out
 
 
-def run_concurrently(redis_url, n, fn):
+def run_concurrently(redis_client, n, fn):
     """Call fn(client, i) for i in range(n) from n threads, each with its own client, released together."""
+    # same server and database as the fixture's client, whatever conftest chose
+    params = {k: redis_client.connection_pool.connection_kwargs.get(k) for k in ("host", "port", "db", "password")}
     barrier = threading.Barrier(n)
-    results = [None] * n
+    results: list = [None] * n
 
     def worker(i):
-        client = redis_lib.Redis.from_url(redis_url)
+        client = redis_lib.Redis(**params)
         try:
             client.ping()
             barrier.wait()
             results[i] = fn(client, i)
+        except BaseException as exc:  # surfaced below: a thread's failure must fail the test
+            results[i] = exc
         finally:
             client.close()
 
@@ -52,6 +57,9 @@ def run_concurrently(redis_url, n, fn):
         t.start()
     for t in threads:
         t.join()
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:
+        raise errors[0]
     return results
 
 
@@ -84,10 +92,10 @@ def test_rpm_window_is_rolling_not_fixed(redis_client):
     assert admit(redis_client, "g", lim, T0 + 115).allowed
 
 
-def test_rpm_concurrent_reservations_admit_exactly_limit(redis_url, redis_client):
+def test_rpm_concurrent_reservations_admit_exactly_limit(redis_client):
     lim = KeyLimits(rpm=10)
     # now=None: the script reads the Redis server's clock
-    results = run_concurrently(redis_url, 30, lambda c, i: admit(c, f"r{i}", lim, None))
+    results = run_concurrently(redis_client, 30, lambda c, i: admit(c, f"r{i}", lim, None))
     assert sum(r.allowed for r in results) == 10
     assert {r.reason for r in results if not r.allowed} == {"requests"}
     assert all(0 < r.retry_after <= 60 for r in results if not r.allowed)
@@ -168,9 +176,9 @@ def test_request_bigger_than_tpm_is_never_admissible(redis_client):
 
 # --- Budget ----------------------------------------------------------------
 
-def test_budget_holds_under_concurrent_reservations(redis_url, redis_client):
+def test_budget_holds_under_concurrent_reservations(redis_client):
     lim = KeyLimits(budget_usd=Decimal("1.00"))
-    results = run_concurrently(redis_url, 30, lambda c, i: admit(c, f"r{i}", lim, T0, cost="0.10", spent="0.25"))
+    results = run_concurrently(redis_client, 30, lambda c, i: admit(c, f"r{i}", lim, T0, cost="0.10", spent="0.25"))
     admitted = [r for r in results if r.allowed]
     assert len(admitted) == 7  # 0.25 + 7 x 0.10 = 0.95; an 8th would make 1.05
     assert all(r.reason == "budget" and r.retry_after is None and not r.never for r in results if not r.allowed)
@@ -266,3 +274,56 @@ def test_bad_arguments_are_rejected(redis_client):
     with pytest.raises(ValueError):
         settle(redis_client, key_id=KEY, request_id="a", actual_tokens=-5, actual_cost_usd=Decimal(0))
     assert limits.WINDOW_SECONDS == 60
+
+
+def test_tpm_retry_after_walks_past_one_page_of_entries(redis_client):
+    lim = KeyLimits(tpm=450)
+    for i in range(450):
+        assert admit(redis_client, f"r{i}", lim, T0 + i * 0.1, tokens=1).allowed
+    r = admit(redis_client, "big", lim, T0 + 50, tokens=300)
+    # 300 must leave: the 300th entry (admitted at T0 + 29.9) leaves at T0 + 89.9
+    assert not r.allowed and r.retry_after == pytest.approx(39.9)
+
+
+def test_running_totals_match_the_entries(redis_client):
+    """After any mix of operations the cached sums equal the sums of the stored entries."""
+    import random
+
+    rng = random.Random(7)
+    lim = KeyLimits(rpm=12, tpm=5000, budget_usd=Decimal("1"))
+    k = limit_keys(KEY)
+    now, live, reasons = T0, [], set()
+    for step in range(400):
+        now += rng.choice([0, 0.5, 3, 20])
+        op = rng.random()
+        if op < 0.5 or not live:
+            rid = f"r{step}"
+            result = admit(redis_client, rid, lim, now, tokens=rng.randint(0, 900),
+                           cost=str(rng.choice([0, "0.01", "0.37"])), reservation_ttl=rng.choice([5, 30, 600]))
+            reasons.add(result.reason)
+            if result.allowed:
+                live.append(rid)
+        elif op < 0.8:
+            settle(redis_client, key_id=KEY, request_id=live.pop(rng.randrange(len(live))),
+                   actual_tokens=rng.randint(0, 1200), actual_cost_usd=Decimal("0.01"), now=now)
+        else:
+            release(redis_client, key_id=KEY, request_id=live.pop(rng.randrange(len(live))), now=now)
+        sums = {f.decode(): int(v) for f, v in redis_client.hgetall(k.sums).items()}
+        tokn = {m: int(v) for m, v in redis_client.hgetall(k.tokn).items()}
+        cost = {m: int(v) for m, v in redis_client.hgetall(k.cost).items()}
+        assert sums.get("tokens", 0) == sum(tokn.values())
+        assert sums.get("cost", 0) == sum(cost.values())
+        assert set(tokn) == set(redis_client.zrange(k.tok, 0, -1))
+        assert set(cost) == set(redis_client.zrange(k.costdl, 0, -1))
+        state = peek(redis_client, key_id=KEY, limits=lim, now=now)
+        assert state.remaining_tokens == max(5000 - sum(tokn.values()), 0)
+        assert state.remaining_requests == max(12 - redis_client.zcard(k.req), 0)
+    assert reasons == {None, "requests", "tokens", "budget"}  # every path was exercised
+
+
+def test_a_total_orphaned_by_key_expiry_is_reset(redis_client):
+    k = limit_keys(KEY)
+    redis_client.hset(k.sums, mapping={"tokens": 999, "cost": 5})  # entries gone, sums left behind
+    state = peek(redis_client, key_id=KEY, limits=KeyLimits(tpm=1000), now=T0)
+    assert state.remaining_tokens == 1000 and state.reserved_cost_usd == 0
+    assert admit(redis_client, "a", KeyLimits(tpm=1000), T0, tokens=1000).allowed

@@ -1,6 +1,7 @@
 """Token counting: offline cl100k counts, OpenAI's chat accounting, request estimates."""
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -93,7 +94,6 @@ def test_estimate_request_tokens():
 
 def test_sources_without_o200k_file(fresh_encodings):
     # A file at tiktoken's cache name with the wrong content is ignored, never re-fetched.
-    import hashlib
     (fresh_encodings / hashlib.sha1(tokens._O200K_URL.encode()).hexdigest()).write_bytes(b"not an encoding")
     assert tokens.tokens_source("gpt-4") == "exact"
     assert tokens.tokens_source("gpt-4o-2024-08-06") == "estimate"

@@ -1,4 +1,6 @@
-"""Upstream providers behind one interface, registered by kind ("openai", "mistral", "openai_compatible").
+"""Upstream providers behind one interface, registered by kind.
+
+Kinds: "openai", "mistral", "openai_compatible".
 
 Use `get_provider(kind)` for the process-wide instance, then `complete()` or `stream()`;
 every failure is a `ProviderError` subclass that routing can act on.

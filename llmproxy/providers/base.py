@@ -6,6 +6,7 @@ never on a provider's raw exception, so every adapter funnels its failures throu
 """
 from __future__ import annotations
 
+import datetime
 import email.utils
 import http.cookiejar
 import json
@@ -191,6 +192,8 @@ def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # "-0000" dates parse naive; HTTP dates are always GMT
+        when = when.replace(tzinfo=datetime.timezone.utc)
     return max(0.0, when.timestamp() - time.time())
 
 
@@ -199,7 +202,7 @@ def _error_fields(body: Any) -> tuple[str, str | None, str | None, Any]:
     inner = body.get("error") if isinstance(body, dict) else None
     if not isinstance(inner, dict):
         inner = body if isinstance(body, dict) else {}
-    message = inner.get("message", inner.get("detail", inner.get("error", "")))
+    message = inner.get("message") or inner.get("detail") or inner.get("error") or ""
     if not isinstance(message, str):
         # Mistral puts validation details (a dict/list) where OpenAI has a string.
         message = json.dumps(message, separators=(",", ":"))
@@ -347,7 +350,7 @@ def _iter_body(resp: requests.Response) -> Iterator[bytes]:
 
 
 def iter_sse_data(resp: requests.Response) -> Iterator[str]:
-    """Yield the `data` payload of each server-sent event in order (comments/other fields skipped)."""
+    """Yield the `data` payload of each server-sent event in order; other fields are skipped."""
     pending = b""
     data_lines: list[bytes] = []
     for block in _iter_body(resp):
@@ -369,10 +372,15 @@ def iter_sse_data(resp: requests.Response) -> Iterator[str]:
         yield b"\n".join(data_lines).decode("utf-8")
 
 
-def drain(resp: requests.Response, limit: int = 65536) -> None:
+def drain(resp: requests.Response, limit: int = 65536, wait: float = 0.5) -> None:
     """Read what little follows [DONE] so the keep-alive connection can go back to the pool."""
     seen = 0
+    sock = getattr(getattr(resp.raw, "connection", None), "sock", None)
     try:
+        if sock is not None:
+            # The end of the body follows [DONE] at once; a server that lingers instead must
+            # not hold the caller for a whole read timeout (urllib3 resets it on reuse).
+            sock.settimeout(wait)
         for block in _iter_body(resp):
             seen += len(block)
             if seen > limit:

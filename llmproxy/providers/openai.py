@@ -99,8 +99,8 @@ class OpenAIProvider(Provider):
             try:
                 data = resp.json()
             except ValueError:
-                raise ProviderUnavailable(f"{self.kind}: response is not JSON",
-                                          status_code=resp.status_code, provider=self.kind) from None
+                raise ProviderUnavailable(f"{self.kind}: response is not JSON", provider=self.kind,
+                                          status_code=resp.status_code) from None
             if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
                 raise ProviderUnavailable(f"{self.kind}: response has no choices",
                                           status_code=resp.status_code, provider=self.kind)

@@ -403,7 +403,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_json() if method == "POST" else None
         body = body if isinstance(body, dict) else {}
         if (method, path) == ("POST", "/_stub/script"):
-            stub.script(body["model"], *[behaviour_from_dict(b) for b in body.get("behaviours", [])])
+            behaviours = [behaviour_from_dict(b) for b in body.get("behaviours", [])]
+            stub.script(body["model"], *behaviours)
         elif (method, path) == ("POST", "/_stub/latency"):
             stub.latency = float(body.get("seconds", 0))
         elif (method, path) == ("POST", "/_stub/reset"):
@@ -466,7 +467,7 @@ class StubUpstream:
         self._server = _Server((self.host, self.port), self)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
+                                        kwargs={"poll_interval": 0.01},
                                         name=f"stub-upstream-{self.port}", daemon=True)
         self._thread.start()
         return self
