@@ -159,8 +159,8 @@ def upstream(stub, db, settings):
     """The stub, reset, with the default providers pointed at it and given default keys."""
     stub.reset()
     with session_scope(db) as session:
-        for name in ("openai", "mistral"):
-            catalog.update_provider(session, name, {"api_base": stub.url, "api_key": f"sk-{name}-default"},
+        for name, url in (("openai", stub.url), ("mistral", stub.mistral_url)):
+            catalog.update_provider(session, name, {"api_base": url, "api_key": f"sk-{name}-default"},
                                     encryption_key=settings.encryption_key)
     return stub
 

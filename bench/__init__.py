@@ -1,0 +1,12 @@
+"""The benchmark: a stub upstream with a set latency, the proxy in front of it, a load generator, a report.
+
+`python -m bench.run` (or `make bench`) measures the bare stub, then the same load through
+the proxy, and prints what the proxy adds. The pieces:
+
+  processes.py  child processes in their own process groups, all stopped on exit
+  stub.py       the stub upstream (tests/support/stub_upstream.py) in its own process
+  proxy.py      PostgreSQL/Redis preparation, setup CLI, gunicorn web and Celery workers
+  loadgen.py    threads with a keep-alive session each: latency, throughput, time to first token
+  report.py     the table, the targets (PASS/MISS) and bench/results/latest.json
+  run.py        the command line that ties them together
+"""
