@@ -129,7 +129,7 @@ def run_command(args: Sequence[str], env: dict[str, str], *, timeout: float = 12
     try:
         done = subprocess.run(list(args), cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True,
                               text=True, timeout=timeout, start_new_session=True, preexec_fn=_die_with_parent)
-    except subprocess.TimeoutExpired as exc:
+    except subprocess.TimeoutExpired:
         raise BenchError(f"{' '.join(args[:4])} … timed out after {timeout}s") from None
     if done.returncode != 0:
         raise BenchError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}".rstrip())

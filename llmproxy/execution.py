@@ -4,12 +4,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from decimal import Decimal
 from typing import Callable
 
 import redis
 from sqlalchemy.orm import Session, sessionmaker
 
-from llmproxy import channels, jobs
+from llmproxy import channels, jobs, limits
 from llmproxy.accounting import Prices, Usage, compute_cost, usage_from_openai
 from llmproxy.catalog import fallback_chain
 from llmproxy.config import Settings
@@ -158,5 +159,9 @@ def execute_job(job_id: str, *, session_factory: sessionmaker, redis_client: red
         if not jobs.finish_job(session, job, run, outcome):
             log.info("job %s finished by another run; this run's result is dropped", job_id)
             return None
+    # After the spend is committed: swap the reservation for the real usage (frees unused tokens now).
+    used = outcome.usage.prompt_tokens + outcome.usage.completion_tokens if outcome.usage else 0
+    limits.settle(redis_client, key_id=job.api_key_id, request_id=job_id, actual_tokens=used,
+                  actual_cost_usd=outcome.cost_usd or Decimal(0))
     channels.publish(redis_client, job_id, channels.DONE, done_event(job), run=run)
     return job.status

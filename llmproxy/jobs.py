@@ -22,15 +22,21 @@ FINAL = (COMPLETED, FAILED, CANCELLED)
 
 def create_job(session: Session, *, api_key: ApiKey, body: dict, queue: str, stream: bool = False,
                metadata: dict | None = None, batch_id: str | None = None, custom_id: str | None = None,
-               idempotency_key: str | None = None, request_hash: str | None = None) -> Job:
+               idempotency_key: str | None = None, request_hash: str | None = None,
+               job_id: str | None = None) -> Job:
     """Insert a queued job (the caller commits before enqueueing it)."""
-    job = Job(id=new_id("job"), api_key_id=api_key.id, model=body["model"], status=QUEUED, queue=queue,
+    job = Job(id=job_id or new_job_id(), api_key_id=api_key.id, model=body["model"], status=QUEUED, queue=queue,
               stream=stream, request=body, meta=metadata, batch_id=batch_id, custom_id=custom_id,
               idempotency_key=idempotency_key, request_hash=request_hash, attempts=[], run_count=0,
               cancel_requested=False, created_at=utcnow())
     session.add(job)
     session.flush()
     return job
+
+
+def new_job_id() -> str:
+    """A fresh job id (also the request id of its limit reservation)."""
+    return new_id("job")
 
 
 def claim_job(session: Session, job_id: str, *, lease_seconds: float) -> Job | None:

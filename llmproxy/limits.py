@@ -22,6 +22,14 @@ Redis layout for one key (``limit_keys``), all sharing one hash tag:
   costdl zset  request_id -> deadline (ms)             ... purged once past deadline
   done   zset  request_id -> settled/released at (ms)  makes settle/release idempotent
   sums   hash  tokens, cost                             running totals of tokn and cost
+  spent  string  nano-dollars settled so far             see below
+
+Budget race: the web reads the key's recorded spend from the database, and a
+worker records spend (database) and then settles (Redis). A reservation
+admitted between another request's settle and a stale database read would
+under-count that request's cost, so settle also adds the real cost to `spent`
+and the check uses the larger of it and the caller's figure. The database
+stays the source of truth: after a Redis flush the caller's figure is used.
 """
 from __future__ import annotations
 
@@ -84,6 +92,7 @@ end
 _RESERVE_LUA = _LUA_COMMON + """
 local rid, rpm, tpm, budget = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local tokens, cost, spent, ttl = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+spent = math.max(spent, num(redis.call('GET', KEYS[8])))
 purge(tonumber(ARGV[11]))
 local count, used, reserved = redis.call('ZCARD', KEYS[1]), total(KEYS[2], 'tokens'), total(KEYS[5], 'cost')
 local reason, retry, never = 0, -1, 0
@@ -140,7 +149,7 @@ local reset_tok = used > 0 and reset(KEYS[2]) or 0
 return {reason == 0 and 1 or 0, reason, retry, never, count, used, reset(KEYS[1]), reset_tok, reserved}
 """
 
-# ARGV: now_ms|'', request_id, mode ('settle' | 'release'), actual_tokens, done_retention_ms
+# ARGV: now_ms|'', request_id, mode ('settle' | 'release'), actual_tokens, done_retention_ms, actual_cost
 _FINISH_LUA = _LUA_COMMON + """
 local rid, retention = ARGV[2], tonumber(ARGV[5])
 purge(retention)
@@ -154,6 +163,10 @@ elseif old then
   drop(KEYS[2], KEYS[3], 'tokens', {rid})
 end
 drop(KEYS[5], KEYS[4], 'cost', {rid})
+if ARGV[3] == 'settle' and tonumber(ARGV[6]) > 0 then
+  redis.call('INCRBY', KEYS[8], ARGV[6])
+  redis.call('PEXPIRE', KEYS[8], 86400000)
+end
 redis.call('ZADD', KEYS[6], now, rid)
 extend(KEYS[6], retention + 1000)
 return 1
@@ -161,7 +174,7 @@ return 1
 
 
 # Redis key names of one limit scope; the module docstring describes each.
-LimitKeys = NamedTuple("LimitKeys", [(f, str) for f in ("req", "tok", "tokn", "cost", "costdl", "done", "sums")])
+LimitKeys = NamedTuple("LimitKeys", [(f, str) for f in ("req", "tok", "tokn", "cost", "costdl", "done", "sums", "spent")])
 
 
 def limit_keys(key_id: str, scope: str | None = None) -> LimitKeys:
@@ -264,10 +277,10 @@ def peek(client: redis_lib.Redis, *, key_id: str, limits: KeyLimits, now: float 
     return RateState(**{f: getattr(state, f) for f in RateState.__dataclass_fields__})
 
 
-def _finish(client, key_id, request_id, mode, actual_tokens, now, scope) -> bool:
+def _finish(client, key_id, request_id, mode, actual_tokens, now, scope, cost_nano: int = 0) -> bool:
     script = client.register_script(_FINISH_LUA)
     return bool(script(keys=list(limit_keys(key_id, scope)), args=[
-        _now_ms(now), request_id, mode, int(actual_tokens), DONE_RETENTION_SECONDS * 1000]))
+        _now_ms(now), request_id, mode, int(actual_tokens), DONE_RETENTION_SECONDS * 1000, cost_nano]))
 
 
 def settle(client: redis_lib.Redis, *, key_id: str, request_id: str, actual_tokens: int,
@@ -275,14 +288,14 @@ def settle(client: redis_lib.Redis, *, key_id: str, request_id: str, actual_toke
     """Replace the request's TPM reservation by its real usage and release its cost reservation.
 
     The entry keeps its admission time, so unused tokens are free at once. The
-    budget check counts real spend only through the caller's `spent_usd`, so
-    record `actual_cost_usd` in the key's spend *before* settling (it is only
-    validated here). Returns False, changing nothing, if already settled or released.
+    real cost is added to the key's Redis `spent` counter in the same step, so
+    spend + reservations never dips; record it in the database *before*
+    settling. Returns False, changing nothing, if already settled or released.
     """
     if actual_tokens < 0:
         raise ValueError("actual_tokens must be >= 0")
-    _nano(actual_cost_usd, ROUND_CEILING)  # rejects negative costs
-    return _finish(client, key_id, request_id, "settle", actual_tokens, now, scope)
+    cost_nano = _nano(actual_cost_usd, ROUND_CEILING)  # rejects negative costs
+    return _finish(client, key_id, request_id, "settle", actual_tokens, now, scope, cost_nano)
 
 
 def release(client: redis_lib.Redis, *, key_id: str, request_id: str, now: float | None = None,

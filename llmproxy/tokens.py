@@ -196,8 +196,8 @@ def _positive_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
-def estimate_request_tokens(body: dict, *, default_max_tokens: int) -> int:
-    """Tokens a chat request may use: prompt + (max_completion_tokens | max_tokens | default) x n."""
+def estimate_request(body: dict, *, default_max_tokens: int) -> tuple[int, int]:
+    """(prompt tokens, most completion tokens) of a chat request: max_completion_tokens | max_tokens | default, x n."""
     model = str(body.get("model") or "")
     messages = body.get("messages") or []
     tools = body.get("tools") or body.get("functions")  # "functions" is the legacy form
@@ -208,4 +208,10 @@ def estimate_request_tokens(body: dict, *, default_max_tokens: int) -> int:
         or default_max_tokens
     )
     n = _positive_int(body.get("n")) or 1
-    return prompt + max_out * n
+    return prompt, max_out * n
+
+
+def estimate_request_tokens(body: dict, *, default_max_tokens: int) -> int:
+    """Tokens a chat request may use: prompt + (max_completion_tokens | max_tokens | default) x n."""
+    prompt, completion = estimate_request(body, default_max_tokens=default_max_tokens)
+    return prompt + completion

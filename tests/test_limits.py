@@ -243,7 +243,7 @@ def test_every_key_gets_a_ttl(redis_client):
     settle(redis_client, key_id=KEY, request_id="a", actual_tokens=5, actual_cost_usd=Decimal("0.05"), now=T0)
     admit(redis_client, "b", lim, T0, tokens=10, cost="0.1")
     keys = redis_client.keys("*")
-    assert len(keys) == 7
+    assert len(keys) == 8
     assert all(redis_client.pttl(k) > 0 for k in keys)
 
 
@@ -327,3 +327,13 @@ def test_a_total_orphaned_by_key_expiry_is_reset(redis_client):
     state = peek(redis_client, key_id=KEY, limits=KeyLimits(tpm=1000), now=T0)
     assert state.remaining_tokens == 1000 and state.reserved_cost_usd == 0
     assert admit(redis_client, "a", KeyLimits(tpm=1000), T0, tokens=1000).allowed
+
+
+def test_settled_spend_counts_even_when_the_caller_read_a_stale_spend(redis_client):
+    """The web read spend before another request recorded and settled its cost: the budget still holds."""
+    lim = KeyLimits(budget_usd=Decimal("1"))
+    assert admit(redis_client, "a", lim, T0, cost="0.6").allowed
+    settle(redis_client, key_id=KEY, request_id="a", actual_tokens=5, actual_cost_usd=Decimal("0.6"), now=T0 + 1)
+    stale = reserve(redis_client, key_id=KEY, request_id="b", limits=lim, tokens=1, max_cost_usd=Decimal("0.5"),
+                    spent_usd=Decimal("0"), now=T0 + 2)
+    assert not stale.allowed and stale.reason == "budget"

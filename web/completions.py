@@ -4,16 +4,17 @@ from __future__ import annotations
 import json
 import time
 
-from flask import Blueprint, Response, jsonify, request, stream_with_context
+from flask import Blueprint, Response, g, jsonify, stream_with_context
 
-from llmproxy import channels, jobs
+from llmproxy import channels, jobs, limits
+from llmproxy.admission import admit, ratelimit_headers
 from llmproxy.chat import validate_chat_request, wants_usage_chunk
 from llmproxy.errors import ApiError, dependency_unavailable
 from llmproxy.queueing import INTERACTIVE, RUN_JOB_TASK
 from web.auth import authenticate_client, current_key
 from web.jsonbody import json_body
 from web.services import services
-from web.session import commit, db, release
+from web.session import commit, db, release_connection
 
 bp = Blueprint("completions", __name__)
 bp.before_request(lambda: authenticate_client() and None)
@@ -33,8 +34,8 @@ def enqueue(job_id: str, queue: str) -> None:
 
 
 def result_headers(job_id: str, done: dict | None = None) -> dict[str, str]:
-    """The x-llmproxy-* headers of a finished (or started) job."""
-    headers = {"x-request-id": job_id}
+    """The x-request-id, x-llmproxy-* and x-ratelimit-* headers of a finished (or started) job."""
+    headers = {"x-request-id": job_id, **g.get("ratelimit_headers", {})}
     if done:
         if done.get("served_provider"):
             headers["x-llmproxy-provider"] = done["served_provider"]
@@ -53,12 +54,21 @@ def chat_completions():
     body = json_body()
     validate_chat_request(db(), key, body)
     stream = bool(body.get("stream"))
-    job = jobs.create_job(db(), api_key=key, body=body, queue=INTERACTIVE, stream=stream)
-    job_id = job.id
-    commit()
-    enqueue(job_id, INTERACTIVE)
-    release()
-    deadline = time.monotonic() + services().settings.sync_timeout_seconds
+    job_id = jobs.new_job_id()
+    settings = services().settings
+    admission = admit(db(), services().redis, key=key, request_id=job_id, body=body,
+                      default_max_tokens=settings.default_max_tokens)
+    try:
+        jobs.create_job(db(), api_key=key, body=body, queue=INTERACTIVE, stream=stream, job_id=job_id)
+        commit()
+        enqueue(job_id, INTERACTIVE)
+    except Exception:
+        if admission is not None:
+            limits.release(services().redis, key_id=key.id, request_id=job_id)
+        raise
+    release_connection()
+    g.ratelimit_headers = ratelimit_headers(admission)
+    deadline = time.monotonic() + settings.sync_timeout_seconds
     first = _next_event(job_id, "0", deadline)
     if first is None:
         return _sync_timeout(job_id)
@@ -82,7 +92,7 @@ def _next_event(job_id: str, after: str, deadline: float) -> channels.Event | No
 def _sync_timeout(job_id: str):
     raise ApiError(504, f"The request did not finish in time; it is still running as job {job_id}. "
                         f"Read it at /v1/jobs/{job_id}.", type="timeout", code="sync_timeout",
-                   headers={"x-request-id": job_id})
+                   headers=result_headers(job_id))
 
 
 def _final_response(job_id: str, done: dict):
@@ -143,5 +153,5 @@ def _sse_response(job_id: str, first: channels.Event, deadline: float, include_u
                 # The caller went away: ask the worker to stop the upstream call.
                 channels.request_cancel(client, job_id)
 
-    headers = {"x-request-id": job_id, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    headers = {**result_headers(job_id), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return Response(stream_with_context(generate()), mimetype="text/event-stream", headers=headers)

@@ -30,7 +30,7 @@ def commit() -> None:
             raise dependency_unavailable("The database") from exc
 
 
-def release() -> None:
+def release_connection() -> None:
     """Commit and give the connection back before a long wait (a waiting request holds no connection)."""
     commit()
     session = g.pop("db", None)

@@ -1,0 +1,182 @@
+"""The proxy as production runs it: PostgreSQL, Redis, gunicorn web and Celery workers on `interactive`.
+
+Everything goes through the project's own entry points: `python -m llmproxy setup` migrates and
+seeds a dedicated bench database, `python -m llmproxy providers edit` points the default
+providers at the stub, `python -m llmproxy keys create` makes the virtual key.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+
+import psycopg
+import redis
+import requests
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+from bench.processes import PYTHON, BenchError, Child, ProcessSet, run_command, wait_for
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/llmproxy_bench"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
+# Databases and Redis indexes the bench must never wipe: the test suite's and the usual defaults.
+PROTECTED_DATABASES = {"test", "postgres", "template0", "template1"}
+PROTECTED_REDIS_DBS = {0, 15}
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """How many processes and threads to run, and where its state lives."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str = DEFAULT_REDIS_URL
+    fresh_database: bool = True  # drop and recreate the database first (only ever the bench's own)
+    web_workers: int = 2
+    web_threads: int = 32
+    worker_procs: int = 1
+    worker_threads: int = 32
+    access_log: bool = False
+    worker_loglevel: str = "info"
+
+
+def free_port() -> int:
+    """A free loopback port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare_database(url: str, *, fresh: bool) -> None:
+    """Create the bench database (dropping it first when `fresh`); refuse the test suite's database."""
+    parsed = make_url(url)
+    name = parsed.database
+    if not parsed.drivername.startswith("postgresql") or not name:
+        raise BenchError(f"--database-url must be a postgresql:// URL with a database name, got {url!r}")
+    if name in PROTECTED_DATABASES:
+        raise BenchError(f"refusing to use database {name!r}: the bench needs a database of its own")
+    admin = parsed.set(drivername="postgresql", database="postgres")
+    conninfo = admin.render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists and fresh:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+            exists = None
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def prepare_redis(url: str) -> None:
+    """Empty the bench's Redis database (stale queues of an earlier run would be consumed otherwise)."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=5)
+    index = int(client.connection_pool.connection_kwargs.get("db", 0))
+    if index in PROTECTED_REDIS_DBS:
+        raise BenchError(f"refusing to flush Redis database {index}: give the bench its own (e.g. {DEFAULT_REDIS_URL})")
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+class Proxy:
+    """The running proxy: its URL, the virtual key, and the processes behind it."""
+
+    def __init__(self, procs: ProcessSet, config: ProxyConfig) -> None:
+        self.procs = procs
+        self.config = config
+        self.env = {
+            "DATABASE_URL": config.database_url,
+            "REDIS_URL": config.redis_url,
+            # Fresh secrets per run; the bench database is recreated, so nothing sealed with an old key remains.
+            "ENCRYPTION_KEY": secrets.token_hex(32),
+            "ADMIN_API_KEY": "bench-admin-" + secrets.token_urlsafe(24),
+            "WEB_CONCURRENCY": str(config.web_workers),
+            "WEB_THREADS": str(config.web_threads),
+            # gunicorn_conf.py passes ACCESS_LOG through; gunicorn rejects "" ("'' isn't writable"), so "off" is
+            # /dev/null (the line is still formatted, a few microseconds).
+            "ACCESS_LOG": "-" if config.access_log else os.devnull,
+        }
+        self.url: str | None = None
+        self.key: str | None = None
+        self.web: Child | None = None
+        self.workers: list[Child] = []
+        self.nodes: list[str] = []  # Celery node names, as their heartbeats name them
+
+    def _cli(self, *args: str) -> str:
+        return run_command([PYTHON, "-m", "llmproxy", *args], {**self.procs.env, **self.env})
+
+    def setup(self, stub_url: str) -> None:
+        """Prepare PostgreSQL and Redis, migrate + seed, point the providers at the stub, create the key."""
+        prepare_database(self.config.database_url, fresh=self.config.fresh_database)
+        prepare_redis(self.config.redis_url)
+        self._cli("setup")
+        self._cli("providers", "edit", "openai", "--api-base", stub_url, "--api-key", "sk-bench")
+        # gpt-3.5-turbo falls back to mistral-tiny: point that provider at the stub's Mistral dialect too, so no
+        # request of the bench can ever leave the machine.
+        mistral = stub_url.removesuffix("/v1") + "/mistral/v1"
+        self._cli("providers", "edit", "mistral", "--api-base", mistral, "--api-key", "sk-bench")
+        created = self._cli("keys", "create", "--name", "bench")
+        try:
+            self.key = json.loads(created)["key"]
+        except (ValueError, KeyError):
+            raise BenchError(f"`llmproxy keys create` printed no key:\n{created}") from None
+
+    def start(self) -> None:
+        """Start the workers, then the web, and wait until both serve."""
+        cfg = self.config
+        for i in range(cfg.worker_procs):
+            node = f"bench{i + 1}@localhost"
+            child = self.procs.start(f"worker{i + 1}", [
+                PYTHON, "-m", "celery", "-A", "worker.main", "worker", "-Q", "interactive", "-P", "threads",
+                "-c", str(cfg.worker_threads), "-n", node, "--loglevel", cfg.worker_loglevel], self.env)
+            self.workers.append(child)
+            self.nodes.append(node)
+        port = free_port()
+        self.web = self.procs.start("web", [PYTHON, "-m", "gunicorn", "-c", "web/gunicorn_conf.py",
+                                            "--bind", f"127.0.0.1:{port}", "web:create_app()"], self.env)
+        self.url = f"http://127.0.0.1:{port}"
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        client = redis.Redis.from_url(self.config.redis_url)
+        try:
+            # A worker announces itself with a heartbeat per queue once it consumes (worker/app.py).
+            wait_for(lambda: all(client.hexists("llmproxy:consumers:interactive", n) for n in self.nodes),
+                     timeout=90, message="the Celery workers to consume `interactive`", watch=self.workers)
+        finally:
+            client.close()
+
+        def healthy() -> bool:
+            try:
+                return requests.get(self.url + "/healthz", timeout=1).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_for(healthy, timeout=60, message="gunicorn to answer /healthz", watch=[self.web])
+        self._smoke_test()
+
+    def _smoke_test(self) -> None:
+        """One request of each kind must be served by the stub through the `openai` provider."""
+        headers = {"Authorization": f"Bearer {self.key}"}
+        body = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "ping"}]}
+        resp = requests.post(self.url + "/v1/chat/completions", json=body, headers=headers, timeout=30)
+        if resp.status_code != 200 or resp.headers.get("x-llmproxy-provider") != "openai":
+            raise BenchError(f"the proxy's first request failed: {resp.status_code} "
+                             f"{resp.headers.get('x-llmproxy-provider')!r} {resp.text[:500]}\n"
+                             f"--- web:\n{self.web.tail()}\n--- worker1:\n{self.workers[0].tail()}")
+        with requests.post(self.url + "/v1/chat/completions", json={**body, "stream": True}, headers=headers,
+                           timeout=30, stream=True) as resp:
+            text = resp.text
+        if resp.status_code != 200 or "data: [DONE]" not in text:
+            raise BenchError(f"the proxy's first stream failed: {resp.status_code} {text[:500]}")
+
+    def describe(self) -> dict:
+        """The topology, for the report."""
+        cfg = self.config
+        return {"web_workers": cfg.web_workers, "web_threads": cfg.web_threads, "worker_procs": cfg.worker_procs,
+                "worker_threads": cfg.worker_threads, "access_log": cfg.access_log,
+                "worker_loglevel": cfg.worker_loglevel,
+                "database": make_url(cfg.database_url).render_as_string(hide_password=True),
+                "redis": cfg.redis_url}
