@@ -110,8 +110,8 @@ class WebProcess(_Process):
             if self.proc.poll() is not None:
                 raise AssertionError(f"web exited:\n{self.output()[-3000:]}")
             try:
-                return requests.get(self.url + "/healthz", timeout=1).status_code == 200
-            except requests.ConnectionError:
+                return requests.get(self.url + "/healthz", timeout=5).status_code == 200
+            except requests.RequestException:
                 return False
 
         wait_for(ready, timeout=60, message="the web process to start")
