@@ -23,6 +23,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     from web import admin, compat, completions, errors, openai_api, ops, session
+    from web import usage
 
     session.init_app(app)
     errors.init_app(app)
@@ -31,4 +32,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(compat.bp)
     app.register_blueprint(openai_api.bp)
     app.register_blueprint(completions.bp)
+    app.register_blueprint(usage.bp)
     return app
