@@ -15,11 +15,21 @@ from llmproxy.models import ApiKey
 from llmproxy.tokens import estimate_request
 
 
-def key_limits(key: ApiKey) -> limits.KeyLimits | None:
-    """The key's limits, or None when it has none (nothing to check)."""
+def key_limits(key: ApiKey, share: float = 1.0) -> limits.KeyLimits | None:
+    """The key's limits (rates scaled by `share`), or None when it has none (nothing to check).
+
+    Batch work is admitted against a share (BATCH_LIMIT_SHARE, 0.8 by default)
+    of the same rolling windows that interactive requests use at 100%, so a
+    draining batch always leaves the rest of the key's minute to its
+    interactive callers.
+    """
     if key.rpm_limit is None and key.tpm_limit is None and key.budget_usd is None:
         return None
-    return limits.KeyLimits(rpm=key.rpm_limit, tpm=key.tpm_limit, budget_usd=key.budget_usd)
+
+    def scaled(limit: int | None) -> int | None:
+        return None if limit is None else max(1, int(limit * share))
+
+    return limits.KeyLimits(rpm=scaled(key.rpm_limit), tpm=scaled(key.tpm_limit), budget_usd=key.budget_usd)
 
 
 def worst_case_cost(session: Session, body: dict, *, default_max_tokens: int) -> tuple[int, Decimal]:
@@ -48,9 +58,9 @@ def ratelimit_headers(state: limits.RateState | None) -> dict[str, str]:
 
 
 def admit(session: Session, client: redis.Redis, *, key: ApiKey, request_id: str, body: dict,
-          default_max_tokens: int) -> limits.Admission | None:
+          default_max_tokens: int, share: float = 1.0) -> limits.Admission | None:
     """Reserve this request's share of the key's limits, or raise 429 saying which limit and for how long."""
-    key_lims = key_limits(key)
+    key_lims = key_limits(key, share)
     if key_lims is None:
         return None
     tokens, max_cost = worst_case_cost(session, body, default_max_tokens=default_max_tokens)

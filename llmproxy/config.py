@@ -39,6 +39,7 @@ class Settings:
     result_ttl_seconds: int = 3600
     catalog_ttl_seconds: float = 1.0
     default_max_tokens: int = 4096
+    batch_limit_share: float = 0.8
     provider_keys: Mapping[str, str] = field(default_factory=dict)
 
     def with_(self, **changes) -> "Settings":
@@ -70,6 +71,13 @@ def _number(env: Mapping[str, str], name: str, default, kind=float):
     if value < 0:
         raise ConfigError(f"{name} must not be negative")
     return value
+
+
+def _share(env: Mapping[str, str]) -> float:
+    share = _number(env, "BATCH_LIMIT_SHARE", 0.8)
+    if not 0 < share <= 1:
+        raise ConfigError("BATCH_LIMIT_SHARE must be in (0, 1]")
+    return share
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -109,6 +117,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         result_ttl_seconds=_number(env, "RESULT_TTL_SECONDS", 3600, int),
         catalog_ttl_seconds=_number(env, "CATALOG_TTL_SECONDS", 1.0),
         default_max_tokens=_number(env, "DEFAULT_MAX_TOKENS", 4096, int),
+        batch_limit_share=_share(env),
         provider_keys=provider_keys,
     )
 

@@ -17,7 +17,10 @@ from llmproxy.config import Settings
 from llmproxy.credentials import resolve_credential
 from llmproxy.crypto import DecryptionError
 from llmproxy.db import session_scope
-from llmproxy.models import Job
+from llmproxy.admission import admit
+from llmproxy.errors import ApiError
+from llmproxy.models import ApiKey, Job
+from llmproxy.queueing import BATCH
 from llmproxy.providers import Endpoint, Timeouts
 from llmproxy.routing import ChainResult, RetryPolicy, Step, run_chain
 
@@ -85,6 +88,12 @@ def outcome_of(job: Job, chain: ChainResult, started: float) -> jobs.Outcome:
                         latency_ms=latency)
 
 
+def usage_chunk(result: dict) -> dict:
+    """OpenAI's last stream chunk (no choices, the usage) for a completed stream's result."""
+    return {"id": result.get("id"), "object": "chat.completion.chunk", "created": result.get("created"),
+            "model": result.get("model"), "choices": [], "usage": result.get("usage")}
+
+
 def done_event(job: Job) -> dict:
     """What the waiting web process needs to answer without reading the database again."""
     return {"status": job.status, "result": job.result, "error": job.error, "error_status": job.error_status,
@@ -119,6 +128,34 @@ class LeaseKeeper:
                 log.warning("could not renew lease of %s", job_id, exc_info=True)
 
 
+def pace(session: Session, client: redis.Redis, job: Job, settings: Settings) -> ApiError | None:
+    """Reserve the job's share of its key's limits; raise Deferred to wait, or return a refusal waiting can't fix."""
+    key = session.get(ApiKey, job.api_key_id)
+    if key is None or key.revoked_at is not None:
+        return ApiError(401, "The key of this job was revoked", type="authentication_error", code="invalid_api_key")
+    try:
+        admit(session, client, key=key, request_id=job.id, body=job.request,
+              default_max_tokens=settings.default_max_tokens, share=settings.batch_limit_share)
+    except ApiError as refusal:
+        if refusal.headers.get("Retry-After") and refusal.code == "rate_limit_exceeded":
+            raise Deferred(min(30.0, float(refusal.headers["Retry-After"]))) from None
+        return refusal
+    return None
+
+
+def _refuse(session_factory, client, job: Job, refusal: ApiError, settings: Settings) -> str | None:
+    """End a queued job that can never be admitted (budget spent, too large, key revoked)."""
+    with session_scope(session_factory) as session:
+        claimed = jobs.claim_job(session, job.id, lease_seconds=settings.job_lease_seconds)
+        if claimed is None:
+            return None
+        outcome = jobs.Outcome(status=jobs.FAILED, error=refusal.body()["error"], error_status=refusal.status)
+        if not jobs.finish_job(session, claimed, claimed.run_count, outcome):
+            return None
+    channels.publish(client, job.id, channels.DONE, done_event(claimed), run=claimed.run_count)
+    return claimed.status
+
+
 def _throttled(check: Callable[[], bool], every: float = 0.25) -> Callable[[], bool]:
     last = [0.0]
     state = [False]
@@ -133,10 +170,27 @@ def _throttled(check: Callable[[], bool], every: float = 0.25) -> Callable[[], b
     return should_stop
 
 
+class Deferred(Exception):
+    """The job must wait for its key's capacity: run it again after `delay` seconds."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(f"deferred for {delay:.2f}s")
+        self.delay = delay
+
+
 def execute_job(job_id: str, *, session_factory: sessionmaker, redis_client: redis.Redis,
                 settings: Settings, sleep: Callable[[float], None] = time.sleep) -> str | None:
-    """Run a job if it is ours to run; return its final status, or None when another run owns it."""
+    """Run a job if it is ours to run; return its final status, or None when another run owns it.
+
+    Queued jobs of the batch queue are paced first: they raise Deferred until
+    their key has capacity, instead of failing with 429.
+    """
     with session_scope(session_factory) as session:
+        pending = jobs.get_job(session, job_id)
+        if pending is not None and pending.queue == BATCH and pending.status == jobs.QUEUED:
+            refusal = pace(session, redis_client, pending, settings)
+            if refusal is not None:
+                return _refuse(session_factory, redis_client, pending, refusal, settings)
         job = jobs.claim_job(session, job_id, lease_seconds=settings.job_lease_seconds)
         if job is None:
             existing = jobs.get_job(session, job_id)
@@ -163,5 +217,9 @@ def execute_job(job_id: str, *, session_factory: sessionmaker, redis_client: red
     used = outcome.usage.prompt_tokens + outcome.usage.completion_tokens if outcome.usage else 0
     limits.settle(redis_client, key_id=job.api_key_id, request_id=job_id, actual_tokens=used,
                   actual_cost_usd=outcome.cost_usd or Decimal(0))
+    if job.stream and outcome.usage is not None and outcome.usage.estimated:
+        # The upstream streamed no usage: a caller who asked for it (stream_options.include_usage)
+        # gets our count, as OpenAI would send it; the web drops this chunk for everyone else.
+        channels.publish(redis_client, job_id, channels.CHUNK, usage_chunk(outcome.result), run=run)
     channels.publish(redis_client, job_id, channels.DONE, done_event(job), run=run)
     return job.status

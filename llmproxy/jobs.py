@@ -150,3 +150,57 @@ def job_json(job: Job) -> dict:
         "result": job.result, "error": job.error, "usage": job.usage, "cost_usd": money(job.cost_usd),
         "attempts": job.attempts or [],
     }
+
+
+def request_fingerprint(payload: dict) -> str:
+    """SHA-256 of a request's canonical JSON, to tell a replay from a different request."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def find_by_idempotency_key(session: Session, api_key_id: str, idempotency_key: str) -> Job | None:
+    """The job this key created with this Idempotency-Key, if any."""
+    return session.scalar(select(Job).where(Job.api_key_id == api_key_id, Job.idempotency_key == idempotency_key))
+
+
+def get_own_job(session: Session, api_key_id: str, job_id: str) -> Job:
+    """The caller's job; another key's job is 404, like an unknown one."""
+    from llmproxy.errors import not_found
+
+    job = session.get(Job, job_id)
+    if job is None or job.api_key_id != api_key_id:
+        raise not_found("job")
+    return job
+
+
+def list_jobs(session: Session, api_key_id: str, *, status: str | None, limit: int,
+              after: str | None) -> tuple[list[Job], bool]:
+    """This key's jobs, newest first, after the cursor job; returns (page, has_more)."""
+    query = select(Job).where(Job.api_key_id == api_key_id)
+    if status:
+        query = query.where(Job.status == status)
+    if after:
+        cursor = get_own_job(session, api_key_id, after)
+        query = query.where(or_(Job.created_at < cursor.created_at,
+                                and_(Job.created_at == cursor.created_at, Job.id < cursor.id)))
+    rows = list(session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
+
+
+def cancel_job(session: Session, job: Job) -> bool:
+    """Cancel a queued job at once (True); a running one is only flagged, its worker stops it when it can."""
+    now = utcnow()
+    result = session.execute(
+        update(Job).where(Job.id == job.id, Job.status == QUEUED)
+        .values(status=CANCELLED, completed_at=now, cancel_requested=True,
+                error={"message": "The job was cancelled", "type": "invalid_request_error", "param": None,
+                       "code": "cancelled"})
+        .execution_options(synchronize_session=False))
+    if result.rowcount == 1:
+        session.refresh(job)
+        return True
+    if job.status == IN_PROGRESS:
+        job.cancel_requested = True
+    return False

@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     from web import admin, compat, completions, errors, openai_api, ops, session
-    from web import usage
+    from web import jobs_api, usage
 
     session.init_app(app)
     errors.init_app(app)
@@ -33,4 +33,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(openai_api.bp)
     app.register_blueprint(completions.bp)
     app.register_blueprint(usage.bp)
+    app.register_blueprint(jobs_api.bp)
     return app

@@ -4,33 +4,21 @@ from __future__ import annotations
 import json
 import time
 
-from flask import Blueprint, Response, g, jsonify, stream_with_context
+from flask import Blueprint, Response, g, jsonify, request, stream_with_context
 
 from llmproxy import channels, jobs, limits
 from llmproxy.admission import admit, ratelimit_headers
 from llmproxy.chat import validate_chat_request, wants_usage_chunk
-from llmproxy.errors import ApiError, dependency_unavailable
-from llmproxy.queueing import INTERACTIVE, RUN_JOB_TASK
+from llmproxy.errors import ApiError, bad_request
+from llmproxy.queueing import INTERACTIVE
 from web.auth import authenticate_client, current_key
+from web.dispatch import enqueue
 from web.jsonbody import json_body
 from web.services import services
 from web.session import commit, db, release_connection
 
 bp = Blueprint("completions", __name__)
 bp.before_request(lambda: authenticate_client() and None)
-
-
-def enqueue(job_id: str, queue: str) -> None:
-    """Send the job's task; if the broker is down, remove the job so nothing is half-written."""
-    try:
-        services().celery.send_task(RUN_JOB_TASK, args=[job_id], queue=queue)
-    except Exception as exc:  # noqa: BLE001 - any broker failure means the job was not accepted
-        session = db()
-        job = jobs.get_job(session, job_id)
-        if job is not None:
-            session.delete(job)
-            commit()
-        raise dependency_unavailable("Redis") from exc
 
 
 def result_headers(job_id: str, done: dict | None = None) -> dict[str, str]:
@@ -52,8 +40,16 @@ def chat_completions():
     """OpenAI's chat completions, served through the queue (streamed or not)."""
     key = current_key()
     body = json_body()
+    prefer = parse_prefer(request.headers.get("Prefer", ""))
+    if "respond-async" in prefer:
+        from web.jobs_api import submit_job
+
+        response = submit_job(body, None)
+        response.headers["Preference-Applied"] = "respond-async"
+        return response
     validate_chat_request(db(), key, body)
     stream = bool(body.get("stream"))
+    wait = prefer_wait(prefer)
     job_id = jobs.new_job_id()
     settings = services().settings
     admission = admit(db(), services().redis, key=key, request_id=job_id, body=body,
@@ -68,9 +64,11 @@ def chat_completions():
         raise
     release_connection()
     g.ratelimit_headers = ratelimit_headers(admission)
-    deadline = time.monotonic() + settings.sync_timeout_seconds
+    deadline = time.monotonic() + (wait if wait is not None else settings.sync_timeout_seconds)
     first = _next_event(job_id, "0", deadline)
     if first is None:
+        if wait is not None:
+            return _still_running(job_id, wait)
         return _sync_timeout(job_id)
     if first.kind == channels.DONE:
         return _final_response(job_id, first.data)
@@ -87,6 +85,37 @@ def _next_event(job_id: str, after: str, deadline: float) -> channels.Event | No
         events = channels.read(client, job_id, after=after, block_ms=max(1, int(min(remaining, 5) * 1000)), count=1)
         if events:
             return events[0]
+
+
+def parse_prefer(header: str) -> dict[str, str]:
+    """RFC 7240 preferences, e.g. `respond-async, wait=10` → {"respond-async": "", "wait": "10"}."""
+    prefs = {}
+    for part in header.replace(";", ",").split(","):
+        name, _, value = part.strip().partition("=")
+        if name:
+            prefs[name.lower()] = value.strip().strip('"')
+    return prefs
+
+
+def prefer_wait(prefer: dict[str, str]) -> float | None:
+    """Seconds of `Prefer: wait=N` (capped by the sync timeout), or None."""
+    if "wait" not in prefer:
+        return None
+    try:
+        wait = float(prefer["wait"])
+    except ValueError:
+        raise bad_request("Prefer: wait must be a number of seconds", param="Prefer") from None
+    return max(0.0, min(wait, services().settings.sync_timeout_seconds))
+
+
+def _still_running(job_id: str, wait: float):
+    """202 with the job after `Prefer: wait=N` ran out; the job goes on."""
+    from web.jobs_api import job_response
+
+    response = job_response(jobs.get_own_job(db(), current_key().id, job_id), 202)
+    response.headers["Preference-Applied"] = f"wait={wait:g}"
+    response.headers.update(g.get("ratelimit_headers", {}))
+    return response
 
 
 def _sync_timeout(job_id: str):

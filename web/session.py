@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, g
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from llmproxy.errors import dependency_unavailable
@@ -25,9 +25,12 @@ def commit() -> None:
     if "db" in g:
         try:
             g.db.commit()
-        except SQLAlchemyError as exc:
+        except (OperationalError, InterfaceError) as exc:
             g.db.rollback()
             raise dependency_unavailable("The database") from exc
+        except SQLAlchemyError:
+            g.db.rollback()
+            raise
 
 
 def release_connection() -> None:

@@ -7,18 +7,24 @@ from celery import shared_task
 
 from llmproxy import execution, jobs
 from llmproxy.db import session_scope
-from llmproxy.queueing import RUN_JOB_TASK
+from llmproxy.queueing import BATCH, RUN_JOB_TASK
 from worker.app import resources
 
 log = logging.getLogger(__name__)
 
 
-@shared_task(name=RUN_JOB_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def run_job(job_id: str) -> str | None:
+@shared_task(name=RUN_JOB_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True, bind=True)
+def run_job(self, job_id: str) -> str | None:
     """Execute one job (idempotent: a redelivered task for a job someone else runs does nothing)."""
     res = resources()
-    return execution.execute_job(job_id, session_factory=res.session_factory, redis_client=res.redis,
-                                 settings=res.settings)
+    try:
+        return execution.execute_job(job_id, session_factory=res.session_factory, redis_client=res.redis,
+                                     settings=res.settings)
+    except execution.Deferred as wait:
+        # Paced: the key has no capacity now; come back when it returns.
+        queue = (self.request.delivery_info or {}).get("routing_key") or BATCH
+        run_job.apply_async(args=[job_id], queue=queue, countdown=wait.delay)
+        return "deferred"
 
 
 @shared_task(name="llmproxy.sweep_jobs", ignore_result=True)
