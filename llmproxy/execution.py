@@ -10,7 +10,7 @@ from typing import Callable
 import redis
 from sqlalchemy.orm import Session, sessionmaker
 
-from llmproxy import channels, jobs, limits
+from llmproxy import channels, jobs, limits, metrics
 from llmproxy.accounting import Prices, Usage, compute_cost, usage_from_openai
 from llmproxy.catalog import fallback_chain
 from llmproxy.config import Settings
@@ -221,5 +221,16 @@ def execute_job(job_id: str, *, session_factory: sessionmaker, redis_client: red
         # The upstream streamed no usage: a caller who asked for it (stream_options.include_usage)
         # gets our count, as OpenAI would send it; the web drops this chunk for everyone else.
         channels.publish(redis_client, job_id, channels.CHUNK, usage_chunk(outcome.result), run=run)
+    _record_metrics(redis_client, outcome)
     channels.publish(redis_client, job_id, channels.DONE, done_event(job), run=run)
     return job.status
+
+
+def _record_metrics(client: redis.Redis, outcome: jobs.Outcome) -> None:
+    try:
+        metrics.record_job(client, attempts=outcome.attempts, model=outcome.served_model,
+                           prompt_tokens=outcome.usage.prompt_tokens if outcome.usage else 0,
+                           completion_tokens=outcome.usage.completion_tokens if outcome.usage else 0,
+                           cost_usd=outcome.cost_usd, latency_ms=outcome.latency_ms)
+    except redis.RedisError:  # the job is done and billed; a lost metric must not redo it
+        log.warning("could not record job metrics", exc_info=True)

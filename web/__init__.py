@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from web import jobs_api, usage
 
     session.init_app(app)
+    ops.init_metrics(app)
     errors.init_app(app)
     app.register_blueprint(ops.bp)
     app.register_blueprint(admin.bp)

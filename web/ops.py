@@ -1,9 +1,10 @@
-"""Operations routes: liveness, readiness."""
+"""Operations routes: liveness, readiness, metrics."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 from sqlalchemy import text
 
+from llmproxy import metrics
 from llmproxy.queueing import QUEUES, live_consumers
 from web.services import services
 from web.session import db
@@ -36,3 +37,29 @@ def readyz():
     if problems:
         return jsonify({"status": "unavailable", "missing": problems}), 503
     return jsonify({"status": "ready"})
+
+
+@bp.get("/metrics")
+def prometheus_metrics():
+    """Prometheus text: requests, upstream attempts, queue depth, job latency, tokens and cost by model."""
+    return Response(metrics.render(services().redis), mimetype="text/plain; version=0.0.4")
+
+
+def init_metrics(app) -> None:
+    """Count every response by route template (never the raw path: ids would explode the label set)."""
+    import logging
+
+    from flask import request
+
+    log = logging.getLogger(__name__)
+
+    @app.after_request
+    def _count(response):
+        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        if route != "/metrics":
+            try:
+                metrics.record_http(services().redis, route=route, method=request.method,
+                                    status=response.status_code)
+            except Exception:  # noqa: BLE001 - metrics must never fail a request
+                log.warning("could not record a metric", exc_info=True)
+        return response
