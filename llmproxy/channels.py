@@ -26,6 +26,7 @@ class Event:
     kind: str
     run: int
     data: dict[str, Any]
+    meta: dict[str, Any] | None = None
 
 
 def events_key(job_id: str) -> str:
@@ -38,10 +39,14 @@ def cancel_key(job_id: str) -> str:
     return f"llmproxy:job:{job_id}:cancel"
 
 
-def publish(client: redis.Redis | redis.client.Pipeline, job_id: str, kind: str, data: dict, *, run: int) -> None:
+def publish(client: redis.Redis | redis.client.Pipeline, job_id: str, kind: str, data: dict, *, run: int,
+            meta: dict | None = None) -> None:
     """Append an event to the job's stream (and keep the stream from living forever)."""
     key = events_key(job_id)
-    client.xadd(key, {"kind": kind, "run": run, "data": json.dumps(data, separators=(",", ":"))})
+    fields = {"kind": kind, "run": run, "data": json.dumps(data, separators=(",", ":"))}
+    if meta:
+        fields["meta"] = json.dumps(meta, separators=(",", ":"))
+    client.xadd(key, fields)
     if kind == DONE or not isinstance(client, redis.client.Pipeline):
         client.expire(key, STREAM_TTL_SECONDS)
 
@@ -57,6 +62,7 @@ def read(client: redis.Redis, job_id: str, *, after: str = "0", block_ms: int = 
                 kind=fields[b"kind"].decode(),
                 run=int(fields[b"run"]),
                 data=json.loads(fields[b"data"]),
+                meta=json.loads(fields[b"meta"]) if b"meta" in fields else None,
             ))
     return events
 

@@ -40,6 +40,11 @@ class Settings:
     catalog_ttl_seconds: float = 1.0
     default_max_tokens: int = 4096
     batch_limit_share: float = 0.8
+    max_batch_file_bytes: int = 200 * 1024 * 1024
+    max_batch_lines: int = 50_000
+    batch_completion_window_seconds: float = 24 * 3600.0
+    batch_lost_after_seconds: float = 300.0
+    retention_days: float = 30.0
     provider_keys: Mapping[str, str] = field(default_factory=dict)
 
     def with_(self, **changes) -> "Settings":
@@ -80,6 +85,22 @@ def _share(env: Mapping[str, str]) -> float:
     return share
 
 
+def _at_most(env: Mapping[str, str], name: str, ceiling: int) -> int:
+    # OpenAI's own batch limits are the ceiling; operators may only lower them.
+    value = _number(env, name, ceiling, int)
+    if not 1 <= value <= ceiling:
+        raise ConfigError(f"{name} must be from 1 to {ceiling}")
+    return value
+
+
+def _retention(env: Mapping[str, str]) -> float:
+    days = _number(env, "RETENTION_DAYS", 30.0)
+    if days < 1:
+        # Idempotency-Keys are promised for 24 h: their jobs must outlive that.
+        raise ConfigError("RETENTION_DAYS must be at least 1 (Idempotency-Keys are kept 24 h)")
+    return days
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build and validate Settings from the environment; raise ConfigError naming the bad setting."""
     env = os.environ if env is None else env
@@ -118,6 +139,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         catalog_ttl_seconds=_number(env, "CATALOG_TTL_SECONDS", 1.0),
         default_max_tokens=_number(env, "DEFAULT_MAX_TOKENS", 4096, int),
         batch_limit_share=_share(env),
+        max_batch_file_bytes=_at_most(env, "MAX_BATCH_FILE_BYTES", 200 * 1024 * 1024),
+        max_batch_lines=_at_most(env, "MAX_BATCH_LINES", 50_000),
+        batch_completion_window_seconds=_number(env, "BATCH_COMPLETION_WINDOW_SECONDS", 24 * 3600.0),
+        batch_lost_after_seconds=_number(env, "BATCH_LOST_AFTER_SECONDS", 300.0),
+        retention_days=_retention(env),
         provider_keys=provider_keys,
     )
 

@@ -203,11 +203,17 @@ def execute_job(job_id: str, *, session_factory: sessionmaker, redis_client: red
         steps = build_steps(session, job, settings)
     started = time.monotonic()
     stop = _throttled(lambda: channels.cancel_requested(redis_client, job_id))
+    announced = []
+
+    def emit(chunk: dict, step: Step) -> None:
+        # The first chunk says who serves the stream, so the web can set its headers.
+        meta = None if announced else {"provider": step.provider, "model": step.model}
+        announced.append(True)
+        channels.publish(redis_client, job_id, channels.CHUNK, chunk, run=run, meta=meta)
+
     with LeaseKeeper(session_factory, job_id, run, settings.job_lease_seconds):
-        chain = run_chain(
-            steps, job.request, stream=job.stream, policy=retry_policy(settings),
-            emit=lambda chunk: channels.publish(redis_client, job_id, channels.CHUNK, chunk, run=run),
-            should_stop=stop, sleep=sleep)
+        chain = run_chain(steps, job.request, stream=job.stream, policy=retry_policy(settings), emit=emit,
+                          should_stop=stop, sleep=sleep)
     outcome = outcome_of(job, chain, started)
     with session_scope(session_factory) as session:
         if not jobs.finish_job(session, job, run, outcome):

@@ -69,14 +69,30 @@ class StreamAssembler:
             delta = choice.get("delta") or {}
             if delta.get("content"):
                 slot["message"]["content"] += delta["content"]
-            if delta.get("tool_calls"):
-                slot["message"].setdefault("tool_calls_deltas", []).extend(delta["tool_calls"])
+            for part in delta.get("tool_calls") or []:
+                self._merge_tool_call(slot["message"].setdefault("tool_calls", []), part)
             if choice.get("finish_reason"):
                 slot["finish_reason"] = choice["finish_reason"]
+
+    @staticmethod
+    def _merge_tool_call(calls: list[dict], part: dict) -> None:
+        # Tool calls arrive as fragments keyed by index: id and name once, arguments in pieces.
+        index = part.get("index", len(calls))
+        while len(calls) <= index:
+            calls.append({"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
+        call = calls[index]
+        call["id"] = part.get("id") or call["id"]
+        call["type"] = part.get("type") or call["type"]
+        function = part.get("function") or {}
+        call["function"]["name"] += function.get("name") or ""
+        call["function"]["arguments"] += function.get("arguments") or ""
 
     def completion(self) -> dict:
         """The assembled chat.completion."""
         first = self.first or {}
+        for choice in self.choices.values():
+            if choice["message"].get("tool_calls") and not choice["message"]["content"]:
+                choice["message"]["content"] = None
         return {"id": first.get("id"), "object": "chat.completion", "created": first.get("created"),
                 "model": first.get("model"), "choices": [self.choices[i] for i in sorted(self.choices)],
                 "usage": self.usage}
@@ -99,7 +115,7 @@ def _delay(policy: RetryPolicy, retry: int, retry_after: float | None) -> float 
 
 
 def run_chain(steps: list[Step], body: dict, *, stream: bool, policy: RetryPolicy,
-              emit: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] = lambda: False,
+              emit: Callable[[dict, Step], None] | None = None, should_stop: Callable[[], bool] = lambda: False,
               sleep: Callable[[float], None] = time.sleep) -> ChainResult:
     """Try each step in order; return the first success, a caller error, or every attempt's failure."""
     result = ChainResult(attempts=[])
@@ -161,7 +177,7 @@ def _run_stream(provider, step: Step, body: dict, policy: RetryPolicy, emit, sho
             chunk["model"] = step.model
             assembler.add(chunk)
             if emit is not None:
-                emit(chunk)
+                emit(chunk, step)
             result.chunks_sent += 1
             if should_stop():
                 result.cancelled = True

@@ -65,26 +65,26 @@ def chat_completions():
     release_connection()
     g.ratelimit_headers = ratelimit_headers(admission)
     deadline = time.monotonic() + (wait if wait is not None else settings.sync_timeout_seconds)
-    first = _next_event(job_id, "0", deadline)
+    events = follow(job_id, deadline)
+    first = next(events)
     if first is None:
         if wait is not None:
             return _still_running(job_id, wait)
         return _sync_timeout(job_id)
     if first.kind == channels.DONE:
         return _final_response(job_id, first.data)
-    return _sse_response(job_id, first, deadline, wants_usage_chunk(body))
+    return _sse_response(job_id, first, events, wants_usage_chunk(body))
 
 
-def _next_event(job_id: str, after: str, deadline: float) -> channels.Event | None:
-    """The next event of the job, or None when the deadline passes."""
+def follow(job_id: str, deadline: float):
+    """The job's events as they arrive (read in batches); yields None once if the deadline passes first."""
     client = services().redis
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return None
-        events = channels.read(client, job_id, after=after, block_ms=max(1, int(min(remaining, 5) * 1000)), count=1)
-        if events:
-            return events[0]
+    after = "0"
+    while (remaining := deadline - time.monotonic()) > 0:
+        for event in channels.read(client, job_id, after=after, block_ms=max(1, int(min(remaining, 5) * 1000))):
+            after = event.id
+            yield event
+    yield None
 
 
 def parse_prefer(header: str) -> dict[str, str]:
@@ -149,7 +149,7 @@ def _relay(chunk: dict, include_usage: bool) -> str | None:
     return _sse(chunk)
 
 
-def _sse_response(job_id: str, first: channels.Event, deadline: float, include_usage: bool):
+def _sse_response(job_id: str, first: channels.Event, events, include_usage: bool):
     client = services().redis
 
     def generate():
@@ -176,11 +176,14 @@ def _sse_response(job_id: str, first: channels.Event, deadline: float, include_u
                     else:
                         yield _sse({"error": event.data.get("error")})
                     return
-                event = _next_event(job_id, event.id, deadline)
+                event = next(events)
         finally:
             if not finished:
                 # The caller went away: ask the worker to stop the upstream call.
                 channels.request_cancel(client, job_id)
 
     headers = {**result_headers(job_id), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    if first.meta:
+        headers["x-llmproxy-provider"] = first.meta["provider"]
+        headers["x-llmproxy-model"] = first.meta["model"]
     return Response(stream_with_context(generate()), mimetype="text/event-stream", headers=headers)
