@@ -16,6 +16,9 @@ import redis
 CHUNK = "chunk"
 DONE = "done"
 STREAM_TTL_SECONDS = 3600
+# A blocked XREAD must answer well within the client's socket timeout (redis-py 8 defaults to 5 s):
+# a read that blocks as long as the timeout races it and fails as "Redis is unavailable".
+MAX_BLOCK_MS = 2000
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,12 @@ def publish(client: redis.Redis | redis.client.Pipeline, job_id: str, kind: str,
 
 
 def read(client: redis.Redis, job_id: str, *, after: str = "0", block_ms: int = 0, count: int = 100) -> list[Event]:
-    """Events after `after`, blocking up to block_ms (0 = do not block) for the first one."""
-    reply = client.xread({events_key(job_id): after}, count=count, block=block_ms or None)
+    """Events after `after`, blocking up to block_ms (0 = do not block; at most MAX_BLOCK_MS) for the first one.
+
+    Callers wait longer by calling again until their own deadline.
+    """
+    block = min(block_ms, MAX_BLOCK_MS) if block_ms else None
+    reply = client.xread({events_key(job_id): after}, count=count, block=block)
     events: list[Event] = []
     for _key, entries in reply or []:
         for entry_id, fields in entries:

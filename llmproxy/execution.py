@@ -73,12 +73,14 @@ def outcome_of(job: Job, chain: ChainResult, started: float) -> jobs.Outcome:
     """Turn a chain result into the job's stored outcome, with usage and cost when it was served."""
     latency = int((time.monotonic() - started) * 1000)
     if chain.cancelled:
-        return jobs.Outcome(status=jobs.CANCELLED, attempts=chain.attempts, latency_ms=latency,
-                            error={"message": "The request was cancelled", "type": "invalid_request_error",
-                                   "param": None, "code": "cancelled"}, error_status=499)
+        outcome = jobs.Outcome(status=jobs.CANCELLED, attempts=chain.attempts, latency_ms=latency,
+                               error={"message": "The request was cancelled", "type": "invalid_request_error",
+                                      "param": None, "code": "cancelled"}, error_status=499)
+        return _bill_partial(outcome, chain, job)
     if chain.step is None or chain.response is None:
-        return jobs.Outcome(status=jobs.FAILED, attempts=chain.attempts, error=chain.error,
-                            error_status=chain.error_status, latency_ms=latency)
+        outcome = jobs.Outcome(status=jobs.FAILED, attempts=chain.attempts, error=chain.error,
+                               error_status=chain.error_status, latency_ms=latency)
+        return _bill_partial(outcome, chain, job)
     step = chain.step
     usage = measure_usage(chain.response, job.request, step.model)
     response = dict(chain.response, model=step.model, usage=usage.as_openai())
@@ -86,6 +88,18 @@ def outcome_of(job: Job, chain: ChainResult, started: float) -> jobs.Outcome:
     return jobs.Outcome(status=jobs.COMPLETED, result=response, attempts=chain.attempts, usage=usage,
                         prices=step.prices, cost_usd=cost, served_model=step.model, served_provider=step.provider,
                         latency_ms=latency)
+
+
+def _bill_partial(outcome: jobs.Outcome, chain: ChainResult, job: Job) -> jobs.Outcome:
+    """A stream cut after chunks were sent still cost the provider's tokens: bill what was produced."""
+    if chain.partial is None or chain.partial_step is None:
+        return outcome
+    step = chain.partial_step
+    usage = measure_usage(chain.partial, job.request, step.model)
+    outcome.usage, outcome.prices = usage, step.prices
+    outcome.cost_usd = compute_cost(usage, step.prices)
+    outcome.served_model, outcome.served_provider = step.model, step.provider
+    return outcome
 
 
 def usage_chunk(result: dict) -> dict:
@@ -219,16 +233,19 @@ def execute_job(job_id: str, *, session_factory: sessionmaker, redis_client: red
         if not jobs.finish_job(session, job, run, outcome):
             log.info("job %s finished by another run; this run's result is dropped", job_id)
             return None
-    # After the spend is committed: swap the reservation for the real usage (frees unused tokens now).
-    used = outcome.usage.prompt_tokens + outcome.usage.completion_tokens if outcome.usage else 0
-    limits.settle(redis_client, key_id=job.api_key_id, request_id=job_id, actual_tokens=used,
-                  actual_cost_usd=outcome.cost_usd or Decimal(0))
-    if job.stream and outcome.usage is not None and outcome.usage.estimated:
-        # The upstream streamed no usage: a caller who asked for it (stream_options.include_usage)
-        # gets our count, as OpenAI would send it; the web drops this chunk for everyone else.
-        channels.publish(redis_client, job_id, channels.CHUNK, usage_chunk(outcome.result), run=run)
-    _record_metrics(redis_client, outcome)
-    channels.publish(redis_client, job_id, channels.DONE, done_event(job), run=run)
+    try:
+        # After the spend is committed: swap the reservation for the real usage (frees unused tokens now).
+        used = outcome.usage.prompt_tokens + outcome.usage.completion_tokens if outcome.usage else 0
+        limits.settle(redis_client, key_id=job.api_key_id, request_id=job_id, actual_tokens=used,
+                      actual_cost_usd=outcome.cost_usd or Decimal(0))
+        if job.stream and outcome.status == jobs.COMPLETED and outcome.usage is not None and outcome.usage.estimated:
+            # The upstream streamed no usage: a caller who asked for it (stream_options.include_usage)
+            # gets our count, as OpenAI would send it; the web drops this chunk for everyone else.
+            channels.publish(redis_client, job_id, channels.CHUNK, usage_chunk(outcome.result), run=run)
+        _record_metrics(redis_client, outcome)
+    finally:
+        # The job is stored and billed: whatever failed above, the waiter must get its answer.
+        channels.publish(redis_client, job_id, channels.DONE, done_event(job), run=run)
     return job.status
 
 

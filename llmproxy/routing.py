@@ -43,6 +43,9 @@ class ChainResult:
     step: Step | None = None
     response: dict | None = None
     chunks_sent: int = 0
+    # What a stream had produced when it was cancelled or broke: billed, since the provider bills it.
+    partial: dict | None = None
+    partial_step: Step | None = None
     error_status: int | None = None
     error: dict | None = None
     cancelled: bool = False
@@ -181,11 +184,19 @@ def _run_stream(provider, step: Step, body: dict, policy: RetryPolicy, emit, sho
             result.chunks_sent += 1
             if should_stop():
                 result.cancelled = True
-                return
+                break
+    except ProviderError:
+        if result.chunks_sent:
+            result.partial, result.partial_step = assembler.completion(), step
+        raise
     finally:
         close = getattr(chunks, "close", None)
         if close:
             close()
+    if result.cancelled:
+        if result.chunks_sent:
+            result.partial, result.partial_step = assembler.completion(), step
+        return
     result.response = assembler.completion()
 
 

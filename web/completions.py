@@ -65,7 +65,7 @@ def chat_completions():
     release_connection()
     g.ratelimit_headers = ratelimit_headers(admission)
     deadline = time.monotonic() + (wait if wait is not None else settings.sync_timeout_seconds)
-    events = follow(job_id, deadline)
+    events = follow(job_id, deadline, idle=settings.sync_timeout_seconds if stream and wait is None else None)
     first = next(events)
     if first is None:
         if wait is not None:
@@ -76,13 +76,19 @@ def chat_completions():
     return _sse_response(job_id, first, events, wants_usage_chunk(body))
 
 
-def follow(job_id: str, deadline: float):
-    """The job's events as they arrive (read in batches); yields None once if the deadline passes first."""
+def follow(job_id: str, deadline: float, *, idle: float | None = None):
+    """The job's events as they arrive (read in batches); yields None once if the deadline passes first.
+
+    With `idle`, each event moves the deadline to `idle` seconds later: a stream
+    is cut only when it stalls, never while chunks flow.
+    """
     client = services().redis
     after = "0"
     while (remaining := deadline - time.monotonic()) > 0:
         for event in channels.read(client, job_id, after=after, block_ms=max(1, int(min(remaining, 5) * 1000))):
             after = event.id
+            if idle is not None:
+                deadline = time.monotonic() + idle
             yield event
     yield None
 
@@ -157,7 +163,9 @@ def _sse_response(job_id: str, first: channels.Event, events, include_usage: boo
         try:
             while True:
                 if event is None:
-                    yield _sse({"error": {"message": f"Timed out; the job {job_id} is still running",
+                    # Stalled: nobody can resume an SSE stream, so stop the job too (finally below).
+                    yield _sse({"error": {"message": "The stream stalled: no data within the sync timeout; "
+                                                     f"job {job_id} was stopped",
                                           "type": "timeout", "param": None, "code": "sync_timeout"}})
                     return
                 if event.run != run:

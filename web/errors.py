@@ -28,8 +28,10 @@ def to_api_error(exc: BaseException) -> ApiError:
                    413: "Request body is larger than the configured limit"}.get(status, exc.description or exc.name)
         return ApiError(status, message, code=_HTTP_CODES.get(status, "http_error"))
     if isinstance(exc, redis.RedisError):
+        log.warning("Redis failed: %s", exc.__class__.__name__, exc_info=exc)
         return dependency_unavailable("Redis")
     if isinstance(exc, (OperationalError, InterfaceError)):
+        log.warning("database failed: %s", exc.__class__.__name__, exc_info=exc)
         return dependency_unavailable("The database")
     log.exception("unhandled error", exc_info=exc)
     return ApiError(500, "Internal server error", type="server_error", code="internal_error")

@@ -39,9 +39,10 @@ class Services:
                 if self._redis is None:
                     if not self.settings.redis_url:
                         raise RuntimeError("REDIS_URL is not set")
+                    # socket_timeout must exceed channels.MAX_BLOCK_MS, the longest blocking read.
                     self._redis = redis.Redis.from_url(
-                        self.settings.redis_url, socket_connect_timeout=2, health_check_interval=30,
-                        max_connections=256)
+                        self.settings.redis_url, socket_connect_timeout=2, socket_timeout=10,
+                        health_check_interval=30, max_connections=256)
         return self._redis
 
     @property

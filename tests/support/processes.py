@@ -117,6 +117,24 @@ class WebProcess(_Process):
         wait_for(ready, timeout=60, message="the web process to start")
 
 
+class BeatProcess(_Process):
+    """`celery -A worker.main beat`: the periodic sweeper of lost jobs; ready once it has started."""
+
+    def __init__(self, env: dict) -> None:
+        # The schedule file goes to a temporary directory, never into the repository.
+        self.schedule = os.path.join(tempfile.mkdtemp(prefix="llmproxy-beat-"), "schedule")
+        super().__init__(env, [str(BIN / "celery"), "-A", "worker.main", "beat", "-s", self.schedule,
+                               "--max-interval", "1", "--loglevel", "info"], "beat")
+
+    def wait_ready(self) -> None:
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"beat exited:\n{self.output()[-3000:]}")
+            return "beat: Starting" in self.output()
+
+        wait_for(ready, timeout=60, message="celery beat to start")
+
+
 class LiveServer:
     """The app served over real HTTP by werkzeug in a thread (for the openai SDK and streams)."""
 
@@ -125,7 +143,9 @@ class LiveServer:
 
         self.server = make_server("127.0.0.1", 0, app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll interval: shutdown() waits up to one interval (0.5 s by default) per test.
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
 
     def __enter__(self) -> "LiveServer":
         self.thread.start()
@@ -133,3 +153,4 @@ class LiveServer:
 
     def __exit__(self, *_exc) -> None:
         self.server.shutdown()
+        self.server.server_close()

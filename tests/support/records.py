@@ -1,0 +1,56 @@
+"""Read what a request left in the database (job row, usage ledger, key spend) from a test."""
+from __future__ import annotations
+
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from sqlalchemy import select
+
+from llmproxy.db import session_scope
+from llmproxy.dbtypes import MONEY_QUANTUM
+from llmproxy.models import ApiKey, Job, UsageEntry
+from tests.support.processes import wait_for
+
+FINAL = ("completed", "failed", "cancelled")
+
+
+def job(session_factory, job_id: str) -> Job | None:
+    """The job row as stored now (detached, readable after the session closes)."""
+    with session_scope(session_factory) as session:
+        return session.get(Job, job_id)
+
+
+def wait_for_job(session_factory, job_id: str, statuses=FINAL, timeout: float = 20.0) -> Job:
+    """Poll until the job's status is one of `statuses`; return the row."""
+    def ended():
+        row = job(session_factory, job_id)
+        return row if row is not None and row.status in statuses else None
+
+    return wait_for(ended, timeout=timeout, message=f"job {job_id} to reach {statuses}")
+
+
+def ledger(session_factory, job_id: str | None = None) -> list[UsageEntry]:
+    """Usage ledger rows (of one job, if given)."""
+    with session_scope(session_factory) as session:
+        query = select(UsageEntry).order_by(UsageEntry.id)
+        if job_id is not None:
+            query = query.where(UsageEntry.job_id == job_id)
+        return list(session.scalars(query))
+
+
+def jobs(session_factory) -> list[Job]:
+    """Every job row."""
+    with session_scope(session_factory) as session:
+        return list(session.scalars(select(Job).order_by(Job.created_at)))
+
+
+def key_spend(session_factory, key_id: str) -> Decimal:
+    """A virtual key's recorded total spend."""
+    with session_scope(session_factory) as session:
+        return session.get(ApiKey, key_id).spend_usd
+
+
+def cost(prompt_tokens: int, completion_tokens: int, input_per_1m: str, output_per_1m: str) -> Decimal:
+    """The exact cost the proxy must record, computed independently of llmproxy.accounting."""
+    total = (Decimal(prompt_tokens) * Decimal(input_per_1m)
+             + Decimal(completion_tokens) * Decimal(output_per_1m)) / Decimal(1_000_000)
+    return total.quantize(MONEY_QUANTUM, rounding=ROUND_HALF_EVEN)
