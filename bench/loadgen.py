@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import requests
 
@@ -70,6 +71,7 @@ class LevelResult:
     latency_ms: Distribution  # whole response (streams: until [DONE])
     ttft_ms: Distribution | None = None  # streams only
     error_samples: list[str] = field(default_factory=list)
+    cpu: dict | None = None  # filled in by the caller (bench.cpu), per measured request
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -125,8 +127,12 @@ def _stream_call(session: requests.Session, url: str, body: bytes) -> float | No
 
 
 def run_level(base_url: str, api_key: str, *, stream: bool, concurrency: int, requests_per_thread: int,
-              warmup_per_thread: int, stop: threading.Event | None = None) -> LevelResult:
-    """Run one level: `concurrency` threads share `concurrency * requests_per_thread` measured requests."""
+              warmup_per_thread: int, stop: threading.Event | None = None,
+              on_start: Callable[[], None] | None = None) -> LevelResult:
+    """Run one level: `concurrency` threads share `concurrency * requests_per_thread` measured requests.
+
+    `on_start` is called as the measured phase begins (after every thread's warm-up).
+    """
     url = base_url.rstrip("/") + "/chat/completions"
     body = request_body(stream=stream)
     call = _stream_call if stream else _sync_call
@@ -181,6 +187,8 @@ def run_level(base_url: str, api_key: str, *, stream: bool, concurrency: int, re
     try:
         start.wait()
         began = time.perf_counter()
+        if on_start is not None:
+            on_start()
         for t in threads:
             while t.is_alive():  # a timed join keeps Ctrl-C responsive
                 t.join(0.2)

@@ -36,8 +36,8 @@ class ProxyConfig:
     fresh_database: bool = True  # drop and recreate the database first (only ever the bench's own)
     web_workers: int = 2
     web_threads: int = 32
-    worker_procs: int = 1
-    worker_threads: int = 32
+    worker_procs: int = 2
+    worker_threads: int = 16
     access_log: bool = False
     worker_loglevel: str = "info"
 
@@ -59,7 +59,11 @@ def prepare_database(url: str, *, fresh: bool) -> None:
         raise BenchError(f"refusing to use database {name!r}: the bench needs a database of its own")
     admin = parsed.set(drivername="postgresql", database="postgres")
     conninfo = admin.render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+    try:
+        conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        raise BenchError(f"cannot reach PostgreSQL at {admin.render_as_string()}: {exc}".strip()) from None
+    with conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if exists and fresh:
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
@@ -76,6 +80,8 @@ def prepare_redis(url: str) -> None:
         raise BenchError(f"refusing to flush Redis database {index}: give the bench its own (e.g. {DEFAULT_REDIS_URL})")
     try:
         client.flushdb()
+    except redis.RedisError as exc:
+        raise BenchError(f"cannot reach Redis at {url}: {exc}") from None
     finally:
         client.close()
 
@@ -107,10 +113,13 @@ class Proxy:
     def _cli(self, *args: str) -> str:
         return run_command([PYTHON, "-m", "llmproxy", *args], {**self.procs.env, **self.env})
 
-    def setup(self, stub_url: str) -> None:
-        """Prepare PostgreSQL and Redis, migrate + seed, point the providers at the stub, create the key."""
+    def prepare(self) -> None:
+        """Create (or recreate) the bench database and empty the bench's Redis database."""
         prepare_database(self.config.database_url, fresh=self.config.fresh_database)
         prepare_redis(self.config.redis_url)
+
+    def setup(self, stub_url: str) -> None:
+        """Migrate + seed, point the providers at the stub, create the virtual key (after prepare())."""
         self._cli("setup")
         self._cli("providers", "edit", "openai", "--api-base", stub_url, "--api-key", "sk-bench")
         # gpt-3.5-turbo falls back to mistral-tiny: point that provider at the stub's Mistral dialect too, so no

@@ -104,6 +104,8 @@ def render(report: dict) -> str:
               for side in ("stub", "proxy") for mode, levels in report["results"][side].items()
               for c, lvl in levels.items() for n, samples in [(lvl["errors"], lvl["error_samples"])] if n]
     lines.append("")
+    lines.extend(_cpu_table(report["results"], report["machine"]["cpus"]))
+    lines.append("")
     lines.extend(errors or ["no request failed"])
     passed = sum(r["status"] == "PASS" for r in report["rows"])
     targets = sum(r["status"] is not None for r in report["rows"])
@@ -111,19 +113,64 @@ def render(report: dict) -> str:
     return "\n".join(lines)
 
 
+_CPU_COLUMNS = ("web", "worker", "postgres", "redis", "stub", "loadgen", "other")
+
+
+def _cpu_table(results: dict, cpus: int | None) -> list[str]:
+    """CPU milliseconds per request by component (workers summed), per level: where the cores went."""
+    table = [("CPU ms/request", *_CPU_COLUMNS, "machine busy")]
+    others = []
+    for side in ("stub", "proxy"):
+        for mode, levels in results[side].items():
+            for c, lvl in levels.items():
+                cpu = lvl.get("cpu")
+                if not cpu:
+                    continue
+                per = dict(cpu["cpu_ms_per_request"])
+                per["worker"] = sum(v for k, v in per.items() if k.startswith("worker"))
+                cells = [f"{per[k]:.2f}" if per.get(k) else "-" for k in _CPU_COLUMNS]
+                table.append((f"{side} {mode} c={c}", *cells, f"{cpu['machine_busy_pct']:.0f}%"))
+                # Share of the whole machine that processes outside the bench took during this level.
+                if per.get("other", 0) * lvl["throughput_rps"] / (1000.0 * (cpus or 1)) > 0.15:
+                    others.append(f"{side} {mode} c={c}")
+    if len(table) == 1:
+        return ["(no CPU figures: psutil is not installed)"]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+             for row in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    if others:
+        lines.append(f"note: processes outside the bench took over 15% of the machine during {', '.join(others)}; "
+                     "those figures are skewed (run on a quiet machine)")
+    return lines
+
+
 def build_report(*, config: dict, machine: dict, proxy_topology: dict, stub: Results, proxy: Results) -> dict:
     """Everything the run measured, JSON-ready."""
+    rows = build_rows(stub, proxy)
     return {
         "config": config,
         "machine": machine,
         "proxy_topology": proxy_topology,
-        "rows": build_rows(stub, proxy),
+        "rows": rows,
+        "targets_met": sum(r["status"] == "PASS" for r in rows),
+        "targets": sum(r["status"] is not None for r in rows),
         "results": {side: {mode: {str(c): lvl.as_dict() for c, lvl in levels.items()} for mode, levels in res.items()}
                     for side, res in (("stub", stub), ("proxy", proxy))},
     }
 
 
+def _rounded(value):
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
 def write_json(report: dict, path: Path) -> None:
     """Write the report (bench/results/ is gitignored)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    path.write_text(json.dumps(_rounded(report), indent=2, ensure_ascii=False) + "\n")

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench.cpu import CpuMeter, named, tree
+from bench.cpu import describe as describe_cpu
 from bench.loadgen import LevelResult, run_level
 from bench.processes import ROOT, BenchError, Child, ProcessSet
 from bench.proxy import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, Proxy, ProxyConfig
@@ -23,15 +25,15 @@ RESULTS_DIR = ROOT / "bench" / "results"
 STUB_KEY = "sk-bench"
 
 # Defaults for this 2-core machine, where the stub, the load generator, PostgreSQL and Redis share the
-# same two cores with the proxy. Each Python process runs Python code on at most one core (the GIL), and
-# all but a few milliseconds of a proxied request is waiting (Redis, PostgreSQL, the upstream), which
-# threads overlap well:
-# - gunicorn: 2 processes (one per core, so request parsing, auth and job creation run on both cores)
-#   × 32 threads (a sync request holds its thread while it waits for the worker's hand-off, so threads,
-#   not processes, carry the concurrency; 32 covers c=20 with room).
-# - celery: 1 process × 32 threads. A job is mostly an upstream wait, so one process's threads keep 20+
-#   jobs in flight; a second process mostly adds GIL-free parallelism the box does not have spare, plus
-#   its own broker polling. Try `--worker-procs 2 --worker-threads 16` on a bigger machine.
+# same two cores with the proxy. A Python process runs Python code on one core at a time (the GIL), while
+# most of a proxied request's wall time is waiting (Redis, PostgreSQL, the upstream), which threads overlap:
+# - gunicorn: 2 processes (gunicorn_conf.py's own default here: one per core) × 32 threads. A sync request
+#   holds its thread while it waits for the worker's hand-off, so threads carry the concurrency; 32 per
+#   process covers c=20 with room even if one process gets most connections.
+# - celery: 2 processes × 16 threads. The worker is the proxy's biggest CPU user per request (ORM work on
+#   ~20 PostgreSQL round trips, Celery/kombu bookkeeping), so a single process saturates its one core
+#   (GIL) long before the machine does; two processes let it use both cores, and 16 threads each still
+#   keep 32 upstream calls in flight. More processes than cores only add broker polling and memory.
 DEFAULT_LEVELS = (1, 20)
 DEFAULT_REQUESTS = 200  # per client thread and level: c=1 → 200 requests, c=20 → 4000
 DEFAULT_WARMUP = 5
@@ -51,8 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="comma-separated client thread counts (default 1,20)")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes (default 2)")
     parser.add_argument("--web-threads", type=int, default=32, help="gunicorn threads per worker (default 32)")
-    parser.add_argument("--worker-procs", type=int, default=1, help="celery worker processes (default 1)")
-    parser.add_argument("--worker-threads", type=int, default=32, help="threads per celery worker (default 32)")
+    parser.add_argument("--worker-procs", type=int, default=2, help="celery worker processes (default 2)")
+    parser.add_argument("--worker-threads", type=int, default=16, help="threads per celery worker (default 16)")
     parser.add_argument("--worker-loglevel", default="info",
                         help="celery --loglevel (default info, as the Procfile runs it)")
     parser.add_argument("--access-log", action="store_true", help="keep gunicorn's access log on (default off)")
@@ -85,20 +87,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def measure(label: str, base_url: str, api_key: str, args: argparse.Namespace,
-            watch: list[Child]) -> dict[str, dict[int, LevelResult]]:
+            watch: list[Child], meter: CpuMeter) -> dict[str, dict[int, LevelResult]]:
     """Run every (mode, level) against one target, printing a line per level."""
     results: dict[str, dict[int, LevelResult]] = {}
     for mode in args.modes:
         for c in args.levels:
             for child in watch:
                 child.check_alive()
+            before: list[dict | None] = []
             res = run_level(base_url, api_key, stream=mode == "stream", concurrency=c,
-                            requests_per_thread=args.requests, warmup_per_thread=args.warmup)
+                            requests_per_thread=args.requests, warmup_per_thread=args.warmup,
+                            on_start=lambda: before.append(meter.snapshot()))
+            res.cpu = CpuMeter.delta(before[0] if before else None, meter.snapshot(), wall_s=res.duration_s,
+                                     requests=res.requests)
             results.setdefault(mode, {})[c] = res
             figure = res.ttft_ms if mode == "stream" else res.latency_ms
             name = "TTFT" if mode == "stream" else "latency"
             print(f"  {label:5} {mode:6} c={c:<3} {res.requests:5d} ok {res.errors:3d} err  "
                   f"{res.throughput_rps:7.1f} req/s  {name} p50 {_ms(figure.p50)}  p99 {_ms(figure.p99)}", flush=True)
+            if res.cpu:
+                print(f"        {describe_cpu(res.cpu)}", flush=True)
     return results
 
 
@@ -127,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
     procs = ProcessSet(RESULTS_DIR / "logs", env)
+    # Ctrl-C stops the bench even when it was started with SIGINT ignored (a background job of a script).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_interrupt)
     config = ProxyConfig(
@@ -140,18 +150,24 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     report = None
     try:
+        proxy = Proxy(procs, config)
+        proxy.prepare()  # first, so a wrong --database-url/--redis-url fails before anything runs
         print(f"starting the stub upstream ({args.latency_ms:g} ms) …", flush=True)
         stub, stub_url = start_stub(procs, latency_ms=args.latency_ms)
         print(f"measuring the bare stub at {stub_url}", flush=True)
-        stub_results = measure("stub", stub_url, STUB_KEY, args, [stub])
+        services = {"postgres": named("postgres"), "redis": named("redis-server")}
+        stub_cpu = {"stub": tree(lambda: stub.pid), **services}
+        stub_results = measure("stub", stub_url, STUB_KEY, args, [stub], CpuMeter(stub_cpu))
         reset_stub(stub_url)
 
-        print("starting the proxy (PostgreSQL database, Redis, setup, workers, web) …", flush=True)
-        proxy = Proxy(procs, config)
+        print("starting the proxy (setup: migrate + seed, providers → stub, key; workers; web) …", flush=True)
         proxy.setup(stub_url)
         proxy.start()
         print(f"measuring the proxy at {proxy.url}", flush=True)
-        proxy_results = measure("proxy", proxy.url + "/v1", proxy.key, args, [stub, *proxy.workers, proxy.web])
+        proxy_cpu = {"web": tree(lambda: proxy.web.pid),
+                     **{w.name: tree(lambda w=w: w.pid) for w in proxy.workers}, **stub_cpu}
+        proxy_results = measure("proxy", proxy.url + "/v1", proxy.key, args, [stub, *proxy.workers, proxy.web],
+                                CpuMeter(proxy_cpu))
 
         report = build_report(
             config={"latency_ms": args.latency_ms, "levels": args.levels, "modes": args.modes,

@@ -11,11 +11,12 @@ from llmproxy import limits
 from llmproxy.accounting import ONE_MILLION
 from llmproxy.catalog import fallback_chain
 from llmproxy.errors import ApiError
+from llmproxy.keys import KeyInfo
 from llmproxy.models import ApiKey
 from llmproxy.tokens import estimate_request
 
 
-def key_limits(key: ApiKey, share: float = 1.0) -> limits.KeyLimits | None:
+def key_limits(key: ApiKey | KeyInfo, share: float = 1.0) -> limits.KeyLimits | None:
     """The key's limits (rates scaled by `share`), or None when it has none (nothing to check).
 
     Batch work is admitted against a share (BATCH_LIMIT_SHARE, 0.8 by default)
@@ -32,10 +33,12 @@ def key_limits(key: ApiKey, share: float = 1.0) -> limits.KeyLimits | None:
     return limits.KeyLimits(rpm=scaled(key.rpm_limit), tpm=scaled(key.tpm_limit), budget_usd=key.budget_usd)
 
 
-def worst_case_cost(session: Session, body: dict, *, default_max_tokens: int) -> tuple[int, Decimal]:
-    """(estimated tokens, highest possible cost): prompt and max completion at the chain's highest prices."""
+def worst_case_cost(chain: list, body: dict, *, default_max_tokens: int) -> tuple[int, Decimal]:
+    """(estimated tokens, highest possible cost): prompt and max completion at the chain's highest prices.
+
+    `chain` holds the models that may serve (anything with input/output_cost_per_1m).
+    """
     prompt, completion = estimate_request(body, default_max_tokens=default_max_tokens)
-    chain = fallback_chain(session, body["model"])
     max_in = max((m.input_cost_per_1m for m in chain), default=Decimal(0))
     max_out = max((m.output_cost_per_1m for m in chain), default=Decimal(0))
     return prompt + completion, (prompt * max_in + completion * max_out) / ONE_MILLION
@@ -57,13 +60,15 @@ def ratelimit_headers(state: limits.RateState | None) -> dict[str, str]:
     return headers
 
 
-def admit(session: Session, client: redis.Redis, *, key: ApiKey, request_id: str, body: dict,
-          default_max_tokens: int, share: float = 1.0) -> limits.Admission | None:
+def admit(session: Session, client: redis.Redis, *, key: ApiKey | KeyInfo, request_id: str, body: dict,
+          default_max_tokens: int, share: float = 1.0, chain: list | None = None) -> limits.Admission | None:
     """Reserve this request's share of the key's limits, or raise 429 saying which limit and for how long."""
     key_lims = key_limits(key, share)
     if key_lims is None:
         return None
-    tokens, max_cost = worst_case_cost(session, body, default_max_tokens=default_max_tokens)
+    if chain is None:
+        chain = fallback_chain(session, body["model"])
+    tokens, max_cost = worst_case_cost(chain, body, default_max_tokens=default_max_tokens)
     state = limits.reserve(client, key_id=key.id, request_id=request_id, limits=key_lims, tokens=tokens,
                            max_cost_usd=max_cost, spent_usd=key.spend_usd or Decimal(0))
     if state.allowed:

@@ -1,6 +1,7 @@
 """Providers, models, prices and fallback chains: validated changes and lookups."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -239,6 +240,50 @@ def fallback_chain(session: Session, name: str) -> list[ModelConfig]:
 
     add(name)
     return chain
+
+
+@dataclass(frozen=True)
+class ChainEntry:
+    """What the worker needs of one model of a chain, detached from any session (safe to cache)."""
+
+    model: str
+    upstream_model: str
+    provider: str
+    provider_id: int
+    kind: str
+    api_base: str
+    provider_enabled: bool
+    input_cost_per_1m: Decimal
+    output_cost_per_1m: Decimal
+    cached_input_cost_per_1m: Decimal | None
+    provider_key: str | None = field(default=None, repr=False)  # decrypted; never printed
+
+    @property
+    def enabled(self) -> bool:
+        """Chains hold enabled models only."""
+        return True
+
+
+def load_chain(session: Session, name: str, *, encryption_key: bytes | None) -> list[ChainEntry]:
+    """The model's fallback chain as detached entries; with an encryption key, providers' keys decrypted."""
+    from llmproxy.crypto import DecryptionError
+
+    entries = []
+    for model in fallback_chain(session, name):
+        provider = model.provider
+        try:
+            key = provider_default_key(provider, encryption_key=encryption_key) if encryption_key else None
+        except DecryptionError:
+            import logging
+
+            logging.getLogger(__name__).error("stored key of provider %s cannot be decrypted", provider.name)
+            key = None
+        entries.append(ChainEntry(
+            model=model.name, upstream_model=model.upstream_model, provider=provider.name, provider_id=provider.id,
+            kind=provider.kind, api_base=provider.api_base, provider_enabled=provider.enabled,
+            input_cost_per_1m=model.input_cost_per_1m, output_cost_per_1m=model.output_cost_per_1m,
+            cached_input_cost_per_1m=model.cached_input_cost_per_1m, provider_key=key))
+    return entries
 
 
 def seed_defaults(session: Session) -> int:

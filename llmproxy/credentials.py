@@ -53,6 +53,20 @@ def resolve_credential(session: Session, *, api_key_id: str, provider: Provider,
     return env_keys.get(provider.name)
 
 
+def load_key_credentials(session: Session, *, api_key_id: str, encryption_key: bytes) -> dict[str, str | None]:
+    """All of a caller's saved keys by provider name, decrypted (None where one cannot be decrypted)."""
+    saved: dict[str, str | None] = {}
+    rows = session.execute(select(KeyCredential.api_key_enc, Provider.name).join(Provider)
+                           .where(KeyCredential.api_key_id == api_key_id)).all()
+    for sealed, provider_name in rows:
+        try:
+            saved[provider_name] = crypto.decrypt(sealed, key=encryption_key,
+                                                  context=credential_context(api_key_id, provider_name))
+        except crypto.DecryptionError:
+            saved[provider_name] = None
+    return saved
+
+
 def reencrypt_all(session: Session, *, old_key: bytes, new_key: bytes) -> int:
     """Re-seal every stored provider key under a new ENCRYPTION_KEY; return how many values changed."""
     count = 0

@@ -12,17 +12,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from llmproxy import channels, jobs, limits, metrics
 from llmproxy.accounting import Prices, Usage, compute_cost, usage_from_openai
-from llmproxy.catalog import fallback_chain
+from llmproxy.catalog import load_chain
 from llmproxy.config import Settings
-from llmproxy.credentials import resolve_credential
-from llmproxy.crypto import DecryptionError
+from llmproxy.credentials import load_key_credentials
 from llmproxy.db import session_scope
 from llmproxy.admission import admit
 from llmproxy.errors import ApiError
 from llmproxy.models import ApiKey, Job
-from llmproxy.queueing import BATCH
+from llmproxy.queueing import BATCH, INTERACTIVE
 from llmproxy.providers import Endpoint, Timeouts
 from llmproxy.routing import ChainResult, RetryPolicy, Step, run_chain
+from llmproxy.snapshots import Snapshots
 
 log = logging.getLogger(__name__)
 
@@ -35,25 +35,34 @@ def retry_policy(settings: Settings) -> RetryPolicy:
                                          read=settings.upstream_read_timeout))
 
 
-def build_steps(session: Session, job: Job, settings: Settings) -> list[Step]:
-    """The job's model and its fallbacks, each with the credential to use (or none: skipped)."""
+def build_steps(session: Session, job: Job, settings: Settings,
+                snapshots: Snapshots | None = None) -> list[Step]:
+    """The job's model and its fallbacks, each with the credential to use (or none: skipped).
+
+    Credentials: the caller's saved key, else the provider's configured key, else the environment's.
+    """
+    snapshots = snapshots or Snapshots(0)
+    chain = snapshots.get(("chain", job.model),
+                          lambda: load_chain(session, job.model, encryption_key=settings.encryption_key))
+    saved = snapshots.get(("credentials", job.api_key_id), lambda: load_key_credentials(
+        session, api_key_id=job.api_key_id, encryption_key=settings.encryption_key))
     steps = []
-    for model in fallback_chain(session, job.model):
-        provider = model.provider
-        if not provider.enabled:
+    for entry in chain:
+        if not entry.provider_enabled:
             continue
-        try:
-            secret = resolve_credential(session, api_key_id=job.api_key_id, provider=provider,
-                                        encryption_key=settings.encryption_key, env_keys=settings.provider_keys)
-        except DecryptionError:
-            log.error("stored key for provider %s cannot be decrypted; skipping it", provider.name)
-            secret = None
-        if secret is None and provider.kind == "openai_compatible":
+        if entry.provider in saved:
+            secret = saved[entry.provider]
+            if secret is None:
+                log.error("saved key of %s for provider %s cannot be decrypted; skipping it",
+                          job.api_key_id, entry.provider)
+        else:
+            secret = entry.provider_key or settings.provider_keys.get(entry.provider)
+        if secret is None and entry.kind == "openai_compatible":
             secret = ""  # self-hosted OpenAI-compatible servers often need no key
-        endpoint = None if secret is None else Endpoint(provider.api_base, secret or None, model.upstream_model)
-        steps.append(Step(model=model.name, provider=provider.name, kind=provider.kind, endpoint=endpoint,
-                          prices=Prices(model.input_cost_per_1m, model.output_cost_per_1m,
-                                        model.cached_input_cost_per_1m)))
+        endpoint = None if secret is None else Endpoint(entry.api_base, secret or None, entry.upstream_model)
+        steps.append(Step(model=entry.model, provider=entry.provider, kind=entry.kind, endpoint=endpoint,
+                          prices=Prices(entry.input_cost_per_1m, entry.output_cost_per_1m,
+                                        entry.cached_input_cost_per_1m)))
     return steps
 
 
@@ -193,14 +202,18 @@ class Deferred(Exception):
 
 
 def execute_job(job_id: str, *, session_factory: sessionmaker, redis_client: redis.Redis,
-                settings: Settings, sleep: Callable[[float], None] = time.sleep) -> str | None:
+                settings: Settings, queue: str | None = None, snapshots: Snapshots | None = None,
+                sleep: Callable[[float], None] = time.sleep) -> str | None:
     """Run a job if it is ours to run; return its final status, or None when another run owns it.
 
     Queued jobs of the batch queue are paced first: they raise Deferred until
     their key has capacity, instead of failing with 429.
     """
+    snapshots = snapshots or Snapshots(0)
+    snapshots.sync(redis_client)
     with session_scope(session_factory) as session:
-        pending = jobs.get_job(session, job_id)
+        # Interactive jobs were admitted by the web; others are paced here, before they are claimed.
+        pending = jobs.get_job(session, job_id) if queue != INTERACTIVE else None
         if pending is not None and pending.queue == BATCH and pending.status == jobs.QUEUED:
             refusal = pace(session, redis_client, pending, settings)
             if refusal is not None:
@@ -214,7 +227,7 @@ def execute_job(job_id: str, *, session_factory: sessionmaker, redis_client: red
                                  run=existing.run_count)
             return None
         run = job.run_count
-        steps = build_steps(session, job, settings)
+        steps = build_steps(session, job, settings, snapshots)
     started = time.monotonic()
     stop = _throttled(lambda: channels.cancel_requested(redis_client, job_id))
     announced = []

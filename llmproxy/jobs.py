@@ -42,7 +42,8 @@ def new_job_id() -> str:
 def claim_job(session: Session, job_id: str, *, lease_seconds: float) -> Job | None:
     """Atomically take a queued job, or one whose previous run's lease expired; None if someone else has it."""
     now = utcnow()
-    result = session.execute(
+    # One UPDATE … RETURNING: the claim and the read of the claimed row in a single round trip.
+    job = session.scalars(
         update(Job)
         .where(Job.id == job_id, or_(
             Job.status == QUEUED,
@@ -50,12 +51,13 @@ def claim_job(session: Session, job_id: str, *, lease_seconds: float) -> Job | N
         ))
         .values(status=IN_PROGRESS, run_count=Job.run_count + 1, started_at=now,
                 lease_expires_at=now + timedelta(seconds=lease_seconds))
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
+        .returning(Job),
+        execution_options={"synchronize_session": False, "populate_existing": True},
+    ).one_or_none()
+    if job is None:
         return None
     session.commit()
-    return session.get(Job, job_id, populate_existing=True)
+    return job
 
 
 def renew_lease(session: Session, job_id: str, run: int, *, lease_seconds: float) -> bool:

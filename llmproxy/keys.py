@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -52,6 +53,29 @@ def find_active_key(session: Session, secret: str) -> ApiKey | None:
     if key is None or key.revoked_at is not None:
         return None
     return key
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What request handling reads of an active key, detached from any session (safe to cache)."""
+
+    id: str
+    name: str
+    prefix: str
+    rpm_limit: int | None
+    tpm_limit: int | None
+    budget_usd: Decimal | None
+    spend_usd: Decimal
+    allowed_models: list[str] | None
+
+
+def key_info(key: ApiKey | None) -> KeyInfo | None:
+    """A detached snapshot of a key (None stays None)."""
+    if key is None:
+        return None
+    return KeyInfo(id=key.id, name=key.name, prefix=key.prefix, rpm_limit=key.rpm_limit, tpm_limit=key.tpm_limit,
+                   budget_usd=key.budget_usd, spend_usd=key.spend_usd or Decimal(0),
+                   allowed_models=list(key.allowed_models) if key.allowed_models is not None else None)
 
 
 def revoke_key(session: Session, key: ApiKey) -> None:

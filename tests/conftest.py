@@ -13,7 +13,8 @@ from llmproxy import catalog, migrate
 from llmproxy.config import load_settings, normalize_database_url
 from llmproxy.db import make_engine, make_session_factory, session_scope
 from llmproxy.embedded_redis import EmbeddedRedis
-from llmproxy.models import ApiKey, Job, KeyCredential, ModelConfig, Provider, UsageEntry
+from llmproxy.snapshots import bump_version
+from llmproxy.models import ApiKey, Batch, Job, KeyCredential, ModelConfig, Provider, StoredFile, UsageEntry
 from tests.support.processes import WorkerProcess
 from tests.support.stub_upstream import StubUpstream
 
@@ -93,14 +94,22 @@ def session_factory(settings):
     engine.dispose()
 
 
+def announce(redis_url: str) -> None:
+    """Configuration changed behind the admin API's back: tell every process (as the API would)."""
+    client = redis_lib.Redis.from_url(redis_url)
+    bump_version(client)
+    client.close()
+
+
 def _clean(session_factory, redis_url) -> None:
     with session_scope(session_factory) as session:
-        for model in (UsageEntry, Job, KeyCredential, ApiKey, ModelConfig, Provider):
+        for model in (UsageEntry, Job, Batch, StoredFile, KeyCredential, ApiKey, ModelConfig, Provider):
             session.execute(delete(model))
     client = redis_lib.Redis.from_url(redis_url)
     keys = list(client.scan_iter("llmproxy:job:*", count=1000))
     if keys:
         client.delete(*keys)
+    bump_version(client)  # every process drops its configuration snapshots
     client.close()
 
 
@@ -110,6 +119,7 @@ def db(session_factory, redis_url):
     _clean(session_factory, redis_url)
     with session_scope(session_factory) as session:
         catalog.seed_defaults(session)
+    announce(redis_url)
     return session_factory
 
 
@@ -162,6 +172,7 @@ def upstream(stub, db, settings):
         for name, url in (("openai", stub.url), ("mistral", stub.mistral_url)):
             catalog.update_provider(session, name, {"api_base": url, "api_key": f"sk-{name}-default"},
                                     encryption_key=settings.encryption_key)
+    announce(settings.redis_url)
     return stub
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import create_engine, inspect, text
 from llmproxy import migrate
 from llmproxy.config import normalize_database_url
 
-TABLES = {"providers", "models", "api_keys", "key_credentials", "jobs", "usage_ledger"}
+TABLES = {"providers", "models", "api_keys", "key_credentials", "jobs", "usage_ledger", "files", "batches"}
 
 
 def _round_trip(url):

@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from web import admin, compat, completions, errors, openai_api, ops, session
     from web import jobs_api, usage
+    from web import batches_api, files_api
 
     session.init_app(app)
     ops.init_metrics(app)
@@ -35,4 +36,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(completions.bp)
     app.register_blueprint(usage.bp)
     app.register_blueprint(jobs_api.bp)
+    app.register_blueprint(files_api.bp)
+    app.register_blueprint(batches_api.bp)
     return app

@@ -1,17 +1,25 @@
 """Admin routes (ADMIN_API_KEY): keys, providers, models."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 
 from llmproxy import catalog, keys
 from llmproxy.serializers import key_json, model_json, provider_json
 from web.auth import authenticate_admin
 from web.jsonbody import json_body
-from web.services import services
+from web.services import announce_config_change, services
 from web.session import db
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.before_request(authenticate_admin)
+
+
+@bp.after_request
+def _announce_changes(response):
+    """After a committed change, tell every process to drop its snapshots (see llmproxy.snapshots)."""
+    if request.method in ("POST", "PATCH", "DELETE") and response.status_code < 400:
+        announce_config_change()
+    return response
 
 
 def _list(items):

@@ -6,8 +6,7 @@ import hmac
 from flask import g, request
 
 from llmproxy.errors import forbidden, unauthorized
-from llmproxy.keys import find_active_key
-from llmproxy.models import ApiKey
+from llmproxy.keys import KeyInfo, find_active_key, hash_secret, key_info
 from web.services import services
 from web.session import db
 
@@ -27,13 +26,19 @@ def is_admin_token(token: str | None) -> bool:
     return token is not None and hmac.compare_digest(token.encode(), admin.encode())
 
 
-def authenticate_client() -> ApiKey:
-    """Require an active virtual key; 401 otherwise. Stores it on `g.api_key`."""
+def authenticate_client() -> KeyInfo:
+    """Require an active virtual key; 401 otherwise. Stores it on `g.api_key`.
+
+    The key is read through the process's snapshots: a revoked key is refused within a second,
+    at once when revoked through the admin API or CLI (they bump the config version).
+    """
     token = bearer_token()
     if token is None:
         raise unauthorized("Missing bearer authentication in header" if "Authorization" not in request.headers
                            else "Authorization must use the Bearer scheme with a virtual key")
-    key = find_active_key(db(), token)
+    snapshots = services().snapshots
+    snapshots.sync(services().redis)
+    key = snapshots.get(("key", hash_secret(token)), lambda: key_info(find_active_key(db(), token)))
     if key is None:
         raise unauthorized("Incorrect API key provided")
     g.api_key = key
@@ -50,6 +55,6 @@ def authenticate_admin() -> None:
     raise unauthorized("Admin routes need `Authorization: Bearer <ADMIN_API_KEY>`")
 
 
-def current_key() -> ApiKey:
+def current_key() -> KeyInfo:
     """The authenticated virtual key of this request."""
     return g.api_key

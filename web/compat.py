@@ -9,10 +9,18 @@ from llmproxy.errors import bad_request, forbidden, unauthorized
 from llmproxy.serializers import key_json
 from web.auth import authenticate_admin, bearer_token, is_admin_token
 from web.jsonbody import json_body
-from web.services import services
+from web.services import announce_config_change, services
 from web.session import db
 
 bp = Blueprint("compat", __name__, url_prefix="/api")
+
+
+@bp.after_request
+def _announce_changes(response):
+    """Saved keys and new keys reach every process's snapshots at once."""
+    if response.status_code < 400:
+        announce_config_change()
+    return response
 
 _SAVE_FIELDS = {"openaiKey": "openai", "mistralKey": "mistral"}
 

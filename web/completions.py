@@ -8,6 +8,7 @@ from flask import Blueprint, Response, g, jsonify, request, stream_with_context
 
 from llmproxy import channels, jobs, limits
 from llmproxy.admission import admit, ratelimit_headers
+from llmproxy.catalog import ChainEntry, load_chain
 from llmproxy.chat import validate_chat_request, wants_usage_chunk
 from llmproxy.errors import ApiError, bad_request
 from llmproxy.queueing import INTERACTIVE
@@ -19,6 +20,14 @@ from web.session import commit, db, release_connection
 
 bp = Blueprint("completions", __name__)
 bp.before_request(lambda: authenticate_client() and None)
+
+
+def model_chain(name) -> list[ChainEntry]:
+    """The model's enabled chain from this process's snapshots ([] for an unknown or disabled model)."""
+    if not isinstance(name, str) or not name:
+        return []
+    # Prices and names only: the web never needs (or caches) a provider's key.
+    return services().snapshots.get(("prices", name), lambda: load_chain(db(), name, encryption_key=None))
 
 
 def result_headers(job_id: str, done: dict | None = None) -> dict[str, str]:
@@ -47,13 +56,14 @@ def chat_completions():
         response = submit_job(body, None)
         response.headers["Preference-Applied"] = "respond-async"
         return response
-    validate_chat_request(db(), key, body)
+    settings = services().settings
+    chain = model_chain(body.get("model"))
+    validate_chat_request(db(), key, body, lookup=lambda name: chain[0] if chain and chain[0].model == name else None)
     stream = bool(body.get("stream"))
     wait = prefer_wait(prefer)
     job_id = jobs.new_job_id()
-    settings = services().settings
     admission = admit(db(), services().redis, key=key, request_id=job_id, body=body,
-                      default_max_tokens=settings.default_max_tokens)
+                      default_max_tokens=settings.default_max_tokens, chain=chain)
     try:
         jobs.create_job(db(), api_key=key, body=body, queue=INTERACTIVE, stream=stream, job_id=job_id)
         commit()

@@ -8,6 +8,7 @@ from flask import current_app
 
 from llmproxy.config import Settings
 from llmproxy.db import make_engine, make_session_factory
+from llmproxy.snapshots import Snapshots
 
 
 class Services:
@@ -20,6 +21,7 @@ class Services:
         self._session_factory = None
         self._redis = None
         self._celery = None
+        self.snapshots = Snapshots(settings.catalog_ttl_seconds)
 
     @property
     def session_factory(self):
@@ -64,3 +66,17 @@ class Services:
 def services() -> Services:
     """The current app's services."""
     return current_app.extensions["llmproxy"]
+
+
+def announce_config_change() -> None:
+    """Commit this request's change, then tell every process to drop its snapshots."""
+    import logging
+
+    from llmproxy.snapshots import bump_version
+    from web.session import commit
+
+    commit()
+    try:
+        bump_version(services().redis)
+    except redis.RedisError:  # the change is stored; other processes see it when their snapshots expire
+        logging.getLogger(__name__).warning("could not announce a configuration change", exc_info=True)

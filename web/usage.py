@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from flask import Blueprint, jsonify, request
 
-from llmproxy import limits, usage
+from llmproxy import keys, limits, usage
 from llmproxy.serializers import money
 from web.auth import authenticate_admin, authenticate_client
 from web.services import services
@@ -30,7 +30,7 @@ def _remaining(key) -> dict:
 @bp.get("/api/usage")
 def key_usage():
     """The calling key's limits, spend and ledger totals; never another key's."""
-    key = authenticate_client()
+    key = keys.get_key(db(), authenticate_client().id)  # fresh spend, not the cached snapshot
     return jsonify({**usage.key_usage(db(), key), "remaining": _remaining(key)})
 
 

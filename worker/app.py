@@ -12,6 +12,7 @@ from celery import Celery, signals
 from llmproxy.config import ConfigError, Settings, load_settings
 from llmproxy.db import make_engine, make_session_factory
 from llmproxy.queueing import QUEUES, beat, celery_config
+from llmproxy.snapshots import Snapshots
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,7 @@ class Resources:
         self.engine = make_engine(settings.database_url)
         self.session_factory = make_session_factory(self.engine)
         self.redis = redis.Redis.from_url(settings.redis_url, health_check_interval=30, max_connections=256)
+        self.snapshots = Snapshots(settings.catalog_ttl_seconds)
 
 
 _resources: Resources | None = None
@@ -51,6 +53,8 @@ def create_celery(settings: Settings | None = None) -> Celery:
     app.conf.update(celery_config(settings))
     app.conf.beat_schedule = {
         "sweep-lost-jobs": {"task": "llmproxy.sweep_jobs", "schedule": max(1.0, settings.job_lease_seconds / 3)},
+        "sweep-batches": {"task": "llmproxy.sweep_batches", "schedule": max(1.0, settings.job_lease_seconds / 3)},
+        "purge-records": {"task": "llmproxy.purge_records", "schedule": 3600.0},
     }
     app.autodiscover_tasks(["worker"], related_name="tasks", force=True)
     return app

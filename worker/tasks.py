@@ -5,7 +5,7 @@ import logging
 
 from celery import shared_task
 
-from llmproxy import execution, jobs
+from llmproxy import batch_dispatch, batch_results, execution, jobs, retention
 from llmproxy.db import session_scope
 from llmproxy.queueing import BATCH, RUN_JOB_TASK
 from worker.app import resources
@@ -17,14 +17,34 @@ log = logging.getLogger(__name__)
 def run_job(self, job_id: str) -> str | None:
     """Execute one job (idempotent: a redelivered task for a job someone else runs does nothing)."""
     res = resources()
+    queue = (self.request.delivery_info or {}).get("routing_key") or BATCH
+    if queue == BATCH:
+        batch_dispatch.touch(res.redis, job_id)  # this line's message is alive (see batch_dispatch)
     try:
-        return execution.execute_job(job_id, session_factory=res.session_factory, redis_client=res.redis,
-                                     settings=res.settings)
+        status = execution.execute_job(job_id, session_factory=res.session_factory, redis_client=res.redis,
+                                       settings=res.settings, queue=queue, snapshots=res.snapshots)
     except execution.Deferred as wait:
         # Paced: the key has no capacity now; come back when it returns.
-        queue = (self.request.delivery_info or {}).get("routing_key") or BATCH
         run_job.apply_async(args=[job_id], queue=queue, countdown=wait.delay)
         return "deferred"
+    if status in jobs.FINAL and queue == BATCH:
+        batch_results.line_ended(res.session_factory, job_id, send=send_batch_lines,
+                                 retention_days=res.settings.retention_days)
+    return status
+
+
+def send_batch_lines(job_ids: list[str]) -> None:
+    """Send one run_job task per line on the batch queue, over one producer connection."""
+    with run_job.app.producer_or_acquire() as producer:
+        for job_id in job_ids:
+            run_job.apply_async(args=[job_id], queue=BATCH, producer=producer)
+
+
+@shared_task(name=batch_dispatch.DISPATCH_BATCH_TASK, acks_late=True, reject_on_worker_lost=True,
+             ignore_result=True)
+def dispatch_batch(batch_id: str) -> int:
+    """Send a new batch's first window of lines (if this task dies, the sweeper sends them)."""
+    return batch_dispatch.top_up(resources().session_factory, batch_id, send=send_batch_lines)
 
 
 @shared_task(name="llmproxy.sweep_jobs", ignore_result=True)
@@ -38,4 +58,26 @@ def sweep_jobs() -> int:
         run_job.apply_async(args=[job_id], queue=queue)
     if targets:
         log.info("re-enqueued %d lost jobs", len(targets))
-    return len(targets)
+    lines = batch_dispatch.requeue_lost(res.session_factory, res.redis, send=send_batch_lines,
+                                        stale_seconds=res.settings.batch_lost_after_seconds)
+    if lines:
+        log.info("re-enqueued %d batch-queue jobs whose message was lost", lines)
+    return len(targets) + lines
+
+
+@shared_task(name="llmproxy.sweep_batches", ignore_result=True)
+def sweep_batches() -> int:
+    """Expire batches past their window, top up running ones, finalize those whose finalizer died or never ran."""
+    res = resources()
+    return batch_results.sweep(res.session_factory, send=send_batch_lines, retention_days=res.settings.retention_days,
+                               stale_seconds=res.settings.batch_lost_after_seconds)
+
+
+@shared_task(name="llmproxy.purge_records", ignore_result=True)
+def purge_records() -> dict:
+    """Delete finished jobs, ended batches and expired files past RETENTION_DAYS (the ledger stays)."""
+    res = resources()
+    counts = retention.purge(res.session_factory, retention_days=res.settings.retention_days)
+    if any(counts.values()):
+        log.info("retention purged %s", counts)
+    return counts

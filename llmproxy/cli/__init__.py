@@ -48,4 +48,4 @@ def main(ctx: click.Context) -> None:
     ctx.obj = Context()
 
 
-from llmproxy.cli import admin, local, reports  # noqa: E402,F401 - registers the commands
+from llmproxy.cli import admin, batch, local, reports  # noqa: E402,F401 - registers the commands

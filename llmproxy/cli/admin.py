@@ -22,12 +22,30 @@ def with_session(func):
     def wrapper(ctx, *args, **kwargs):
         try:
             with session_scope(ctx.session_factory) as session:
-                return func(session, ctx.settings, *args, **kwargs)
+                result = func(session, ctx.settings, *args, **kwargs)
         except ApiError as exc:
             click.echo(f"error: {exc.message}", err=True)
             sys.exit(1)
+        announce_change(ctx.settings)
+        return result
 
     return wrapper
+
+
+def announce_change(settings) -> None:
+    """Tell running processes to drop their configuration snapshots (best effort: they expire in a second)."""
+    if not settings.redis_url:
+        return
+    import redis
+
+    from llmproxy.snapshots import bump_version
+
+    try:
+        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=1)
+        bump_version(client)
+        client.close()
+    except redis.RedisError:
+        pass
 
 
 def _fields(**values) -> dict:

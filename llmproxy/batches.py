@@ -1,0 +1,179 @@
+"""Batch lifecycle: create (validate the file, one job per line), read, list, cancel, expire.
+
+A batch's lines are jobs of the `batch` queue (jobs.batch_id, jobs.custom_id). While it runs,
+its request counts are read from the jobs table, so nothing has to be incremented (and nothing
+can be lost) when many workers finish lines at once. The end of a batch (finalizing, result
+files, final counts) is in llmproxy.batch_results.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from llmproxy import jobs
+from llmproxy.batch_input import read_lines, validate_input
+from llmproxy.config import Settings
+from llmproxy.db import to_epoch, utcnow
+from llmproxy.errors import bad_request, not_found
+from llmproxy.files import BATCH as BATCH_PURPOSE, get_own_file
+from llmproxy.keys import new_id
+from llmproxy.models import ApiKey, Batch, Job
+from llmproxy.queueing import BATCH as BATCH_QUEUE
+
+VALIDATING, FAILED, IN_PROGRESS, FINALIZING = "validating", "failed", "in_progress", "finalizing"
+COMPLETED, EXPIRED, CANCELLING, CANCELLED = "completed", "expired", "cancelling", "cancelled"
+RUNNING = (IN_PROGRESS, CANCELLING)  # lines may still run
+FINAL = (FAILED, COMPLETED, EXPIRED, CANCELLED)
+ENDPOINTS = ("/v1/chat/completions",)
+COMPLETION_WINDOWS = ("24h",)
+UNFINISHED_LINES = (jobs.QUEUED, jobs.IN_PROGRESS)
+INSERT_CHUNK = 1000
+
+
+def create_batch(session: Session, *, key: ApiKey, input_file_id: str, endpoint: str, completion_window: str,
+                 metadata: dict | None, settings: Settings) -> Batch:
+    """Validate the input file and store the batch: `failed` with per-line errors, or `in_progress` with its jobs.
+
+    The caller commits, then hands the batch to a worker to enqueue its lines.
+    """
+    if endpoint not in ENDPOINTS:
+        raise bad_request(f"'endpoint' must be one of {', '.join(ENDPOINTS)}", code="invalid_endpoint",
+                          param="endpoint")
+    if completion_window not in COMPLETION_WINDOWS:
+        raise bad_request("'completion_window' must be '24h'", code="invalid_completion_window",
+                          param="completion_window")
+    source = get_own_file(session, key.id, input_file_id)
+    if source.purpose != BATCH_PURPOSE:
+        raise bad_request("The input file must have purpose 'batch'", code="invalid_input_file",
+                          param="input_file_id")
+    now = utcnow()
+    batch = Batch(id=new_id("batch"), api_key_id=key.id, endpoint=endpoint, input_file_id=source.id,
+                  completion_window=completion_window, status=VALIDATING, total=0, completed=0, failed=0,
+                  meta=metadata, created_at=now,
+                  expires_at=now + timedelta(seconds=settings.batch_completion_window_seconds))
+    total, errors = validate_input(session, key, source.content, endpoint=endpoint,
+                                   max_lines=settings.max_batch_lines)
+    if errors:
+        batch.status, batch.failed_at = FAILED, now
+        batch.errors = {"object": "list", "data": errors}
+        session.add(batch)
+        session.flush()
+        return batch
+    batch.status, batch.in_progress_at, batch.total = IN_PROGRESS, now, total
+    session.add(batch)
+    session.flush()
+    rows: list[dict] = []
+    for custom_id, body in read_lines(source.content):
+        rows.append(dict(id=jobs.new_job_id(), api_key_id=key.id, model=body["model"], status=jobs.QUEUED,
+                         queue=BATCH_QUEUE, stream=False, request=body, meta=None, batch_id=batch.id,
+                         custom_id=custom_id, attempts=[], run_count=0, cancel_requested=False, created_at=now))
+        if len(rows) == INSERT_CHUNK:
+            _insert(session, rows)
+    _insert(session, rows)
+    return batch
+
+
+def _insert(session: Session, rows: list[dict]) -> None:
+    # One multi-row INSERT per chunk: 50,000 lines must not be 50,000 round trips, nor 50,000 bodies in memory.
+    if rows:
+        session.execute(insert(Job), rows)
+        rows.clear()
+
+
+def get_own_batch(session: Session, api_key_id: str, batch_id: str) -> Batch:
+    """The caller's batch; another key's batch is 404, like an unknown one."""
+    batch = session.get(Batch, batch_id)
+    if batch is None or batch.api_key_id != api_key_id:
+        raise not_found("batch")
+    return batch
+
+
+def list_batches(session: Session, api_key_id: str, *, limit: int, after: str | None) -> tuple[list[Batch], bool]:
+    """This key's batches, newest first, after the cursor batch; returns (page, has_more)."""
+    query = select(Batch).where(Batch.api_key_id == api_key_id)
+    if after:
+        cursor = get_own_batch(session, api_key_id, after)
+        query = query.where(or_(Batch.created_at < cursor.created_at,
+                                and_(Batch.created_at == cursor.created_at, Batch.id < cursor.id)))
+    rows = list(session.scalars(query.order_by(Batch.created_at.desc(), Batch.id.desc()).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
+
+
+def line_counts(session: Session, batch_id: str) -> dict[str, int]:
+    """How many of the batch's lines are in each job status, read from the jobs table."""
+    rows = session.execute(select(Job.status, func.count()).where(Job.batch_id == batch_id).group_by(Job.status))
+    return {status: count for status, count in rows}
+
+
+def request_counts(session: Session, batch: Batch) -> dict[str, int]:
+    """OpenAI's request_counts: live from the lines while the batch runs, as fixed at its end afterwards."""
+    if batch.status in FINAL:
+        return {"total": batch.total, "completed": batch.completed, "failed": batch.failed}
+    counts = line_counts(session, batch.id)
+    return {"total": batch.total, "completed": counts.get(jobs.COMPLETED, 0), "failed": counts.get(jobs.FAILED, 0)}
+
+
+def cancel_batch(session: Session, batch: Batch) -> bool:
+    """Start cancelling: queued lines are cancelled at once (one UPDATE), running ones finish. True if it changed.
+
+    The caller commits and then tries to finalize (nothing may be left running).
+    """
+    if batch.status in (CANCELLING, CANCELLED) or batch.expired_at is not None:
+        return False  # already ending; cancelling again changes nothing
+    if batch.status != IN_PROGRESS:
+        raise bad_request(f"A batch with status '{batch.status}' cannot be cancelled", code="invalid_state")
+    now = utcnow()
+    result = session.execute(update(Batch).where(Batch.id == batch.id, Batch.status == IN_PROGRESS,
+                                                 Batch.expired_at.is_(None))
+                             .values(status=CANCELLING, cancelling_at=now)
+                             .execution_options(synchronize_session=False))
+    if result.rowcount == 1:
+        cancel_queued_lines(session, batch.id, code="batch_cancelled", message="The batch was cancelled")
+    session.refresh(batch)
+    return result.rowcount == 1
+
+
+def cancel_queued_lines(session: Session, batch_id: str, *, code: str, message: str) -> int:
+    """Cancel every line of the batch that has not started, in one UPDATE; return how many."""
+    result = session.execute(
+        update(Job).where(Job.batch_id == batch_id, Job.status == jobs.QUEUED)
+        .values(status=jobs.CANCELLED, completed_at=utcnow(), cancel_requested=True, lease_expires_at=None,
+                error={"message": message, "type": "invalid_request_error", "param": None, "code": code})
+        .execution_options(synchronize_session=False))
+    return result.rowcount
+
+
+def due_for_expiry(session: Session, now: datetime, limit: int = 100) -> list[str]:
+    """In-progress batches past their completion window that have not been expired yet."""
+    return list(session.scalars(select(Batch.id).where(
+        Batch.status == IN_PROGRESS, Batch.expires_at < now, Batch.expired_at.is_(None)).limit(limit)))
+
+
+def expire_batch(session: Session, batch_id: str) -> bool:
+    """Mark the batch expired and cancel its queued lines; running lines finish, then it is finalized as `expired`."""
+    now = utcnow()
+    result = session.execute(update(Batch).where(Batch.id == batch_id, Batch.status == IN_PROGRESS,
+                                                 Batch.expired_at.is_(None), Batch.expires_at < now)
+                             .values(expired_at=now).execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        return False
+    cancel_queued_lines(session, batch_id, code="batch_expired",
+                        message="The batch's completion window ended before this request ran")
+    return True
+
+
+def batch_json(session: Session, batch: Batch) -> dict:
+    """OpenAI's batch object."""
+    return {
+        "id": batch.id, "object": "batch", "endpoint": batch.endpoint, "errors": batch.errors,
+        "input_file_id": batch.input_file_id, "completion_window": batch.completion_window,
+        "status": batch.status, "output_file_id": batch.output_file_id, "error_file_id": batch.error_file_id,
+        "created_at": to_epoch(batch.created_at), "in_progress_at": to_epoch(batch.in_progress_at),
+        "expires_at": to_epoch(batch.expires_at), "finalizing_at": to_epoch(batch.finalizing_at),
+        "completed_at": to_epoch(batch.completed_at), "failed_at": to_epoch(batch.failed_at),
+        "expired_at": to_epoch(batch.expired_at) if batch.status == EXPIRED else None,
+        "cancelling_at": to_epoch(batch.cancelling_at), "cancelled_at": to_epoch(batch.cancelled_at),
+        "request_counts": request_counts(session, batch), "metadata": batch.meta,
+    }

@@ -1,0 +1,104 @@
+"""Files of the Batch API: uploaded inputs (purpose `batch`) and batch results (`batch_output`), stored in the DB."""
+from __future__ import annotations
+
+import io
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from llmproxy.config import Settings
+from llmproxy.db import to_epoch, utcnow
+from llmproxy.errors import ApiError, bad_request, not_found
+from llmproxy.models import StoredFile
+
+BATCH = "batch"
+BATCH_OUTPUT = "batch_output"
+PURPOSES = (BATCH, BATCH_OUTPUT)
+
+
+def new_file_id() -> str:
+    """A fresh file id, OpenAI-style (`file-…`)."""
+    return f"file-{secrets.token_hex(12)}"
+
+
+def store_file(session: Session, *, api_key_id: str, purpose: str, filename: str, content: bytes,
+               retention_days: float) -> StoredFile:
+    """Insert a file row (the caller commits); it expires with the retention period."""
+    now = utcnow()
+    row = StoredFile(id=new_file_id(), api_key_id=api_key_id, purpose=purpose, filename=filename[-512:],
+                     size_bytes=len(content), content=content, status="processed", created_at=now,
+                     expires_at=now + timedelta(days=retention_days))
+    session.add(row)
+    return row
+
+
+def count_lines(content: bytes, stop_after: int) -> int:
+    """Non-blank lines of a JSONL file, counting no further than `stop_after` + 1."""
+    if content.count(b"\n") + 1 <= stop_after:
+        return content.count(b"\n") + 1  # an upper bound under the limit is all we need
+    count = 0
+    for line in io.BytesIO(content):
+        if line.strip():
+            count += 1
+            if count > stop_after:
+                break
+    return count
+
+
+def upload_file(session: Session, *, api_key_id: str, purpose: str | None, filename: str, content: bytes,
+                settings: Settings) -> StoredFile:
+    """Accept a batch input file within the size and line limits; 400/413 otherwise, nothing stored."""
+    if purpose != BATCH:
+        raise bad_request("'purpose' must be 'batch': this proxy stores files for the Batch API only",
+                          code="invalid_purpose", param="purpose")
+    if len(content) > settings.max_batch_file_bytes:
+        raise ApiError(413, f"The file is larger than the limit of {settings.max_batch_file_bytes} bytes",
+                       code="file_too_large", param="file")
+    if not content.strip():
+        raise bad_request("The file is empty", code="empty_file", param="file")
+    if count_lines(content, settings.max_batch_lines) > settings.max_batch_lines:
+        raise bad_request(f"The file has more than {settings.max_batch_lines} requests", code="too_many_lines",
+                          param="file")
+    return store_file(session, api_key_id=api_key_id, purpose=purpose, filename=filename, content=content,
+                      retention_days=settings.retention_days)
+
+
+def get_own_file(session: Session, api_key_id: str, file_id: str) -> StoredFile:
+    """The caller's file; another key's file is 404, like an unknown one."""
+    row = session.get(StoredFile, file_id)
+    if row is None or row.api_key_id != api_key_id:
+        raise not_found("file")
+    return row
+
+
+def list_files(session: Session, api_key_id: str, *, purpose: str | None, limit: int, after: str | None,
+               newest_first: bool = True) -> tuple[list[StoredFile], bool]:
+    """This key's files after the cursor file; returns (page, has_more)."""
+    query = select(StoredFile).where(StoredFile.api_key_id == api_key_id)
+    if purpose:
+        query = query.where(StoredFile.purpose == purpose)
+    if after:
+        cursor = get_own_file(session, api_key_id, after)
+        beyond = (StoredFile.created_at < cursor.created_at) if newest_first else \
+            (StoredFile.created_at > cursor.created_at)
+        tie = (StoredFile.id < cursor.id) if newest_first else (StoredFile.id > cursor.id)
+        query = query.where(or_(beyond, and_(StoredFile.created_at == cursor.created_at, tie)))
+    order = (StoredFile.created_at.desc(), StoredFile.id.desc()) if newest_first else \
+        (StoredFile.created_at.asc(), StoredFile.id.asc())
+    rows = list(session.scalars(query.order_by(*order).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
+
+
+def delete_file(session: Session, row: StoredFile) -> dict:
+    """Delete the file (a batch already made from it keeps running: its lines are jobs)."""
+    session.delete(row)
+    return {"id": row.id, "object": "file", "deleted": True}
+
+
+def file_json(row: StoredFile) -> dict:
+    """OpenAI's file object."""
+    return {"id": row.id, "object": "file", "bytes": row.size_bytes, "created_at": to_epoch(row.created_at),
+            "expires_at": to_epoch(row.expires_at), "filename": row.filename, "purpose": row.purpose,
+            "status": row.status, "status_details": None}

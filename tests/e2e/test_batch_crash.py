@@ -1,0 +1,90 @@
+"""A batch whose worker is killed (SIGKILL) halfway: it still completes, no line is lost, none is billed twice.
+
+Real processes on a Redis database of their own (see conftest.py): gunicorn (web), celery beat (the
+sweepers), one Celery worker killed with lines in flight, then a second one. 400 lines keep it short;
+tests/test_batches.py runs 2,000 lines without a crash.
+"""
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+
+import requests
+from sqlalchemy import func, select
+
+from llmproxy.db import session_scope
+from llmproxy.models import Job, UsageEntry
+from tests.support import batching, records
+from tests.support.processes import BeatProcess, WebProcess, WorkerProcess, wait_for
+
+LINES = 400
+
+
+def start_all(processes) -> None:
+    """Start the processes side by side (each start() waits until its process is ready)."""
+    errors: list[BaseException] = []
+
+    def run(process):
+        try:
+            process.start()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in processes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def ended_lines(session_factory, batch_id: str) -> int:
+    with session_scope(session_factory) as session:
+        return session.scalar(select(func.count()).select_from(Job).where(
+            Job.batch_id == batch_id, Job.status.in_(("completed", "failed"))))
+
+
+def test_batch_survives_a_killed_worker(e2e_env, make_key, upstream, db):
+    # Lost lines are looked for after 5 s instead of 5 min, so the test need not wait for Redis's
+    # visibility timeout to give the dead worker's reserved messages back.
+    env = {**e2e_env, "BATCH_LOST_AFTER_SECONDS": "5"}
+    secret, key = make_key(name="batch-crash")
+    upstream.latency = 0.05  # every call takes a while: the kill finds lines in flight
+    first, beat, web = WorkerProcess(env, concurrency=4), BeatProcess(env), WebProcess(env, workers=1)
+    second = WorkerProcess(env, concurrency=4)
+    started = [first, beat, web]
+    try:
+        start_all(started)
+        batch = batching.submit(web.url, secret, batching.file_of(LINES))
+        assert batch["status"] == "in_progress"
+        wait_for(lambda: ended_lines(db, batch["id"]) >= LINES // 2, timeout=60, interval=0.05,
+                 message="half the lines to end")
+        first.kill()
+        killed_at = ended_lines(db, batch["id"])
+        assert killed_at < LINES, "the batch ended before the kill; the test proves nothing"
+
+        started.append(second)
+        second.start()
+        headers = {"Authorization": f"Bearer {secret}"}
+        done = batching.wait_batch(
+            lambda i: requests.get(f"{web.url}/v1/batches/{i}", headers=headers, timeout=10).json(),
+            batch["id"], timeout=120)
+        assert done["status"] == "completed", done
+        assert done["request_counts"] == {"total": LINES, "completed": LINES, "failed": 0}
+        output = batching.parse(requests.get(f"{web.url}/v1/files/{done['output_file_id']}/content",
+                                             headers=headers, timeout=30).content)
+        batching.check_results(done, output, [], {f"req-{i}" for i in range(LINES)})
+        assert done["error_file_id"] is None
+
+        lines = batching.batch_jobs(db, batch["id"])
+        assert any(j.run_count >= 2 for j in lines), "no line was running when the worker died"
+        billed = batching.billed(db, batch["id"])
+        assert len(billed) == LINES and set(billed.values()) == {1}
+        with session_scope(db) as session:
+            spent = session.scalar(select(func.sum(UsageEntry.cost_usd)).where(UsageEntry.api_key_id == key["id"]))
+        assert records.key_spend(db, key["id"]) == spent == sum((j.cost_usd for j in lines), Decimal(0))
+        assert len(upstream.chat_bodies()) >= LINES
+    finally:
+        for process in started:
+            process.stop()

@@ -1,0 +1,207 @@
+"""Batch internals that need no worker: dispatch in chunks, lost-line detection, finalizing exactly once
+(also when many try at once, or when a finalizer died), and retention (the ledger stays)."""
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from llmproxy import batch_dispatch, batch_results, batches, files, jobs, retention
+from llmproxy.config import ConfigError, load_settings
+from llmproxy.db import session_scope, utcnow
+from llmproxy.models import ApiKey, Batch, Job, StoredFile, UsageEntry
+from llmproxy.queueing import BATCH
+from tests.support import batching as b
+
+
+def make_batch(db, settings, key_id: str, n: int) -> str:
+    """A batch stored straight through llmproxy (nothing is sent to any queue)."""
+    with session_scope(db) as session:
+        key = session.get(ApiKey, key_id)
+        source = files.upload_file(session, api_key_id=key_id, purpose="batch", filename="in.jsonl",
+                                   content=b.file_of(n), settings=settings)
+        session.flush()
+        return batches.create_batch(session, key=key, input_file_id=source.id, endpoint="/v1/chat/completions",
+                                    completion_window="24h", metadata=None, settings=settings).id
+
+
+def end_lines(db, batch_id: str, failed: int = 0) -> None:
+    """Mark every line completed (the first `failed` ones failed), as workers would."""
+    with session_scope(db) as session:
+        ids = list(session.scalars(select(Job.id).where(Job.batch_id == batch_id).order_by(Job.id)))
+        for i, job_id in enumerate(ids):
+            ok = i >= failed
+            session.execute(update(Job).where(Job.id == job_id).values(
+                status=jobs.COMPLETED if ok else jobs.FAILED, completed_at=utcnow(), error_status=None if ok else 400,
+                result={"object": "chat.completion", "choices": []} if ok else None,
+                error=None if ok else {"message": "bad", "type": "invalid_request_error", "code": None,
+                                       "param": None}))
+
+
+def set_column(db, model, ident, **values):
+    with session_scope(db) as session:
+        session.execute(update(model).where(model.id == ident).values(**values))
+
+
+def never(_ids):
+    raise AssertionError("nothing should be sent")
+
+
+def test_lines_are_sent_a_window_at_a_time(db, settings, make_key):
+    _, unlimited = make_key()
+    _, limited = make_key(rpm_limit=12)
+    sent: list[list[str]] = []
+    everything = make_batch(db, settings, unlimited["id"], 23)
+    assert batch_dispatch.top_up(db, everything, send=sent.append) == 23  # within MAX_WINDOW
+    assert batch_dispatch.top_up(db, everything, send=never) == 0  # a redelivered dispatch sends nothing
+    batch_id = make_batch(db, settings, limited["id"], 30)
+    sent.clear()
+    # The key's RPM is the window: more lines in flight would only be deferred again and again.
+    assert batch_dispatch.top_up(db, batch_id, send=sent.append) == 12
+    assert batch_dispatch.top_up(db, batch_id, send=never) == 0
+    first = sent[0]
+    with session_scope(db) as session:
+        session.execute(update(Job).where(Job.id.in_(first[:5])).values(status="completed"))
+    assert batch_dispatch.top_up(db, batch_id, send=sent.append) == 5
+    while batch_dispatch.send_next(db, batch_id, send=sent.append):
+        pass  # each line that ends sends the next one
+    ids = [i for chunk in sent for i in chunk]
+    assert sorted(ids) == sorted(j.id for j in b.batch_jobs(db, batch_id))  # every line once
+    assert batch_dispatch.send_next(db, batch_id, send=never) == 0
+    assert all(j.enqueued_at is not None for j in b.batch_jobs(db, batch_id))
+
+
+def test_a_failed_send_puts_the_lines_back(db, settings, make_key):
+    _, key = make_key()
+    batch_id = make_batch(db, settings, key["id"], 3)
+
+    def broker_down(_ids):
+        raise ConnectionError("broker down")
+
+    with pytest.raises(ConnectionError):
+        batch_dispatch.top_up(db, batch_id, send=broker_down)
+    assert all(j.enqueued_at is None for j in b.batch_jobs(db, batch_id))
+    sent: list[str] = []
+    assert batch_results.sweep(db, send=sent.extend, stale_seconds=300, retention_days=30) == 0
+    assert len(sent) == 3  # the sweeper tops running batches up
+
+
+def test_lost_lines(db, settings, make_key, redis_client):
+    secret, key = make_key()
+    batch_id = make_batch(db, settings, key["id"], 6)
+    # Lines waiting for the window (never sent) are not lost.
+    assert batch_dispatch.lost_lines(db, redis_client, stale_seconds=0) == []
+    sent: list[str] = []
+    batch_dispatch.top_up(db, batch_id, send=sent.extend)
+    ids = sorted(sent)
+    # Sent an hour ago and never picked up; two of them ran lately (paced lines touch their marker).
+    with session_scope(db) as session:
+        session.execute(update(Job).where(Job.batch_id == batch_id).values(enqueued_at=utcnow() - timedelta(hours=1)))
+        single = jobs.create_job(session, api_key=session.get(ApiKey, key["id"]), queue=BATCH,
+                                 body={"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "x"}]})
+        single.created_at = utcnow() - timedelta(hours=1)
+        single_id = single.id
+    for job_id in ids[:2]:
+        batch_dispatch.touch(redis_client, job_id)
+    # While the queue holds messages, theirs may be among them: nothing is lost yet, and they are restamped.
+    redis_client.lpush(BATCH, "someone else's message")
+    assert batch_dispatch.lost_lines(db, redis_client, stale_seconds=60) == []
+    assert batch_dispatch.lost_lines(db, redis_client, stale_seconds=60) == []
+    with session_scope(db) as session:
+        session.execute(update(Job).where(Job.batch_id == batch_id).values(enqueued_at=utcnow() - timedelta(hours=1)))
+        session.execute(update(Job).where(Job.id == single_id).values(enqueued_at=None))
+    redis_client.delete(BATCH)
+    resent: list[str] = []
+    assert batch_dispatch.requeue_lost(db, redis_client, stale_seconds=60, send=resent.extend) == 5
+    assert sorted(resent) == sorted(ids[2:] + [single_id])
+    assert batch_dispatch.lost_lines(db, redis_client, stale_seconds=60) == []  # restamped when re-sent
+    # Lines that ended are never lost.
+    end_lines(db, batch_id)
+    assert batch_dispatch.lost_lines(db, redis_client, stale_seconds=0) == [single_id]
+
+
+def test_finalized_exactly_once_when_many_try(db, settings, make_key):
+    _, key = make_key()
+    batch_id = make_batch(db, settings, key["id"], 30)
+    assert batch_results.finalize_if_done(db, batch_id, retention_days=30) is None  # lines still queued
+    end_lines(db, batch_id, failed=4)
+    results: list = []
+    barrier = threading.Barrier(8)
+
+    def finalize():
+        barrier.wait()
+        results.append(batch_results.finalize_if_done(db, batch_id, retention_days=30))
+
+    threads = [threading.Thread(target=finalize) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count("completed") == 1 and results.count(None) == 7
+    with session_scope(db) as session:
+        batch = session.get(Batch, batch_id)
+        assert (batch.status, batch.total, batch.completed, batch.failed) == ("completed", 30, 26, 4)
+        outputs = list(session.scalars(select(StoredFile).where(StoredFile.purpose == "batch_output")))
+        assert {f.id for f in outputs} == {batch.output_file_id, batch.error_file_id}
+        output, errors = b.parse(session.get(StoredFile, batch.output_file_id).content), \
+            b.parse(session.get(StoredFile, batch.error_file_id).content)
+    assert len(output) == 26 and len(errors) == 4
+    assert len({x["custom_id"] for x in output + errors}) == 30
+
+
+def test_a_dead_finalizer_is_replaced(db, settings, make_key):
+    _, key = make_key()
+    batch_id = make_batch(db, settings, key["id"], 3)
+    end_lines(db, batch_id)
+    old_claim = utcnow() - timedelta(hours=1)
+    set_column(db, Batch, batch_id, status="finalizing", finalizing_at=old_claim)
+    assert batch_results.finalize_stalled(db, stale_seconds=3600 * 2, retention_days=30) == 0
+    assert batch_results.finalize_stalled(db, stale_seconds=60, retention_days=30) == 1
+    # The original finalizer wakes up late: its claim no longer holds, it writes nothing.
+    assert batch_results.write_results(db, batch_id, claim=old_claim, retention_days=30) is None
+    with session_scope(db) as session:
+        assert session.get(Batch, batch_id).status == "completed"
+        assert len(list(session.scalars(select(StoredFile.id).where(StoredFile.purpose == "batch_output")))) == 1
+
+
+def test_sweep_finalizes_a_batch_whose_last_worker_died(db, settings, make_key):
+    _, key = make_key()
+    batch_id = make_batch(db, settings, key["id"], 3)
+    end_lines(db, batch_id)  # ... and nobody called finalize_if_done
+    assert batch_results.sweep(db, send=never, stale_seconds=300, retention_days=30) == 1
+    with session_scope(db) as session:
+        assert session.get(Batch, batch_id).status == "completed"
+
+
+def test_retention_keeps_the_ledger(db, settings, make_key):
+    _, key = make_key()
+    old = utcnow() - timedelta(days=40)
+    ended, running = make_batch(db, settings, key["id"], 2), make_batch(db, settings, key["id"], 2)
+    end_lines(db, ended)
+    batch_results.finalize_if_done(db, ended, retention_days=30)
+    with session_scope(db) as session:
+        lines = list(session.scalars(select(Job.id).where(Job.batch_id == running)))
+        for model, ids in ((Job, [j.id for j in b.batch_jobs(db, ended)] + lines[:1]), (Batch, [ended, running])):
+            session.execute(update(model).where(model.id.in_(ids)).values(created_at=old))
+        session.execute(update(Job).where(Job.id == lines[0]).values(status="completed", completed_at=old))
+        session.execute(update(Job).where(Job.batch_id == ended).values(completed_at=old))
+        billed_job = b.batch_jobs(db, ended)[0].id
+        session.add(UsageEntry(job_id=billed_job, api_key_id=key["id"], model_requested="gpt-3.5-turbo",
+                               outcome="completed", created_at=old))
+        session.execute(update(StoredFile).values(expires_at=utcnow() - timedelta(seconds=1)))
+    counts = retention.purge(db, retention_days=30)
+    assert counts == {"batches": 1, "jobs": 2, "files": 3}  # 2 inputs, the ended batch's output
+    with session_scope(db) as session:
+        assert session.get(Batch, ended) is None and session.get(Batch, running) is not None
+        assert session.get(Job, lines[0]) is not None  # its batch still runs
+        (row,) = session.scalars(select(UsageEntry))
+        assert row.job_id == billed_job and session.get(Job, billed_job) is None
+
+
+def test_retention_never_below_a_day():
+    env = {"ENCRYPTION_KEY": "ab" * 32, "ADMIN_API_KEY": "x" * 20}
+    with pytest.raises(ConfigError, match="RETENTION_DAYS"):
+        load_settings({**env, "RETENTION_DAYS": "0.5"})
+    with pytest.raises(ConfigError, match="MAX_BATCH_LINES"):
+        load_settings({**env, "MAX_BATCH_LINES": "60000"})
+    assert load_settings({**env, "RETENTION_DAYS": "2"}).retention_days == 2

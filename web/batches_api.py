@@ -1,0 +1,86 @@
+"""OpenAI's Batch API: POST /v1/batches, GET /v1/batches[/{id}], POST /v1/batches/{id}/cancel."""
+from __future__ import annotations
+
+import logging
+
+import redis
+from flask import Blueprint, jsonify, request
+from kombu.exceptions import KombuError
+
+from llmproxy import batch_results, batches
+from llmproxy.batch_dispatch import DISPATCH_BATCH_TASK
+from llmproxy.errors import bad_request
+from llmproxy.queueing import BATCH
+from web.auth import authenticate_client, current_key
+from web.jobs_api import validate_metadata
+from web.jsonbody import json_body
+from web.services import services
+from web.session import commit, db
+
+log = logging.getLogger(__name__)
+bp = Blueprint("batches", __name__, url_prefix="/v1/batches")
+bp.before_request(lambda: authenticate_client() and None)
+
+FIELDS = {"input_file_id", "endpoint", "completion_window", "metadata", "output_expires_after"}
+
+
+def hand_off(batch_id: str) -> None:
+    """Ask a worker to enqueue the batch's lines; if the broker is down, the sweeper sends them later."""
+    try:
+        services().celery.send_task(DISPATCH_BATCH_TASK, args=[batch_id], queue=BATCH)
+    except (KombuError, redis.RedisError, OSError):
+        # The batch and its lines are stored: answering an error now would make the client submit it twice.
+        log.warning("could not hand batch %s to the workers; the sweeper will send its lines", batch_id)
+
+
+@bp.post("")
+def create_batch():
+    """Create a batch from an uploaded file: `in_progress` with one job per line, or `failed` naming bad lines."""
+    data = json_body()
+    unknown = set(data) - FIELDS
+    if unknown:
+        raise bad_request(f"Unknown field(s): {', '.join(sorted(unknown))}", code="unknown_field")
+    for name in ("input_file_id", "endpoint", "completion_window"):
+        if not isinstance(data.get(name), str) or not data[name]:
+            raise bad_request(f"Missing required parameter: '{name}'", code="missing_field", param=name)
+    batch = batches.create_batch(db(), key=current_key(), input_file_id=data["input_file_id"],
+                                 endpoint=data["endpoint"], completion_window=data["completion_window"],
+                                 metadata=validate_metadata(data.get("metadata")), settings=services().settings)
+    commit()
+    if batch.status == batches.IN_PROGRESS:
+        hand_off(batch.id)
+    return jsonify(batches.batch_json(db(), batch))
+
+
+@bp.get("/<batch_id>")
+def get_batch(batch_id):
+    """The batch object, with live request counts while it runs."""
+    return jsonify(batches.batch_json(db(), batches.get_own_batch(db(), current_key().id, batch_id)))
+
+
+@bp.get("")
+def list_batches():
+    """This key's batches, newest first: ?after=&limit=."""
+    try:
+        limit = int(request.args.get("limit", 20))
+    except ValueError:
+        limit = -1
+    if not 1 <= limit <= 100:
+        raise bad_request("'limit' must be an integer from 1 to 100", param="limit")
+    page, has_more = batches.list_batches(db(), current_key().id, limit=limit, after=request.args.get("after"))
+    data = [batches.batch_json(db(), b) for b in page]
+    return jsonify({"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
+                    "last_id": data[-1]["id"] if data else None, "has_more": has_more})
+
+
+@bp.post("/<batch_id>/cancel")
+def cancel_batch(batch_id):
+    """Cancel: queued lines at once, running ones finish; `cancelled` (with partial results) when none runs."""
+    batch = batches.get_own_batch(db(), current_key().id, batch_id)
+    batches.cancel_batch(db(), batch)
+    commit()
+    if batch.status == batches.CANCELLING:
+        batch_results.finalize_if_done(services().session_factory, batch.id,
+                                       retention_days=services().settings.retention_days)
+        db().refresh(batch)
+    return jsonify(batches.batch_json(db(), batch))
