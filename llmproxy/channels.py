@@ -42,16 +42,19 @@ def cancel_key(job_id: str) -> str:
     return f"llmproxy:job:{job_id}:cancel"
 
 
-def publish(client: redis.Redis | redis.client.Pipeline, job_id: str, kind: str, data: dict, *, run: int,
-            meta: dict | None = None) -> None:
-    """Append an event to the job's stream (and keep the stream from living forever)."""
+def publish(client: redis.Redis, job_id: str, kind: str, data: dict, *, run: int, meta: dict | None = None) -> None:
+    """Append an event to the job's stream; the first chunk and the final event also (re)set its TTL."""
     key = events_key(job_id)
     fields = {"kind": kind, "run": run, "data": json.dumps(data, separators=(",", ":"))}
     if meta:
         fields["meta"] = json.dumps(meta, separators=(",", ":"))
-    client.xadd(key, fields)
-    if kind == DONE or not isinstance(client, redis.client.Pipeline):
-        client.expire(key, STREAM_TTL_SECONDS)
+    if kind == DONE or meta:
+        pipe = client.pipeline(transaction=False)  # one round trip for both
+        pipe.xadd(key, fields)
+        pipe.expire(key, STREAM_TTL_SECONDS)
+        pipe.execute()
+    else:
+        client.xadd(key, fields)
 
 
 def read(client: redis.Redis, job_id: str, *, after: str = "0", block_ms: int = 0, count: int = 100) -> list[Event]:

@@ -42,7 +42,10 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800)
+    # No pool_pre_ping: it costs a round trip on every checkout (several per job). A connection the
+    # server dropped fails one statement; SQLAlchemy then invalidates the pool, and that request is
+    # answered 503 (retryable) rather than every request paying for the check.
+    return create_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
