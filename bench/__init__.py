@@ -1,12 +1,16 @@
 """The benchmark: a stub upstream with a set latency, the proxy in front of it, a load generator, a report.
 
 `python -m bench.run` (or `make bench`) measures the bare stub, then the same load through
-the proxy, and prints what the proxy adds. The pieces:
+the proxy, and prints what the proxy adds; then what a key's limits add (admission), and how a
+big batch drains and what it does to synchronous callers (batch). `--scenarios` picks among
+base, admission and batch (default all). The pieces:
 
   processes.py  child processes in their own process groups, all stopped on exit
   stub.py       the stub upstream (tests/support/stub_upstream.py) in its own process
   proxy.py      PostgreSQL/Redis preparation, setup CLI, gunicorn web and Celery workers
   loadgen.py    threads with a keep-alive session each: latency, throughput, time to first token
+  admission.py  the admission scenario: a key without limits vs one with generous limits, same run
+  batch.py      the batch scenario: files + batches API, lines/s vs ideal, a sync probe idle vs draining
   report.py     the table, the targets (PASS/MISS) and bench/results/latest.json
   run.py        the command line that ties them together
 """

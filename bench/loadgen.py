@@ -11,6 +11,7 @@ import itertools
 import json
 import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -72,13 +73,53 @@ class LevelResult:
     ttft_ms: Distribution | None = None  # streams only
     error_samples: list[str] = field(default_factory=list)
     cpu: dict | None = None  # filled in by the caller (bench.cpu), per measured request
+    # Failed measured requests by HTTP status ("429", "502", …) or exception name ("ReadTimeout").
+    error_statuses: dict[str, int] = field(default_factory=dict)
+    latencies_s: list[float] = field(default_factory=list, repr=False)  # raw samples (not in the JSON)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        data.pop("latencies_s")
+        return data
+
+
+def merge_results(parts: list[LevelResult]) -> LevelResult:
+    """One result from several sync runs of the same level, e.g. the halves of an A-B-B-A order.
+
+    Latency percentiles come from the pooled samples; throughput is requests over the summed measured time;
+    CPU per request is the request-weighted mean, machine busy the time-weighted mean.
+    """
+    first = parts[0]
+    if first.mode != "sync":
+        raise ValueError("merge_results keeps no TTFT samples: sync levels only")
+    samples = [x for p in parts for x in p.latencies_s]
+    requests = sum(p.requests for p in parts)
+    duration = sum(p.duration_s for p in parts)
+    statuses: Counter = Counter()
+    for p in parts:
+        statuses.update(p.error_statuses)
+    cpu = None
+    with_cpu = [p for p in parts if p.cpu and p.requests]
+    if with_cpu and len(with_cpu) == len(parts):
+        names = sorted({k for p in with_cpu for k in p.cpu["cpu_ms_per_request"]})
+        cpu = {"cpu_ms_per_request": {k: round(sum(p.cpu["cpu_ms_per_request"].get(k, 0.0) * p.requests
+                                                   for p in with_cpu) / max(1, requests), 3) for k in names},
+               "machine_busy_pct": round(sum((p.cpu["machine_busy_pct"] or 0.0) * p.duration_s for p in with_cpu)
+                                         / max(duration, 1e-9), 1)}
+    return LevelResult(
+        mode=first.mode, concurrency=first.concurrency, requests=requests, errors=sum(p.errors for p in parts),
+        duration_s=round(duration, 3), throughput_rps=requests / max(duration, 1e-9),
+        latency_ms=Distribution.of(samples),
+        error_samples=sorted({e for p in parts for e in p.error_samples})[:5], cpu=cpu,
+        error_statuses=dict(statuses), latencies_s=samples)
 
 
 class RequestFailed(Exception):
-    """A response that was not a success."""
+    """A response that was not a success (`status`: its HTTP status, None when it was not an HTTP error)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _has_content(payload: bytes) -> bool:
@@ -95,7 +136,7 @@ def _has_content(payload: bytes) -> bool:
 def _sync_call(session: requests.Session, url: str, body: bytes) -> float | None:
     resp = session.post(url, data=body, timeout=TIMEOUTS)
     if resp.status_code != 200 or not resp.content:
-        raise RequestFailed(f"HTTP {resp.status_code}: {resp.text[:200]}")
+        raise RequestFailed(f"HTTP {resp.status_code}: {resp.text[:200]}", resp.status_code)
     return None
 
 
@@ -105,7 +146,7 @@ def _stream_call(session: requests.Session, url: str, body: bytes) -> float | No
     done = False
     with session.post(url, data=body, timeout=TIMEOUTS, stream=True) as resp:
         if resp.status_code != 200:
-            raise RequestFailed(f"HTTP {resp.status_code}: {resp.text[:200]}")
+            raise RequestFailed(f"HTTP {resp.status_code}: {resp.text[:200]}", resp.status_code)
         buffer = b""
         # chunk_size=None: hand over each piece as the socket delivers it (no 512-byte batching).
         for piece in resp.iter_content(chunk_size=None):
@@ -128,10 +169,12 @@ def _stream_call(session: requests.Session, url: str, body: bytes) -> float | No
 
 def run_level(base_url: str, api_key: str, *, stream: bool, concurrency: int, requests_per_thread: int,
               warmup_per_thread: int, stop: threading.Event | None = None,
-              on_start: Callable[[], None] | None = None) -> LevelResult:
+              on_start: Callable[[], None] | None = None, think_s: float = 0.0) -> LevelResult:
     """Run one level: `concurrency` threads share `concurrency * requests_per_thread` measured requests.
 
-    `on_start` is called as the measured phase begins (after every thread's warm-up).
+    `on_start` is called as the measured phase begins (after every thread's warm-up). Setting `stop`
+    ends the level early (after the requests in flight). `think_s` is a pause after each request
+    (a light probe rather than a closed loop flat out); it is not part of any latency.
     """
     url = base_url.rstrip("/") + "/chat/completions"
     body = request_body(stream=stream)
@@ -145,6 +188,7 @@ def run_level(base_url: str, api_key: str, *, stream: bool, concurrency: int, re
     ttfts: list[list[float]] = [[] for _ in range(concurrency)]
     last_end = [0.0] * concurrency
     errors: list[str] = []
+    statuses: Counter = Counter()
 
     def client(i: int) -> None:
         session = requests.Session()
@@ -170,12 +214,20 @@ def run_level(base_url: str, api_key: str, *, stream: bool, concurrency: int, re
                     first = call(session, url, body)
                 except (requests.RequestException, RequestFailed) as exc:
                     errors.append(f"{type(exc).__name__}: {exc}"[:300])
+                    status = getattr(exc, "status", None)
+                    with budget_lock:
+                        statuses[str(status) if status is not None else type(exc).__name__] += 1
+                    last_end[i] = time.perf_counter()
+                    if think_s:
+                        stop.wait(think_s)
                     continue
                 end = time.perf_counter()
                 latencies[i].append(end - t0)
                 if first is not None:
                     ttfts[i].append(first - t0)
                 last_end[i] = end
+                if think_s:
+                    stop.wait(think_s)
         except threading.BrokenBarrierError:
             pass
         finally:
@@ -204,4 +256,4 @@ def run_level(base_url: str, api_key: str, *, stream: bool, concurrency: int, re
         errors=len(errors), duration_s=round(duration, 3), throughput_rps=len(all_latencies) / duration,
         latency_ms=Distribution.of(all_latencies),
         ttft_ms=Distribution.of([x for per in ttfts for x in per]) if stream else None,
-        error_samples=sorted(set(errors))[:5])
+        error_samples=sorted(set(errors))[:5], error_statuses=dict(statuses), latencies_s=all_latencies)

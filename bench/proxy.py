@@ -1,8 +1,9 @@
-"""The proxy as production runs it: PostgreSQL, Redis, gunicorn web and Celery workers on `interactive`.
+"""The proxy as production runs it: PostgreSQL, Redis, gunicorn web, Celery workers on `interactive`
+and, for the batch scenario, a separate Celery worker on `batch` (the Procfile's `worker` and `batch`).
 
 Everything goes through the project's own entry points: `python -m llmproxy setup` migrates and
 seeds a dedicated bench database, `python -m llmproxy providers edit` points the default
-providers at the stub, `python -m llmproxy keys create` makes the virtual key.
+providers at the stub, `python -m llmproxy keys create` makes the virtual keys.
 """
 from __future__ import annotations
 
@@ -24,7 +25,13 @@ DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/llmproxy_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
 # Databases and Redis indexes the bench must never wipe: the test suite's and the usual defaults.
 PROTECTED_DATABASES = {"test", "postgres", "template0", "template1"}
-PROTECTED_REDIS_DBS = {0, 15}
+PROTECTED_REDIS_DBS = {0, 14, 15}
+# The Procfile's queues, and the Redis hash each worker's heartbeat goes to (llmproxy.queueing).
+INTERACTIVE, BATCH = "interactive", "batch"
+
+
+def heartbeat_key(queue: str) -> str:
+    return f"llmproxy:consumers:{queue}"
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,7 @@ class ProxyConfig:
     worker_threads: int = 16
     access_log: bool = False
     worker_loglevel: str = "info"
+    batch_threads: int = 16  # threads of the `batch` worker process (started by start_batch_worker)
 
 
 def free_port() -> int:
@@ -105,10 +113,13 @@ class Proxy:
             "ACCESS_LOG": "-" if config.access_log else os.devnull,
         }
         self.url: str | None = None
-        self.key: str | None = None
+        self.key: str | None = None  # the virtual key without limits
+        self.keys: dict[str, str] = {}  # name -> secret of every key create_key() made
         self.web: Child | None = None
-        self.workers: list[Child] = []
+        self.workers: list[Child] = []  # the `interactive` workers still running
         self.nodes: list[str] = []  # Celery node names, as their heartbeats name them
+        self.batch_worker: Child | None = None
+        self.beat: Child | None = None
 
     def _cli(self, *args: str) -> str:
         return run_command([PYTHON, "-m", "llmproxy", *args], {**self.procs.env, **self.env})
@@ -126,19 +137,29 @@ class Proxy:
         # request of the bench can ever leave the machine.
         mistral = stub_url.removesuffix("/v1") + "/mistral/v1"
         self._cli("providers", "edit", "mistral", "--api-base", mistral, "--api-key", "sk-bench")
-        created = self._cli("keys", "create", "--name", "bench")
+        self.key = self.create_key("bench")
+
+    def create_key(self, name: str, *, rpm: int | None = None, tpm: int | None = None,
+                   budget_usd: str | None = None) -> str:
+        """`llmproxy keys create` with these limits (none by default); return the secret."""
+        args = ["keys", "create", "--name", name]
+        for flag, value in (("--rpm", rpm), ("--tpm", tpm), ("--budget", budget_usd)):
+            if value is not None:
+                args += [flag, str(value)]
+        created = self._cli(*args)
         try:
-            self.key = json.loads(created)["key"]
+            self.keys[name] = json.loads(created)["key"]
         except (ValueError, KeyError):
             raise BenchError(f"`llmproxy keys create` printed no key:\n{created}") from None
+        return self.keys[name]
 
-    def start(self) -> None:
-        """Start the workers, then the web, and wait until both serve."""
+    def start(self, interactive_procs: int | None = None) -> None:
+        """Start the `interactive` workers (config.worker_procs unless given), then the web; wait until both serve."""
         cfg = self.config
-        for i in range(cfg.worker_procs):
+        for i in range(cfg.worker_procs if interactive_procs is None else interactive_procs):
             node = f"bench{i + 1}@localhost"
             child = self.procs.start(f"worker{i + 1}", [
-                PYTHON, "-m", "celery", "-A", "worker.main", "worker", "-Q", "interactive", "-P", "threads",
+                PYTHON, "-m", "celery", "-A", "worker.main", "worker", "-Q", INTERACTIVE, "-P", "threads",
                 "-c", str(cfg.worker_threads), "-n", node, "--loglevel", cfg.worker_loglevel], self.env)
             self.workers.append(child)
             self.nodes.append(node)
@@ -152,7 +173,7 @@ class Proxy:
         client = redis.Redis.from_url(self.config.redis_url)
         try:
             # A worker announces itself with a heartbeat per queue once it consumes (worker/app.py).
-            wait_for(lambda: all(client.hexists("llmproxy:consumers:interactive", n) for n in self.nodes),
+            wait_for(lambda: all(client.hexists(heartbeat_key(INTERACTIVE), n) for n in self.nodes),
                      timeout=90, message="the Celery workers to consume `interactive`", watch=self.workers)
         finally:
             client.close()
@@ -180,6 +201,43 @@ class Proxy:
             text = resp.text
         if resp.status_code != 200 or "data: [DONE]" not in text:
             raise BenchError(f"the proxy's first stream failed: {resp.status_code} {text[:500]}")
+
+    def keep_interactive(self, n: int) -> None:
+        """Stop the `interactive` workers beyond the first n (the batch scenario runs the Procfile's one)."""
+        while len(self.workers) > n:
+            child = self.workers.pop()
+            node = self.nodes.pop()
+            child.stop()
+            client = redis.Redis.from_url(self.config.redis_url)
+            try:
+                client.hdel(heartbeat_key(INTERACTIVE), node)
+            finally:
+                client.close()
+
+    def start_batch_worker(self, *, beat: bool = False) -> None:
+        """Start the Procfile's `batch` process (one Celery worker on `batch`, config.batch_threads threads)
+        and, with `beat`, the scheduler; wait until the worker consumes."""
+        cfg = self.config
+        node = "benchbatch@localhost"
+        self.batch_worker = self.procs.start("batch", [
+            PYTHON, "-m", "celery", "-A", "worker.main", "worker", "-Q", BATCH, "-P", "threads",
+            "-c", str(cfg.batch_threads), "-n", node, "--loglevel", cfg.worker_loglevel], self.env)
+        if beat:
+            schedule = self.procs.log_dir / "celerybeat-schedule"  # not the default ./celerybeat-schedule
+            self.beat = self.procs.start("beat", [
+                PYTHON, "-m", "celery", "-A", "worker.main", "beat", "-s", str(schedule),
+                "--loglevel", cfg.worker_loglevel], self.env)
+        client = redis.Redis.from_url(cfg.redis_url)
+        try:
+            wait_for(lambda: client.hexists(heartbeat_key(BATCH), node), timeout=90,
+                     message="the Celery batch worker to consume `batch`",
+                     watch=[self.batch_worker, *([self.beat] if self.beat else [])])
+        finally:
+            client.close()
+
+    def children(self) -> list[Child]:
+        """Every proxy process still running (to watch for crashes)."""
+        return [c for c in (*self.workers, self.batch_worker, self.beat, self.web) if c is not None]
 
     def describe(self) -> dict:
         """The topology, for the report."""

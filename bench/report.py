@@ -1,4 +1,12 @@
-"""The report: stub vs proxy per scenario, the targets marked PASS/MISS, as a table and as JSON."""
+"""The report: stub vs proxy per scenario, the targets marked PASS/MISS, as a table and as JSON.
+
+Three scenario groups, each a table of its own with the same layout (two figures measured in the
+same run side by side, their difference or ratio, a target or check, PASS/MISS):
+  base       stub vs proxy: latency, throughput, streaming time to first token (`rows`)
+  admission  proxy with a key without limits vs with generous limits (`admission.rows`)
+  batch      batch throughput vs its ideal; a sync probe while the batch drains vs idle; the output
+             file checked line by line (`batch.rows`)
+"""
 from __future__ import annotations
 
 import json
@@ -70,85 +78,254 @@ def _delta(a: float | None, b: float | None) -> float | None:
 def _num(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
-    return f"{value:.0f}" if unit == "req/s" and value >= 100 else f"{value:.1f}"
+    if unit == "count":
+        return f"{value:.0f}"
+    return f"{value:.0f}" if unit in ("req/s", "lines/s") and value >= 100 else f"{value:.1f}"
 
 
-def render(report: dict) -> str:
-    """The report as a plain-text table."""
-    cfg, proxy = report["config"], report["proxy_topology"]
-    lines = [
-        f"LLM Proxy benchmark: stub latency {cfg['latency_ms']:g} ms, {report['machine']['cpus']} CPUs, "
-        f"{cfg['requests_per_thread']} requests per client thread (+{cfg['warmup_per_thread']} warm-up)",
-        f"proxy: gunicorn {proxy['web_workers']} workers × {proxy['web_threads']} threads, "
-        f"celery {proxy['worker_procs']} × {proxy['worker_threads']} threads (-P threads, -Q interactive)",
-        "",
-    ]
-    header = ("scenario", "metric", "stub", "proxy", "proxy−stub", "target", "result")
-    table = [header]
-    for r in report["rows"]:
-        if r["delta"] is None:
-            delta = "-"
-        elif r["delta_kind"] == "ratio":
-            delta = f"{r['delta']:.2f}×"
-        else:
-            delta = f"{r['delta']:+.1f} ms"
-        table.append((r["scenario"], f"{r['metric']} ({r['unit']})", _num(r["stub"], r["unit"]),
-                      _num(r["proxy"], r["unit"]), delta, r["target"] or "", r["status"] or ""))
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], *, left: int = 2,
+           right_until: int | None = None) -> list[str]:
+    """Aligned plain-text columns: the first `left` left-aligned, the figures right-aligned, the rest left."""
+    table = [header, *rows]
+    right_until = len(header) - 2 if right_until is None else right_until
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = []
     for i, row in enumerate(table):
-        cells = [cell.ljust(w) if j < 2 or j >= 5 else cell.rjust(w) for j, (cell, w) in enumerate(zip(row, widths))]
+        cells = [cell.ljust(w) if j < left or j >= right_until else cell.rjust(w)
+                 for j, (cell, w) in enumerate(zip(row, widths))]
         lines.append("  ".join(cells).rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
+    return lines
+
+
+def _delta_text(delta: float | None, kind: str) -> str:
+    if delta is None:
+        return "-"
+    if kind == "ratio":
+        return f"{delta:.2f}×"
+    if kind == "count":
+        return f"{delta:+.0f}"
+    return f"{delta:+.1f} ms"
+
+
+def render(report: dict) -> str:
+    """The report as plain-text tables."""
+    cfg, proxy = report["config"], report["proxy_topology"]
+    scenarios = cfg.get("scenarios", ["base"])
+    lines = [
+        f"LLM Proxy benchmark: stub latency {cfg['latency_ms']:g} ms, {report['machine']['cpus']} CPUs, "
+        f"{cfg['requests_per_thread']} requests per client thread (+{cfg['warmup_per_thread']} warm-up); "
+        f"scenarios: {', '.join(scenarios)}",
+    ]
+    if "base" in scenarios or "admission" in scenarios:
+        lines.append(f"proxy: gunicorn {proxy['web_workers']} workers × {proxy['web_threads']} threads, "
+                     f"celery {proxy['worker_procs']} × {proxy['worker_threads']} threads (-P threads, -Q interactive)")
+    lines.append("")
+    if report["rows"]:
+        lines.append("base: the bare stub vs the same load through the proxy (key without limits)")
+        table = [(r["scenario"], f"{r['metric']} ({r['unit']})", _num(r["stub"], r["unit"]),
+                  _num(r["proxy"], r["unit"]), _delta_text(r["delta"], r["delta_kind"]), r["target"] or "",
+                  r["status"] or "") for r in report["rows"]]
+        lines.extend(_table(("scenario", "metric", "stub", "proxy", "proxy−stub", "target", "result"), table))
+        lines.append("")
+    if report.get("admission"):
+        lines.extend(_render_admission(report["admission"]))
+        lines.append("")
+    if report.get("batch"):
+        lines.extend(_render_batch(report["batch"]))
+        lines.append("")
+    lines.extend(_cpu_table(_cpu_rows(report), report["machine"]["cpus"]))
+    lines.append("")
     errors = [f"{side} {mode} c={c}: {n} errors, e.g. {samples[0] if samples else '?'}"
               for side in ("stub", "proxy") for mode, levels in report["results"][side].items()
               for c, lvl in levels.items() for n, samples in [(lvl["errors"], lvl["error_samples"])] if n]
-    lines.append("")
-    lines.extend(_cpu_table(report["results"], report["machine"]["cpus"]))
-    lines.append("")
+    adm = report.get("admission") or {}
+    errors += [f"admission {name} c={c}: {lvl['errors']} errors {lvl['error_statuses']}, "
+               f"e.g. {(lvl['error_samples'] or ['?'])[0]}"
+               for name, levels in adm.get("results", {}).items() for c, lvl in levels.items() if lvl["errors"]]
+    bat = report.get("batch") or {}
+    errors += [f"batch probe {when}: {lvl['errors']} errors {lvl['error_statuses']}, "
+               f"e.g. {(lvl['error_samples'] or ['?'])[0]}"
+               for when in ("probe_idle", "probe_draining") for lvl in [bat.get(when)] if lvl and lvl["errors"]]
+    errors += [f"batch output: {s}" for s in (bat.get("output") or {}).get("error_samples", [])]
     lines.extend(errors or ["no request failed"])
-    passed = sum(r["status"] == "PASS" for r in report["rows"])
-    targets = sum(r["status"] is not None for r in report["rows"])
-    lines.append(f"targets met: {passed}/{targets}")
+    if report["targets"]:
+        lines.append(f"targets met: {report['targets_met']}/{report['targets']}")
+    if report.get("checks"):
+        lines.append(f"checks passed: {report['checks_passed']}/{report['checks']}")
     return "\n".join(lines)
 
 
-_CPU_COLUMNS = ("web", "worker", "postgres", "redis", "stub", "loadgen", "other")
+def _render_admission(adm: dict) -> list[str]:
+    lines = [f"admission: the same proxy with a key without limits and with generous limits "
+             f"(rpm {adm['limits']['rpm']:,}, tpm {adm['limits']['tpm']:,}, budget ${adm['limits']['budget_usd']}), "
+             f"A-B-B-A halves pooled"]
+    table = [(r["scenario"], f"{r['metric']} ({r['unit']})", _num(r["stub"], r["unit"]),
+              _num(r["no_limits"], r["unit"]), _num(r["limits"], r["unit"]), _delta_text(r["delta"], r["delta_kind"]),
+              r["target"] or "", r["status"] or "") for r in adm["rows"]]
+    lines.extend(_table(("scenario", "metric", "stub", "no limits", "limits", "limits−none", "check", "result"),
+                        table))
+    return lines
 
 
-def _cpu_table(results: dict, cpus: int | None) -> list[str]:
-    """CPU milliseconds per request by component (workers summed), per level: where the cores went."""
-    table = [("CPU ms/request", *_CPU_COLUMNS, "machine busy")]
-    others = []
+def _render_batch(bat: dict) -> list[str]:
+    lines = [f"batch: {bat['lines']:,} lines via /v1/files + /v1/batches; celery `batch` 1 × {bat['threads']} "
+             f"threads, `interactive` {bat['interactive_procs']} × {bat['interactive_threads']} threads"
+             f"{' + beat' if bat.get('beat') else ''}; ideal = {bat['threads']} threads / {bat['latency_ms']:g} ms; "
+             f"probe: 1 sync request at a time, {bat['probe_gap_ms']:g} ms apart"]
+    table = [(r["scenario"], f"{r['metric']} ({r['unit']})", _num(r["reference"], r["unit"]),
+              _num(r["measured"], r["unit"]), _delta_text(r["delta"], r["delta_kind"]), r["target"] or "",
+              r["status"] or "") for r in bat["rows"]]
+    lines.extend(_table(("scenario", "metric", "reference", "measured", "measured/ref", "check", "result"), table))
+    lines.append(f"batch timing: upload {bat['upload_s']:.2f} s, create {bat['create_s']:.2f} s, "
+                 f"drain {bat['drain_s']:.1f} s, finalize {bat['finalize_s']:.1f} s")
+    if bat.get("cores_busy"):
+        busy = ", ".join(f"{k} {v:.2f}" for k, v in sorted(bat["cores_busy"].items(), key=lambda kv: -kv[1])
+                         if v >= 0.01)
+        lines.append(f"cores busy while draining (1.00 = one core all the time): {busy}")
+    return lines
+
+
+_CPU_COLUMNS = ("web", "worker", "batch", "beat", "postgres", "redis", "stub", "loadgen", "other")
+
+
+def _cpu_rows(report: dict) -> list[tuple[str, dict, float]]:
+    """(label, CPU account, requests per second) of every measured phase that has one."""
+    rows = []
     for side in ("stub", "proxy"):
-        for mode, levels in results[side].items():
+        for mode, levels in report["results"][side].items():
             for c, lvl in levels.items():
-                cpu = lvl.get("cpu")
-                if not cpu:
-                    continue
-                per = dict(cpu["cpu_ms_per_request"])
-                per["worker"] = sum(v for k, v in per.items() if k.startswith("worker"))
-                cells = [f"{per[k]:.2f}" if per.get(k) else "-" for k in _CPU_COLUMNS]
-                table.append((f"{side} {mode} c={c}", *cells, f"{cpu['machine_busy_pct']:.0f}%"))
-                # Share of the whole machine that processes outside the bench took during this level.
-                if per.get("other", 0) * lvl["throughput_rps"] / (1000.0 * (cpus or 1)) > 0.15:
-                    others.append(f"{side} {mode} c={c}")
-    if len(table) == 1:
+                rows.append((f"{side} {mode} c={c}", lvl.get("cpu"), lvl["throughput_rps"]))
+    adm = report.get("admission") or {}
+    for name, levels in adm.get("results", {}).items():
+        for c, lvl in levels.items():
+            rows.append((f"admission {name} c={c}", lvl.get("cpu"), lvl["throughput_rps"]))
+    bat = report.get("batch") or {}
+    if bat.get("probe_idle"):
+        rows.append(("batch: probe idle", bat["probe_idle"].get("cpu"), bat["probe_idle"]["throughput_rps"]))
+    if bat.get("cpu"):
+        rows.append(("batch: drain, per line", bat["cpu"], bat.get("lines_per_s") or 0.0))
+    return [r for r in rows if r[1]]
+
+
+def _cpu_table(rows: list[tuple[str, dict, float]], cpus: int | None) -> list[str]:
+    """CPU milliseconds per request by component (workers summed), per level: where the cores went."""
+    if not rows:
         return ["(no CPU figures: psutil is not installed)"]
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
-             for row in table]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    others = []
+    per_rows = []
+    for label, cpu, rate in rows:
+        per = dict(cpu["cpu_ms_per_request"])
+        per["worker"] = sum(v for k, v in per.items() if k.startswith("worker"))
+        per_rows.append((label, per, cpu))
+        # Share of the whole machine that processes outside the bench took during this level.
+        if per.get("other", 0) * rate / (1000.0 * (cpus or 1)) > 0.15:
+            others.append(label)
+    columns = [k for k in _CPU_COLUMNS if k in ("web", "worker", "postgres", "redis", "stub", "loadgen", "other")
+               or any(per.get(k) for _, per, _ in per_rows)]
+    table = [(f"{label}", *[f"{per[k]:.2f}" if per.get(k) else "-" for k in columns],
+              f"{cpu['machine_busy_pct']:.0f}%") for label, per, cpu in per_rows]
+    lines = _table(("CPU ms/request", *columns, "machine busy"), table, left=1, right_until=len(columns) + 2)
     if others:
         lines.append(f"note: processes outside the bench took over 15% of the machine during {', '.join(others)}; "
                      "those figures are skewed (run on a quiet machine)")
     return lines
 
 
-def build_report(*, config: dict, machine: dict, proxy_topology: dict, stub: Results, proxy: Results) -> dict:
-    """Everything the run measured, JSON-ready."""
+def admission_rows(stub_sync: dict[int, LevelResult], results: dict[str, dict[int, LevelResult]]) -> list[dict]:
+    """Per level: p50/p99 with and without limits and the difference, throughput ratio, 429s (must be 0)."""
+    rows = []
+    none, lim = results.get("none", {}), results.get("limits", {})
+    for c in sorted(set(none) & set(lim)):
+        a, b, s = none[c], lim[c], stub_sync.get(c)
+        scenario = f"admission sync c={c}"
+
+        def row(metric, unit, sv, av, bv, kind, target=None, passed=None):
+            if av is None or bv is None:
+                delta = None
+            elif kind == "ratio":
+                delta = bv / av if av else None
+            else:
+                delta = bv - av
+            return {"scenario": scenario, "metric": metric, "unit": unit, "stub": sv, "no_limits": av, "limits": bv,
+                    "delta": delta, "delta_kind": kind, "target": target,
+                    "status": None if passed is None else ("PASS" if passed else "MISS")}
+
+        rows.append(row("p50 latency", "ms", s and s.latency_ms.p50, a.latency_ms.p50, b.latency_ms.p50, "added"))
+        rows.append(row("p99 latency", "ms", s and s.latency_ms.p99, a.latency_ms.p99, b.latency_ms.p99, "added"))
+        rows.append(row("throughput", "req/s", s and s.throughput_rps, a.throughput_rps, b.throughput_rps, "ratio"))
+        web_a = ((a.cpu or {}).get("cpu_ms_per_request") or {}).get("web")
+        web_b = ((b.cpu or {}).get("cpu_ms_per_request") or {}).get("web")
+        if web_a is not None and web_b is not None:
+            rows.append(row("web CPU", "ms/req", None, web_a, web_b, "added"))
+        refused_a, refused_b = a.error_statuses.get("429", 0), b.error_statuses.get("429", 0)
+        rows.append(row("429 responses", "count", None, refused_a, refused_b, "count", target="0",
+                        passed=refused_a == 0 and refused_b == 0))
+        rows.append(row("other errors", "count", None, a.errors - refused_a, b.errors - refused_b, "count",
+                        target="0", passed=a.errors == refused_a and b.errors == refused_b))
+    return rows
+
+
+def batch_rows(bat: dict) -> list[dict]:
+    """Throughput vs the ideal, the probe draining vs idle, and the output file's checks."""
+    rows = []
+
+    def row(scenario, metric, unit, ref, measured, kind, target=None, passed=None):
+        if ref is None or measured is None:
+            delta = None
+        elif kind == "ratio":
+            delta = measured / ref if ref else None
+        elif kind in ("added", "count"):
+            delta = measured - ref
+        else:
+            delta = None
+        return {"scenario": scenario, "metric": metric, "unit": unit, "reference": ref, "measured": measured,
+                "delta": delta, "delta_kind": kind, "target": target,
+                "status": None if passed is None else ("PASS" if passed else "MISS")}
+
+    name = f"batch {bat['lines']} lines"
+    ideal = bat["ideal_lines_per_s"]
+    rows.append(row(name, "throughput, until all lines ended (vs ideal)", "lines/s", ideal, bat["lines_per_s"],
+                    "ratio"))
+    rows.append(row(name, "throughput, steady 10–90% (vs ideal)", "lines/s", ideal, bat["steady_lines_per_s"],
+                    "ratio"))
+    rows.append(row(name, "throughput, incl. finalize (vs ideal)", "lines/s", ideal, bat["end_to_end_lines_per_s"],
+                    "ratio"))
+    idle, busy = bat["probe_idle"], bat["probe_draining"]
+    probe = "sync probe c=1"
+    rows.append(row(probe, "p50 latency, draining (vs idle)", "ms", idle.latency_ms.p50, busy.latency_ms.p50,
+                    "ratio"))
+    rows.append(row(probe, "p99 latency, draining (vs idle)", "ms", idle.latency_ms.p99, busy.latency_ms.p99,
+                    "ratio"))
+    rows.append(row(probe, "requests, draining (vs idle)", "count", idle.requests, busy.requests, "none"))
+    rows.append(row(probe, "errors, draining (vs idle)", "count", idle.errors, busy.errors, "none", target="0",
+                    passed=idle.errors == 0 and busy.errors == 0))
+    out = bat.get("output") or {}
+    n = bat["lines"]
+    rows.append(row("batch output", f"status ({bat['status']})", "count", None, None, "none", target="completed",
+                    passed=bat["status"] == "completed"))
+    rows.append(row("batch output", "output file lines", "count", n, out.get("output_lines"), "count",
+                    target=f"= {n}", passed=out.get("output_lines") == n))
+    unique_ok = (out.get("custom_ids_unique") == n and not out.get("custom_ids_duplicated")
+                 and not out.get("custom_ids_missing") and not out.get("custom_ids_unknown"))
+    rows.append(row("batch output", "unique custom_ids (= input's)", "count", n, out.get("custom_ids_unique"),
+                    "count", target=f"= {n}, none missing", passed=unique_ok))
+    failed = (bat.get("request_counts") or {}).get("failed")
+    rows.append(row("batch output", f"errors (request_counts.failed {failed})", "count", 0, out.get("errors"),
+                    "count", target="0", passed=out.get("errors") == 0 and not failed))
+    return rows
+
+
+def build_report(*, config: dict, machine: dict, proxy_topology: dict, stub: Results, proxy: Results,
+                 admission: dict | None = None, batch: dict | None = None) -> dict:
+    """Everything the run measured, JSON-ready.
+
+    `admission`: {"limits", "stub_sync": level -> LevelResult, "results": key name -> level -> LevelResult};
+    `batch`: bench.batch.run_batch's dict plus the topology.
+    """
     rows = build_rows(stub, proxy)
-    return {
+    report = {
         "config": config,
         "machine": machine,
         "proxy_topology": proxy_topology,
@@ -158,6 +335,23 @@ def build_report(*, config: dict, machine: dict, proxy_topology: dict, stub: Res
         "results": {side: {mode: {str(c): lvl.as_dict() for c, lvl in levels.items()} for mode, levels in res.items()}
                     for side, res in (("stub", stub), ("proxy", proxy))},
     }
+    checks = []
+    if admission:
+        adm_rows = admission_rows(admission["stub_sync"], admission["results"])
+        checks += adm_rows
+        report["admission"] = {
+            "limits": admission["limits"], "rows": adm_rows,
+            "usage_requests": admission.get("usage_requests"),
+            "results": {name: {str(c): lvl.as_dict() for c, lvl in levels.items()}
+                        for name, levels in admission["results"].items()}}
+    if batch:
+        bat_rows = batch_rows(batch)
+        checks += bat_rows
+        report["batch"] = {**batch, "rows": bat_rows, "probe_idle": batch["probe_idle"].as_dict(),
+                           "probe_draining": batch["probe_draining"].as_dict()}
+    report["checks_passed"] = sum(r["status"] == "PASS" for r in checks)
+    report["checks"] = sum(r["status"] is not None for r in checks)
+    return report
 
 
 def _rounded(value):

@@ -1,5 +1,10 @@
 """`python -m bench.run`: measure the bare stub, then the same load through the proxy, and report.
 
+Scenario groups (`--scenarios`, default all, in this order in one run):
+  base       the bare stub, then the same sync/stream load through the proxy
+  admission  sync load through the proxy with a key without limits and with generous limits
+  batch      a big batch via /v1/files + /v1/batches on a separate `batch` worker, with a sync probe
+
 Every process the bench starts is stopped when it ends, on success, failure or Ctrl-C.
 """
 from __future__ import annotations
@@ -13,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench import admission as admission_scenario
+from bench import batch as batch_scenario
 from bench.cpu import CpuMeter, named, tree
 from bench.cpu import describe as describe_cpu
 from bench.loadgen import LevelResult, run_level
@@ -39,6 +46,13 @@ DEFAULT_REQUESTS = 200  # per client thread and level: c=1 → 200 requests, c=2
 DEFAULT_WARMUP = 5
 QUICK_REQUESTS = 15
 QUICK_WARMUP = 2
+SCENARIOS = ("base", "admission", "batch")
+# The batch scenario: the Procfile's topology (one `interactive` worker process, one `batch` worker process).
+DEFAULT_BATCH_LINES = 10_000
+QUICK_BATCH_LINES = 500
+DEFAULT_BATCH_THREADS = 16
+DEFAULT_PROBE_REQUESTS = 200  # the idle probe; the probe during the drain runs until the batch has drained
+QUICK_PROBE_REQUESTS = 30
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -63,10 +77,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "a URL given here is created if missing but never dropped)")
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL,
                         help=f"Redis for the proxy, a database of its own: it is flushed (default {DEFAULT_REDIS_URL})")
-    parser.add_argument("--modes", default="sync,stream", help="which request kinds to run (default sync,stream)")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS),
+                        help="comma-separated scenario groups: base (stub vs proxy, sync and stream), admission "
+                             "(key without vs with limits), batch (files + batches API, sync probe while it drains); "
+                             "default all")
+    parser.add_argument("--modes", default="sync,stream",
+                        help="which request kinds the base scenario runs (default sync,stream)")
+    parser.add_argument("--batch-lines", type=int, default=None,
+                        help=f"lines of the batch scenario's input file (default {DEFAULT_BATCH_LINES}; "
+                             f"--quick: {QUICK_BATCH_LINES})")
+    parser.add_argument("--batch-threads", type=int, default=DEFAULT_BATCH_THREADS,
+                        help=f"threads of the `batch` Celery worker process (default {DEFAULT_BATCH_THREADS}); "
+                             "the ideal is threads / stub latency")
+    parser.add_argument("--batch-interactive-procs", type=int, default=1,
+                        help="`interactive` worker processes during the batch scenario (default 1, as the Procfile; "
+                             "extra ones of the other scenarios are stopped first)")
+    parser.add_argument("--batch-timeout", type=float, default=3600.0,
+                        help="give up if the batch has not ended after this many seconds (default 3600)")
+    parser.add_argument("--batch-stall", type=float, default=120.0,
+                        help="give up if no line of the batch ends for this many seconds (default 120)")
+    parser.add_argument("--beat", action="store_true",
+                        help="also run `celery beat` during the batch scenario (default off: nothing it does is "
+                             "needed by a healthy batch; it re-sends lost lines and finalizes stalled batches)")
+    parser.add_argument("--probe-requests", type=int, default=None,
+                        help=f"requests of the idle probe of the batch scenario (default {DEFAULT_PROBE_REQUESTS}; "
+                             f"--quick: {QUICK_PROBE_REQUESTS})")
+    parser.add_argument("--probe-gap-ms", type=float, default=50.0,
+                        help="pause between two probe requests (default 50 ms: a light, steady caller)")
     parser.add_argument("--output", type=Path, default=RESULTS_DIR / "latest.json", help="where to write the JSON")
     parser.add_argument("--quick", action="store_true",
-                        help=f"a short smoke run ({QUICK_REQUESTS} requests per thread, {QUICK_WARMUP} warm-up)")
+                        help=f"a short smoke run ({QUICK_REQUESTS} requests per thread, {QUICK_WARMUP} warm-up, "
+                             f"a {QUICK_BATCH_LINES}-line batch)")
     args = parser.parse_args(argv)
     try:
         args.levels = sorted({int(c) for c in args.concurrency.split(",") if c.strip()})
@@ -77,20 +118,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not args.modes or set(args.modes) - {"sync", "stream"}:
         parser.error("--modes takes sync, stream or both")
+    chosen = {x.strip() for x in args.scenarios.split(",") if x.strip()}
+    if not chosen or chosen - set(SCENARIOS):
+        parser.error(f"--scenarios takes one or more of {', '.join(SCENARIOS)}")
+    args.scenarios = [x for x in SCENARIOS if x in chosen]
     if args.requests is None:
         args.requests = QUICK_REQUESTS if args.quick else DEFAULT_REQUESTS
     if args.warmup is None:
         args.warmup = QUICK_WARMUP if args.quick else DEFAULT_WARMUP
-    if min(args.requests, args.web_workers, args.web_threads, args.worker_procs, args.worker_threads) < 1:
+    if args.batch_lines is None:
+        args.batch_lines = QUICK_BATCH_LINES if args.quick else DEFAULT_BATCH_LINES
+    if args.probe_requests is None:
+        args.probe_requests = QUICK_PROBE_REQUESTS if args.quick else DEFAULT_PROBE_REQUESTS
+    if min(args.requests, args.web_workers, args.web_threads, args.worker_procs, args.worker_threads,
+           args.batch_lines, args.batch_threads, args.batch_interactive_procs, args.probe_requests) < 1:
         parser.error("counts must be positive")
+    if args.probe_gap_ms < 0 or args.batch_timeout <= 0 or args.batch_stall <= 0:
+        parser.error("--probe-gap-ms must be ≥ 0, --batch-timeout and --batch-stall positive")
     return args
 
 
 def measure(label: str, base_url: str, api_key: str, args: argparse.Namespace,
-            watch: list[Child], meter: CpuMeter) -> dict[str, dict[int, LevelResult]]:
+            watch: list[Child], meter: CpuMeter, modes: list[str] | None = None) -> dict[str, dict[int, LevelResult]]:
     """Run every (mode, level) against one target, printing a line per level."""
     results: dict[str, dict[int, LevelResult]] = {}
-    for mode in args.modes:
+    for mode in modes or args.modes:
         for c in args.levels:
             for child in watch:
                 child.check_alive()
@@ -149,31 +201,92 @@ def main(argv: list[str] | None = None) -> int:
               "other work on this machine will skew the figures", file=sys.stderr)
     started = time.monotonic()
     report = None
+    scenarios = args.scenarios
     try:
         proxy = Proxy(procs, config)
         proxy.prepare()  # first, so a wrong --database-url/--redis-url fails before anything runs
+        print(f"scenarios: {', '.join(scenarios)}", flush=True)
         print(f"starting the stub upstream ({args.latency_ms:g} ms) …", flush=True)
         stub, stub_url = start_stub(procs, latency_ms=args.latency_ms)
-        print(f"measuring the bare stub at {stub_url}", flush=True)
         services = {"postgres": named("postgres"), "redis": named("redis-server")}
         stub_cpu = {"stub": tree(lambda: stub.pid), **services}
-        stub_results = measure("stub", stub_url, STUB_KEY, args, [stub], CpuMeter(stub_cpu))
+        stub_results: dict[str, dict[int, LevelResult]] = {}
+        if "base" in scenarios:
+            print(f"measuring the bare stub at {stub_url}", flush=True)
+            stub_results = measure("stub", stub_url, STUB_KEY, args, [stub], CpuMeter(stub_cpu))
+        admission_stub: dict[int, LevelResult] = {}
+        if "admission" in scenarios:
+            admission_stub = {c: r for c, r in stub_results.get("sync", {}).items() if c in args.levels}
+            if set(admission_stub) != set(args.levels):
+                print(f"measuring the bare stub (sync, for the admission scenario) at {stub_url}", flush=True)
+                admission_stub = measure("stub", stub_url, STUB_KEY, args, [stub], CpuMeter(stub_cpu),
+                                         modes=["sync"])["sync"]
         reset_stub(stub_url)
 
-        print("starting the proxy (setup: migrate + seed, providers → stub, key; workers; web) …", flush=True)
+        print("starting the proxy (setup: migrate + seed, providers → stub, keys; workers; web) …", flush=True)
         proxy.setup(stub_url)
-        proxy.start()
-        print(f"measuring the proxy at {proxy.url}", flush=True)
-        proxy_cpu = {"web": tree(lambda: proxy.web.pid),
-                     **{w.name: tree(lambda w=w: w.pid) for w in proxy.workers}, **stub_cpu}
-        proxy_results = measure("proxy", proxy.url + "/v1", proxy.key, args, [stub, *proxy.workers, proxy.web],
-                                CpuMeter(proxy_cpu))
+        limited_key = None
+        if "admission" in scenarios:
+            limited_key = proxy.create_key("limited", rpm=admission_scenario.LIMITS["rpm"],
+                                           tpm=admission_scenario.LIMITS["tpm"],
+                                           budget_usd=admission_scenario.LIMITS["budget_usd"])
+        interactive_only = "base" in scenarios or "admission" in scenarios
+        proxy.start(interactive_procs=None if interactive_only else args.batch_interactive_procs)
+
+        def proxy_meter() -> CpuMeter:
+            # Built per phase: the set of worker processes changes between scenarios.
+            components = {"web": tree(lambda: proxy.web.pid),
+                          **{w.name: tree(lambda w=w: w.pid) for w in proxy.workers}}
+            if proxy.batch_worker is not None:
+                components["batch"] = tree(lambda: proxy.batch_worker.pid)
+            if proxy.beat is not None:
+                components["beat"] = tree(lambda: proxy.beat.pid)
+            return CpuMeter({**components, **stub_cpu})
+
+        proxy_results: dict[str, dict[int, LevelResult]] = {}
+        if "base" in scenarios:
+            print(f"measuring the proxy at {proxy.url}", flush=True)
+            proxy_results = measure("proxy", proxy.url + "/v1", proxy.key, args, [stub, *proxy.children()],
+                                    proxy_meter())
+            reset_stub(stub_url)
+
+        admission = None
+        if "admission" in scenarios:
+            headers = admission_scenario.check_limited_key(proxy.url + "/v1", limited_key)
+            print(f"measuring admission at {proxy.url}: key without limits vs key with limits "
+                  f"(x-ratelimit-limit-requests {headers.get('x-ratelimit-limit-requests')}, "
+                  f"-tokens {headers.get('x-ratelimit-limit-tokens')})", flush=True)
+            results = admission_scenario.run_admission(
+                proxy.url + "/v1", {"none": proxy.key, "limits": limited_key}, levels=args.levels,
+                requests_per_thread=args.requests, warmup_per_thread=args.warmup, watch=[stub, *proxy.children()],
+                meter_factory=proxy_meter)
+            admission = {"limits": admission_scenario.LIMITS, "stub_sync": admission_stub, "results": results,
+                         "usage_requests": {"limits": admission_scenario.usage_requests(proxy.url, limited_key)}}
+            reset_stub(stub_url)
+
+        batch = None
+        if "batch" in scenarios:
+            proxy.keep_interactive(args.batch_interactive_procs)
+            print(f"starting the batch worker (-Q batch -c {args.batch_threads})"
+                  f"{' and beat' if args.beat else ''}; `interactive`: {len(proxy.workers)} process(es)", flush=True)
+            proxy.start_batch_worker(beat=args.beat)
+            print(f"measuring a {args.batch_lines}-line batch at {proxy.url} (probe idle first)", flush=True)
+            batch = batch_scenario.run_batch(
+                proxy.url, proxy.key, lines=args.batch_lines, latency_ms=args.latency_ms,
+                threads=args.batch_threads, probe_requests=args.probe_requests, probe_warmup=args.warmup,
+                probe_gap_s=args.probe_gap_ms / 1000.0, timeout_s=args.batch_timeout, stall_s=args.batch_stall,
+                watch=[stub, *proxy.children()], meter_factory=proxy_meter)
+            batch.update({"interactive_procs": len(proxy.workers), "interactive_threads": args.worker_threads,
+                          "beat": args.beat})
 
         report = build_report(
-            config={"latency_ms": args.latency_ms, "levels": args.levels, "modes": args.modes,
-                    "requests_per_thread": args.requests, "warmup_per_thread": args.warmup, "quick": args.quick,
+            config={"scenarios": scenarios, "latency_ms": args.latency_ms, "levels": args.levels,
+                    "modes": args.modes, "requests_per_thread": args.requests, "warmup_per_thread": args.warmup,
+                    "quick": args.quick, "batch_lines": args.batch_lines, "batch_threads": args.batch_threads,
+                    "probe_requests": args.probe_requests, "probe_gap_ms": args.probe_gap_ms,
                     "duration_s": round(time.monotonic() - started, 1)},
-            machine=machine, proxy_topology=proxy.describe(), stub=stub_results, proxy=proxy_results)
+            machine=machine, proxy_topology=proxy.describe(), stub=stub_results, proxy=proxy_results,
+            admission=admission, batch=batch)
         write_json(report, args.output)
     except KeyboardInterrupt:
         print("\nbench: interrupted; stopping everything it started", file=sys.stderr)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from llmproxy import jobs
@@ -18,6 +18,7 @@ from llmproxy.config import Settings
 from llmproxy.db import to_epoch, utcnow
 from llmproxy.errors import bad_request, not_found
 from llmproxy.files import BATCH as BATCH_PURPOSE, get_own_file
+from llmproxy.pagination import page_after
 from llmproxy.keys import new_id
 from llmproxy.models import ApiKey, Batch, Job
 from llmproxy.queueing import BATCH as BATCH_QUEUE
@@ -93,12 +94,8 @@ def get_own_batch(session: Session, api_key_id: str, batch_id: str) -> Batch:
 def list_batches(session: Session, api_key_id: str, *, limit: int, after: str | None) -> tuple[list[Batch], bool]:
     """This key's batches, newest first, after the cursor batch; returns (page, has_more)."""
     query = select(Batch).where(Batch.api_key_id == api_key_id)
-    if after:
-        cursor = get_own_batch(session, api_key_id, after)
-        query = query.where(or_(Batch.created_at < cursor.created_at,
-                                and_(Batch.created_at == cursor.created_at, Batch.id < cursor.id)))
-    rows = list(session.scalars(query.order_by(Batch.created_at.desc(), Batch.id.desc()).limit(limit + 1)))
-    return rows[:limit], len(rows) > limit
+    cursor = get_own_batch(session, api_key_id, after) if after else None
+    return page_after(session, query, Batch, cursor=cursor, limit=limit)
 
 
 def line_counts(session: Session, batch_id: str) -> dict[str, int]:

@@ -5,13 +5,14 @@ import io
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from llmproxy.config import Settings
 from llmproxy.db import to_epoch, utcnow
 from llmproxy.errors import ApiError, bad_request, not_found
 from llmproxy.models import StoredFile
+from llmproxy.pagination import page_after
 
 BATCH = "batch"
 BATCH_OUTPUT = "batch_output"
@@ -79,16 +80,8 @@ def list_files(session: Session, api_key_id: str, *, purpose: str | None, limit:
     query = select(StoredFile).where(StoredFile.api_key_id == api_key_id)
     if purpose:
         query = query.where(StoredFile.purpose == purpose)
-    if after:
-        cursor = get_own_file(session, api_key_id, after)
-        beyond = (StoredFile.created_at < cursor.created_at) if newest_first else \
-            (StoredFile.created_at > cursor.created_at)
-        tie = (StoredFile.id < cursor.id) if newest_first else (StoredFile.id > cursor.id)
-        query = query.where(or_(beyond, and_(StoredFile.created_at == cursor.created_at, tie)))
-    order = (StoredFile.created_at.desc(), StoredFile.id.desc()) if newest_first else \
-        (StoredFile.created_at.asc(), StoredFile.id.asc())
-    rows = list(session.scalars(query.order_by(*order).limit(limit + 1)))
-    return rows[:limit], len(rows) > limit
+    cursor = get_own_file(session, api_key_id, after) if after else None
+    return page_after(session, query, StoredFile, cursor=cursor, limit=limit, newest_first=newest_first)
 
 
 def delete_file(session: Session, row: StoredFile) -> dict:

@@ -14,6 +14,7 @@ from llmproxy.accounting import Prices, Usage
 from llmproxy.db import to_epoch, utcnow
 from llmproxy.keys import new_id
 from llmproxy.models import ApiKey, Job, UsageEntry
+from llmproxy.pagination import page_after
 from llmproxy.serializers import money
 
 QUEUED, IN_PROGRESS, COMPLETED, FAILED, CANCELLED = "queued", "in_progress", "completed", "failed", "cancelled"
@@ -184,12 +185,8 @@ def list_jobs(session: Session, api_key_id: str, *, status: str | None, limit: i
     query = select(Job).where(Job.api_key_id == api_key_id)
     if status:
         query = query.where(Job.status == status)
-    if after:
-        cursor = get_own_job(session, api_key_id, after)
-        query = query.where(or_(Job.created_at < cursor.created_at,
-                                and_(Job.created_at == cursor.created_at, Job.id < cursor.id)))
-    rows = list(session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)))
-    return rows[:limit], len(rows) > limit
+    cursor = get_own_job(session, api_key_id, after) if after else None
+    return page_after(session, query, Job, cursor=cursor, limit=limit)
 
 
 def cancel_job(session: Session, job: Job) -> bool:

@@ -1,5 +1,4 @@
 """First end-to-end check of the queue path: web → Redis → real worker → stub → back."""
-from tests.support.stub_upstream import Fail
 
 
 def test_sync_completion_through_worker(client, make_key, upstream, worker):

@@ -14,6 +14,7 @@ from llmproxy.queueing import BATCH
 from web.auth import authenticate_client, current_key
 from web.jobs_api import validate_metadata
 from web.jsonbody import json_body
+from web.listing import limit_param, list_response
 from web.services import services
 from web.session import commit, db
 
@@ -61,16 +62,9 @@ def get_batch(batch_id):
 @bp.get("")
 def list_batches():
     """This key's batches, newest first: ?after=&limit=."""
-    try:
-        limit = int(request.args.get("limit", 20))
-    except ValueError:
-        limit = -1
-    if not 1 <= limit <= 100:
-        raise bad_request("'limit' must be an integer from 1 to 100", param="limit")
-    page, has_more = batches.list_batches(db(), current_key().id, limit=limit, after=request.args.get("after"))
-    data = [batches.batch_json(db(), b) for b in page]
-    return jsonify({"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
-                    "last_id": data[-1]["id"] if data else None, "has_more": has_more})
+    page, has_more = batches.list_batches(db(), current_key().id, limit=limit_param(),
+                                          after=request.args.get("after"))
+    return list_response([batches.batch_json(db(), b) for b in page], has_more)
 
 
 @bp.post("/<batch_id>/cancel")

@@ -9,6 +9,7 @@ from llmproxy import files
 from llmproxy.errors import bad_request
 from web.auth import authenticate_client, current_key
 from web.services import services
+from web.listing import limit_param, list_response
 from web.session import db
 
 bp = Blueprint("files", __name__, url_prefix="/v1/files")
@@ -43,20 +44,13 @@ def upload_file():
 @bp.get("")
 def list_files():
     """This key's files: ?purpose=&limit=&order=asc|desc&after=."""
-    try:
-        limit = int(request.args.get("limit", MAX_LIST))
-    except ValueError:
-        limit = -1
-    if not 1 <= limit <= MAX_LIST:
-        raise bad_request(f"'limit' must be an integer from 1 to {MAX_LIST}", param="limit")
+    limit = limit_param(default=MAX_LIST, maximum=MAX_LIST)
     order = request.args.get("order", "desc")
     if order not in ("asc", "desc"):
         raise bad_request("'order' must be 'asc' or 'desc'", param="order")
     page, has_more = files.list_files(db(), current_key().id, purpose=request.args.get("purpose"), limit=limit,
                                       after=request.args.get("after"), newest_first=order == "desc")
-    data = [files.file_json(row) for row in page]
-    return jsonify({"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
-                    "last_id": data[-1]["id"] if data else None, "has_more": has_more})
+    return list_response([files.file_json(row) for row in page], has_more)
 
 
 @bp.get("/<file_id>")

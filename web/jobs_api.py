@@ -13,6 +13,7 @@ from llmproxy.queueing import BATCH
 from web.auth import authenticate_client, current_key
 from web.dispatch import enqueue
 from web.jsonbody import json_body
+from web.listing import limit_param, list_response
 from web.services import services
 from web.session import commit, db, release_connection
 
@@ -142,17 +143,9 @@ def list_jobs():
     status = request.args.get("status")
     if status is not None and status not in STATUSES:
         raise bad_request(f"'status' must be one of {', '.join(STATUSES)}", param="status")
-    try:
-        limit = int(request.args.get("limit", 20))
-    except ValueError:
-        limit = -1
-    if not 1 <= limit <= 100:
-        raise bad_request("'limit' must be an integer from 1 to 100", param="limit")
-    page, has_more = jobs.list_jobs(db(), current_key().id, status=status, limit=limit,
+    page, has_more = jobs.list_jobs(db(), current_key().id, status=status, limit=limit_param(),
                                     after=request.args.get("after"))
-    data = [jobs.job_json(j) for j in page]
-    return jsonify({"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
-                    "last_id": data[-1]["id"] if data else None, "has_more": has_more})
+    return list_response([jobs.job_json(j) for j in page], has_more)
 
 
 @bp.post("/<job_id>/cancel")
