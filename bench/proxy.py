@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import socket
 from dataclasses import dataclass
@@ -234,6 +235,10 @@ class Proxy:
                      watch=[self.batch_worker, *([self.beat] if self.beat else [])])
         finally:
             client.close()
+        # The ideal of the report is threads / latency: make sure the worker runs that many (Celery's banner).
+        banner = re.search(r"concurrency:\s*(\d+)", self.batch_worker.output())
+        if banner and int(banner.group(1)) != cfg.batch_threads:
+            raise BenchError(f"the batch worker runs {banner.group(1)} threads, not {cfg.batch_threads}")
 
     def children(self) -> list[Child]:
         """Every proxy process still running (to watch for crashes)."""

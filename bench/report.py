@@ -113,10 +113,11 @@ def render(report: dict) -> str:
     """The report as plain-text tables."""
     cfg, proxy = report["config"], report["proxy_topology"]
     scenarios = cfg.get("scenarios", ["base"])
+    loads = (f"{cfg['requests_per_thread']} requests per client thread (+{cfg['warmup_per_thread']} warm-up); "
+             if "base" in scenarios or "admission" in scenarios else "")
     lines = [
         f"LLM Proxy benchmark: stub latency {cfg['latency_ms']:g} ms, {report['machine']['cpus']} CPUs, "
-        f"{cfg['requests_per_thread']} requests per client thread (+{cfg['warmup_per_thread']} warm-up); "
-        f"scenarios: {', '.join(scenarios)}",
+        f"{loads}scenarios: {', '.join(scenarios)}",
     ]
     if "base" in scenarios or "admission" in scenarios:
         lines.append(f"proxy: gunicorn {proxy['web_workers']} workers × {proxy['web_threads']} threads, "
@@ -178,8 +179,10 @@ def _render_batch(bat: dict) -> list[str]:
               _num(r["measured"], r["unit"]), _delta_text(r["delta"], r["delta_kind"]), r["target"] or "",
               r["status"] or "") for r in bat["rows"]]
     lines.extend(_table(("scenario", "metric", "reference", "measured", "measured/ref", "check", "result"), table))
+    finalize = (f"{bat['finalize_s']:.1f} s" if bat.get("finalize_s") is not None
+                else f"< {bat.get('poll_s', 0.5):g} s (seen at the same poll as the last lines; included in drain)")
     lines.append(f"batch timing: upload {bat['upload_s']:.2f} s, create {bat['create_s']:.2f} s, "
-                 f"drain {bat['drain_s']:.1f} s, finalize {bat['finalize_s']:.1f} s")
+                 f"drain {bat['drain_s']:.1f} s (polled every {bat.get('poll_s', 0.5):g} s), finalize {finalize}")
     if bat.get("cores_busy"):
         busy = ", ".join(f"{k} {v:.2f}" for k, v in sorted(bat["cores_busy"].items(), key=lambda kv: -kv[1])
                          if v >= 0.01)

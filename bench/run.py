@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         database_url=args.database_url or DEFAULT_DATABASE_URL, fresh_database=args.database_url is None,
         redis_url=args.redis_url, web_workers=args.web_workers, web_threads=args.web_threads,
         worker_procs=args.worker_procs, worker_threads=args.worker_threads, access_log=args.access_log,
-        worker_loglevel=args.worker_loglevel)
+        worker_loglevel=args.worker_loglevel, batch_threads=args.batch_threads)
     if machine["loadavg_at_start"][0] > 0.5 * (machine["cpus"] or 1):
         print(f"bench: note: load average is {machine['loadavg_at_start'][0]} before starting; "
               "other work on this machine will skew the figures", file=sys.stderr)
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"measuring a {args.batch_lines}-line batch at {proxy.url} (probe idle first)", flush=True)
             batch = batch_scenario.run_batch(
                 proxy.url, proxy.key, lines=args.batch_lines, latency_ms=args.latency_ms,
-                threads=args.batch_threads, probe_requests=args.probe_requests, probe_warmup=args.warmup,
+                threads=proxy.config.batch_threads, probe_requests=args.probe_requests, probe_warmup=args.warmup,
                 probe_gap_s=args.probe_gap_ms / 1000.0, timeout_s=args.batch_timeout, stall_s=args.batch_stall,
                 watch=[stub, *proxy.children()], meter_factory=proxy_meter)
             batch.update({"interactive_procs": len(proxy.workers), "interactive_threads": args.worker_threads,
