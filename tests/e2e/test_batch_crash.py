@@ -7,7 +7,6 @@ fifty with 400 (that line fails and goes to the error file).
 """
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
 
 import requests
@@ -16,29 +15,10 @@ from sqlalchemy import func, select
 from llmproxy.db import session_scope
 from llmproxy.models import Job, UsageEntry
 from tests.support import batching, records
-from tests.support.processes import BeatProcess, WebProcess, WorkerProcess, wait_for
+from tests.support.processes import BeatProcess, WebProcess, WorkerProcess, side_by_side, wait_for
 from tests.support.stub_upstream import Fail, Ok
 
 LINES = 2000
-
-
-def start_all(processes) -> None:
-    """Start the processes side by side (each start() waits until its process is ready)."""
-    errors: list[BaseException] = []
-
-    def run(process):
-        try:
-            process.start()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(p,)) for p in processes]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
 
 
 def ended_lines(session_factory, batch_id: str) -> int:
@@ -60,7 +40,7 @@ def test_batch_survives_a_killed_worker(e2e_env, make_key, upstream, db):
     second = WorkerProcess(env, concurrency=8)
     started = [first, beat, web]
     try:
-        start_all(started)
+        side_by_side(lambda p: p.start(), started)
         batch = batching.submit(web.url, secret, batching.file_of(LINES))
         assert batch["status"] == "in_progress"
         wait_for(lambda: ended_lines(db, batch["id"]) >= LINES // 2, timeout=60, interval=0.05,

@@ -10,27 +10,8 @@ import threading
 import requests
 
 from tests.support import records
-from tests.support.processes import BeatProcess, WebProcess, WorkerProcess, wait_for
+from tests.support.processes import BeatProcess, WebProcess, WorkerProcess, side_by_side, wait_for
 from tests.support.stub_upstream import Ok, Slow
-
-
-def side_by_side(action, processes) -> None:
-    """Run `action(process)` for every process at once (start() and stop() each wait for their process)."""
-    errors: list[BaseException] = []
-
-    def run(process):
-        try:
-            action(process)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(p,)) for p in processes]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
 
 
 def test_job_of_a_killed_worker_completes_once(e2e_env, make_key, upstream, db):

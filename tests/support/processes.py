@@ -37,6 +37,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def side_by_side(action, processes) -> None:
+    """Run `action(process)` for every process at once (start() and stop() each wait for their process)."""
+    errors: list[BaseException] = []
+
+    def run(process):
+        try:
+            action(process)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in processes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
 class _Process:
     def __init__(self, env: dict, args: list[str], name: str) -> None:
         self.env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
