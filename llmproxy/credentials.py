@@ -1,13 +1,12 @@
-"""Provider keys at rest: callers' own keys per provider, resolution order, and key rotation."""
+"""Provider keys at rest: callers' own keys per provider, and key rotation (resolution order: execution.build_steps)."""
 from __future__ import annotations
 
-from typing import Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from llmproxy import crypto
-from llmproxy.catalog import provider_context, provider_default_key
+from llmproxy.catalog import provider_context
 from llmproxy.models import KeyCredential, Provider
 
 
@@ -37,20 +36,6 @@ def saved_providers(session: Session, api_key_id: str) -> list[str]:
     return list(session.scalars(
         select(Provider.name).join(KeyCredential, KeyCredential.provider_id == Provider.id)
         .where(KeyCredential.api_key_id == api_key_id).order_by(Provider.name)))
-
-
-def resolve_credential(session: Session, *, api_key_id: str, provider: Provider, encryption_key: bytes,
-                       env_keys: Mapping[str, str]) -> str | None:
-    """The caller's saved key, else the provider's configured key, else the environment's, else None."""
-    row = session.scalar(select(KeyCredential).where(
-        KeyCredential.api_key_id == api_key_id, KeyCredential.provider_id == provider.id))
-    if row is not None:
-        return crypto.decrypt(row.api_key_enc, key=encryption_key,
-                              context=credential_context(api_key_id, provider.name))
-    configured = provider_default_key(provider, encryption_key=encryption_key)
-    if configured:
-        return configured
-    return env_keys.get(provider.name)
 
 
 def load_key_credentials(session: Session, *, api_key_id: str, encryption_key: bytes) -> dict[str, str | None]:
