@@ -4,10 +4,12 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
+import time
 
 import pytest
 import redis as redis_lib
 from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
 
 from llmproxy import catalog, migrate
 from llmproxy.config import load_settings, normalize_database_url
@@ -102,9 +104,19 @@ def announce(redis_url: str) -> None:
 
 
 def _clean(session_factory, redis_url) -> None:
-    with session_scope(session_factory) as session:
-        for model in (UsageEntry, Job, Batch, StoredFile, KeyCredential, ApiKey, ModelConfig, Provider):
-            session.execute(delete(model))
+    # The session's worker may still be finishing a job an earlier test left behind and insert its ledger
+    # row between two of these deletes; the whole clean-up is one transaction, so try it again until a pass
+    # finds nothing new referencing what it deletes.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with session_scope(session_factory) as session:
+                for model in (UsageEntry, Job, Batch, StoredFile, KeyCredential, ApiKey, ModelConfig, Provider):
+                    session.execute(delete(model))
+            break
+        except IntegrityError:
+            if time.monotonic() > deadline:
+                raise
     client = redis_lib.Redis.from_url(redis_url)
     keys = list(client.scan_iter("llmproxy:job:*", count=1000))
     if keys:
