@@ -14,10 +14,11 @@ import json
 import logging
 from datetime import datetime, timedelta
 
+import redis
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from llmproxy import batch_dispatch, batches, jobs
+from llmproxy import batch_dispatch, batches, channels, jobs
 from llmproxy.db import session_scope, utcnow
 from llmproxy.files import BATCH_OUTPUT, store_file
 from llmproxy.models import Batch, Job
@@ -71,14 +72,17 @@ def write_results(session_factory: sessionmaker, batch_id: str, *, claim: dateti
         outcome = target_status(batch)
         output, errors, counts = result_lines(session, batch_id, cancelled_code=_cancel_code(outcome))
         files = {}
+        file_days = (batch.output_expires_seconds / 86400 if batch.output_expires_seconds is not None
+                     else retention_days)
         for name, lines in (("output", output), ("error", errors)):
             if lines:
                 files[name] = store_file(session, api_key_id=batch.api_key_id, purpose=BATCH_OUTPUT,
                                          filename=f"{batch_id}_{name}.jsonl", content=b"".join(lines),
-                                         retention_days=retention_days)
+                                         retention_days=file_days)
         now = utcnow()
         values = dict(status=outcome, output_file_id=files["output"].id if "output" in files else None,
-                      error_file_id=files["error"].id if "error" in files else None, **counts)
+                      error_file_id=files["error"].id if "error" in files else None,
+                      usage=batches.line_usage(session, batch_id), **counts)
         values[{batches.COMPLETED: "completed_at", batches.CANCELLED: "cancelled_at",
                 batches.EXPIRED: "expired_at"}[outcome]] = now
         if outcome == batches.EXPIRED:
@@ -164,13 +168,18 @@ def finalize_stalled(session_factory: sessionmaker, *, stale_seconds: float, ret
 
 
 def sweep(session_factory: sessionmaker, *, send: batch_dispatch.Send, stale_seconds: float,
-          retention_days: float) -> int:
-    """The periodic pass: expire batches past their window, top up running ones, finalize ended or stalled ones."""
+          retention_days: float, redis_client: redis.Redis | None = None) -> int:
+    """The periodic pass: expire batches past their window, top up running ones, finalize ended or stalled ones.
+
+    With a Redis client, long-pollers of the lines an expiry cancelled are woken.
+    """
     with session_scope(session_factory) as session:
         due = batches.due_for_expiry(session, utcnow())
     for batch_id in due:
         with session_scope(session_factory) as session:
-            batches.expire_batch(session, batch_id)
+            cancelled = batches.expire_batch(session, batch_id)
+        if cancelled and redis_client is not None:
+            channels.publish_cancelled(redis_client, cancelled)
     batch_dispatch.top_up_running(session_factory, send=send)
     with session_scope(session_factory) as session:
         ended = unfinalized(session)

@@ -20,7 +20,7 @@ from llmproxy.errors import bad_request, not_found
 from llmproxy.files import BATCH as BATCH_PURPOSE, get_own_file
 from llmproxy.pagination import page_after
 from llmproxy.keys import new_id
-from llmproxy.models import ApiKey, Batch, Job
+from llmproxy.models import ApiKey, Batch, Job, UsageEntry
 from llmproxy.queueing import BATCH as BATCH_QUEUE
 
 VALIDATING, FAILED, IN_PROGRESS, FINALIZING = "validating", "failed", "in_progress", "finalizing"
@@ -31,10 +31,25 @@ ENDPOINTS = ("/v1/chat/completions",)
 COMPLETION_WINDOWS = ("24h",)
 UNFINISHED_LINES = (jobs.QUEUED, jobs.IN_PROGRESS)
 INSERT_CHUNK = 1000
+OUTPUT_EXPIRY_SECONDS = (3600, 2_592_000)  # OpenAI's bounds: one hour to 30 days
+
+
+def validate_output_expiry(value: object) -> int | None:
+    """`output_expires_after` as OpenAI takes it ({"anchor": "created_at", "seconds": N}); returns N or None."""
+    if value is None:
+        return None
+    low, high = OUTPUT_EXPIRY_SECONDS
+    if (not isinstance(value, dict) or set(value) != {"anchor", "seconds"} or value["anchor"] != "created_at"
+            or not isinstance(value["seconds"], int) or isinstance(value["seconds"], bool)
+            or not low <= value["seconds"] <= high):
+        raise bad_request(f"'output_expires_after' must be {{\"anchor\": \"created_at\", \"seconds\": N}} "
+                          f"with N from {low} to {high}", code="invalid_output_expires_after",
+                          param="output_expires_after")
+    return value["seconds"]
 
 
 def create_batch(session: Session, *, key: ApiKey, input_file_id: str, endpoint: str, completion_window: str,
-                 metadata: dict | None, settings: Settings) -> Batch:
+                 metadata: dict | None, settings: Settings, output_expires_after: object = None) -> Batch:
     """Validate the input file and store the batch: `failed` with per-line errors, or `in_progress` with its jobs.
 
     The caller commits, then hands the batch to a worker to enqueue its lines.
@@ -45,6 +60,7 @@ def create_batch(session: Session, *, key: ApiKey, input_file_id: str, endpoint:
     if completion_window not in COMPLETION_WINDOWS:
         raise bad_request("'completion_window' must be '24h'", code="invalid_completion_window",
                           param="completion_window")
+    output_expires_seconds = validate_output_expiry(output_expires_after)
     source = get_own_file(session, key.id, input_file_id)
     if source.purpose != BATCH_PURPOSE:
         raise bad_request("The input file must have purpose 'batch'", code="invalid_input_file",
@@ -52,7 +68,7 @@ def create_batch(session: Session, *, key: ApiKey, input_file_id: str, endpoint:
     now = utcnow()
     batch = Batch(id=new_id("batch"), api_key_id=key.id, endpoint=endpoint, input_file_id=source.id,
                   completion_window=completion_window, status=VALIDATING, total=0, completed=0, failed=0,
-                  meta=metadata, created_at=now,
+                  meta=metadata, created_at=now, output_expires_seconds=output_expires_seconds,
                   expires_at=now + timedelta(seconds=settings.batch_completion_window_seconds))
     total, errors = validate_input(session, key, source.content, endpoint=endpoint,
                                    max_lines=settings.max_batch_lines)
@@ -104,6 +120,19 @@ def line_counts(session: Session, batch_id: str) -> dict[str, int]:
     return {status: count for status, count in rows}
 
 
+def line_usage(session: Session, batch_id: str) -> dict:
+    """OpenAI's batch `usage`: the tokens the ledger billed for the batch's lines so far."""
+    prompt, completion, cached = session.execute(
+        select(func.coalesce(func.sum(UsageEntry.prompt_tokens), 0),
+               func.coalesce(func.sum(UsageEntry.completion_tokens), 0),
+               func.coalesce(func.sum(UsageEntry.cached_prompt_tokens), 0))
+        .join(Job, Job.id == UsageEntry.job_id).where(Job.batch_id == batch_id)).one()
+    prompt, completion, cached = int(prompt), int(completion), int(cached)
+    return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": cached},
+            "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": prompt + completion}
+
+
 def request_counts(session: Session, batch: Batch) -> dict[str, int]:
     """OpenAI's request_counts: live from the lines while the batch runs, as fixed at its end afterwards."""
     if batch.status in FINAL:
@@ -112,13 +141,14 @@ def request_counts(session: Session, batch: Batch) -> dict[str, int]:
     return {"total": batch.total, "completed": counts.get(jobs.COMPLETED, 0), "failed": counts.get(jobs.FAILED, 0)}
 
 
-def cancel_batch(session: Session, batch: Batch) -> bool:
-    """Start cancelling: queued lines are cancelled at once (one UPDATE), running ones finish. True if it changed.
+def cancel_batch(session: Session, batch: Batch) -> list[tuple[str, int]]:
+    """Start cancelling: queued lines are cancelled at once (one UPDATE), running ones finish.
 
-    The caller commits and then tries to finalize (nothing may be left running).
+    Returns the (job id, run) of the lines it cancelled. The caller commits, wakes their long-pollers
+    (channels.publish_cancelled) and then tries to finalize (nothing may be left running).
     """
     if batch.status in (CANCELLING, CANCELLED) or batch.expired_at is not None:
-        return False  # already ending; cancelling again changes nothing
+        return []  # already ending; cancelling again changes nothing
     if batch.status != IN_PROGRESS:
         raise bad_request(f"A batch with status '{batch.status}' cannot be cancelled", code="invalid_state")
     now = utcnow()
@@ -126,20 +156,22 @@ def cancel_batch(session: Session, batch: Batch) -> bool:
                                                  Batch.expired_at.is_(None))
                              .values(status=CANCELLING, cancelling_at=now)
                              .execution_options(synchronize_session=False))
+    cancelled = []
     if result.rowcount == 1:
-        cancel_queued_lines(session, batch.id, code="batch_cancelled", message="The batch was cancelled")
+        cancelled = cancel_queued_lines(session, batch.id, code="batch_cancelled", message="The batch was cancelled")
     session.refresh(batch)
-    return result.rowcount == 1
+    return cancelled
 
 
-def cancel_queued_lines(session: Session, batch_id: str, *, code: str, message: str) -> int:
-    """Cancel every line of the batch that has not started, in one UPDATE; return how many."""
-    result = session.execute(
+def cancel_queued_lines(session: Session, batch_id: str, *, code: str, message: str) -> list[tuple[str, int]]:
+    """Cancel every line of the batch that has not started, in one UPDATE; return their (job id, run)."""
+    rows = session.execute(
         update(Job).where(Job.batch_id == batch_id, Job.status == jobs.QUEUED)
         .values(status=jobs.CANCELLED, completed_at=utcnow(), cancel_requested=True, lease_expires_at=None,
                 error={"message": message, "type": "invalid_request_error", "param": None, "code": code})
+        .returning(Job.id, Job.run_count)
         .execution_options(synchronize_session=False))
-    return result.rowcount
+    return [(job_id, run) for job_id, run in rows]
 
 
 def due_for_expiry(session: Session, now: datetime, limit: int = 100) -> list[str]:
@@ -148,17 +180,19 @@ def due_for_expiry(session: Session, now: datetime, limit: int = 100) -> list[st
         Batch.status == IN_PROGRESS, Batch.expires_at < now, Batch.expired_at.is_(None)).limit(limit)))
 
 
-def expire_batch(session: Session, batch_id: str) -> bool:
-    """Mark the batch expired and cancel its queued lines; running lines finish, then it is finalized as `expired`."""
+def expire_batch(session: Session, batch_id: str) -> list[tuple[str, int]] | None:
+    """Mark the batch expired and cancel its queued lines; running lines finish, then it is finalized as `expired`.
+
+    Returns the (job id, run) of the lines it cancelled, or None if the batch was not due.
+    """
     now = utcnow()
     result = session.execute(update(Batch).where(Batch.id == batch_id, Batch.status == IN_PROGRESS,
                                                  Batch.expired_at.is_(None), Batch.expires_at < now)
                              .values(expired_at=now).execution_options(synchronize_session=False))
     if result.rowcount != 1:
-        return False
-    cancel_queued_lines(session, batch_id, code="batch_expired",
-                        message="The batch's completion window ended before this request ran")
-    return True
+        return None
+    return cancel_queued_lines(session, batch_id, code="batch_expired",
+                               message="The batch's completion window ended before this request ran")
 
 
 def batch_json(session: Session, batch: Batch) -> dict:
@@ -173,4 +207,5 @@ def batch_json(session: Session, batch: Batch) -> dict:
         "expired_at": to_epoch(batch.expired_at) if batch.status == EXPIRED else None,
         "cancelling_at": to_epoch(batch.cancelling_at), "cancelled_at": to_epoch(batch.cancelled_at),
         "request_counts": request_counts(session, batch), "metadata": batch.meta,
+        "usage": batch.usage if batch.status in FINAL and batch.usage is not None else line_usage(session, batch.id),
     }

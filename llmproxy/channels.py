@@ -57,6 +57,17 @@ def publish(client: redis.Redis, job_id: str, kind: str, data: dict, *, run: int
         client.xadd(key, fields)
 
 
+def publish_cancelled(client: redis.Redis, lines: list[tuple[str, int]]) -> None:
+    """Wake whoever long-polls these jobs (id, run) that were cancelled without running: one round trip per 1,000."""
+    data = json.dumps({"status": "cancelled"}, separators=(",", ":"))
+    for start in range(0, len(lines), 1000):
+        pipe = client.pipeline(transaction=False)
+        for job_id, run in lines[start:start + 1000]:
+            pipe.xadd(events_key(job_id), {"kind": DONE, "run": run, "data": data})
+            pipe.expire(events_key(job_id), STREAM_TTL_SECONDS)
+        pipe.execute()
+
+
 def read(client: redis.Redis, job_id: str, *, after: str = "0", block_ms: int = 0, count: int = 100) -> list[Event]:
     """Events after `after`, blocking up to block_ms (0 = do not block; at most MAX_BLOCK_MS) for the first one.
 

@@ -180,11 +180,13 @@ def get_own_job(session: Session, api_key_id: str, job_id: str) -> Job:
 
 
 def list_jobs(session: Session, api_key_id: str, *, status: str | None, limit: int,
-              after: str | None) -> tuple[list[Job], bool]:
-    """This key's jobs, newest first, after the cursor job; returns (page, has_more)."""
+              after: str | None, batch_id: str | None = None) -> tuple[list[Job], bool]:
+    """This key's jobs (of one batch, if given), newest first, after the cursor job; returns (page, has_more)."""
     query = select(Job).where(Job.api_key_id == api_key_id)
     if status:
         query = query.where(Job.status == status)
+    if batch_id:
+        query = query.where(Job.batch_id == batch_id)
     cursor = get_own_job(session, api_key_id, after) if after else None
     return page_after(session, query, Job, cursor=cursor, limit=limit)
 

@@ -199,3 +199,7 @@ class Batch(Base):
     expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancelling_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # OpenAI's `usage` object, fixed when the batch ends; computed from the ledger while it runs.
+    usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # output_expires_after.seconds: the output and error files live this long (else RETENTION_DAYS).
+    output_expires_seconds: Mapped[int | None] = mapped_column(Integer)

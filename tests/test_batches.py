@@ -4,10 +4,13 @@ import io
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import openai
 import pytest
+import redis as redis_lib
+import requests
 from sqlalchemy import func, select
 
 from llmproxy import batch_results
@@ -68,6 +71,56 @@ def test_openai_sdk_batch_calls(live, make_key, upstream, worker):
     assert sdk.files.delete(uploaded.id).deleted is True
     with pytest.raises(openai.NotFoundError):
         sdk.batches.retrieve("batch_unknown")
+
+
+def test_usage_output_expiry_and_the_batch_lines(client, make_key, upstream, worker, db):
+    secret, _ = make_key()
+    theirs, _ = make_key()
+    r = create(client, secret, b.file_of(12, content="count me"),
+               output_expires_after={"anchor": "created_at", "seconds": 7200})
+    batch = b.wait_batch(getter(client, secret), r.json["id"])
+    output = content(client, secret, batch["output_file_id"])
+    assert len(output) == 12
+    reported = [x["response"]["body"]["usage"] for x in output]
+    usage = batch["usage"]
+    assert usage["input_tokens"] == sum(u["prompt_tokens"] for u in reported) > 0
+    assert usage["output_tokens"] == sum(u["completion_tokens"] for u in reported) > 0
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+    meta = client.get(f"/v1/files/{batch['output_file_id']}", headers=auth(secret)).json
+    assert meta["expires_at"] - meta["created_at"] == 7200
+    # Its lines as jobs, a page at a time; another key's batch is 404.
+    page = client.get(f"/v1/jobs?batch_id={batch['id']}&limit=5", headers=auth(secret)).json
+    ids = [j["id"] for j in page["data"]]
+    while page["has_more"]:
+        page = client.get(f"/v1/jobs?batch_id={batch['id']}&limit=5&after={ids[-1]}", headers=auth(secret)).json
+        ids += [j["id"] for j in page["data"]]
+    assert sorted(ids) == sorted(x["response"]["request_id"] for x in output)
+    other = client.post("/v1/jobs", json={"body": b.line("single")["body"]}, headers=auth(secret)).json
+    assert other["id"] not in ids
+    missing = client.get(f"/v1/jobs?batch_id={batch['id']}", headers=auth(theirs))
+    assert missing.status_code == 404 and missing.json["error"]["code"] == "not_found"
+
+
+def test_cancel_wakes_long_polls_of_waiting_lines(live, make_key, upstream, worker, settings):
+    secret, _ = make_key(rpm_limit=1)  # one line runs, the others wait queued for capacity
+    batch = b.submit(live, secret, b.file_of(3))
+    get = lambda path: requests.get(live + path, headers=auth(secret), timeout=90).json()  # noqa: E731
+    queued = wait_for(lambda: get(f"/v1/jobs?batch_id={batch['id']}&status=queued")["data"], timeout=30,
+                      message="a line waiting for capacity")
+    polled: list = []
+    poller = threading.Thread(target=lambda: polled.append(get(f"/v1/jobs/{queued[0]['id']}?wait=60")))
+    poller.start()
+    watcher = redis_lib.Redis.from_url(settings.redis_url)
+    wait_for(lambda: any(c.get("cmd") == "xread" for c in watcher.client_list()), timeout=10,
+             message="the long poll to block on the job's stream")
+    watcher.close()
+    wait_for(lambda: requests.post(f"{live}/v1/batches/{batch['id']}/cancel", headers=auth(secret),
+                                   timeout=30).json()["status"] in ("cancelling", "cancelled"),
+             timeout=10, message="the cancel to be accepted")
+    # The cancel wakes the long poll; without that it would answer only when its 60 s run out.
+    poller.join(timeout=20)
+    assert not poller.is_alive(), "the long poll was not woken by the cancel"
+    assert polled[0]["status"] == "cancelled" and polled[0]["error"]["code"] == "batch_cancelled"
 
 
 def test_openai_sdk_cancel_keeps_partial_output(live, make_key, upstream, worker, db):
@@ -138,6 +191,9 @@ def test_bad_file_fails_the_batch_and_creates_no_job(client, make_key, db):
     ({"input_file_id": "file-unknown"}, 404, None),
     ({"metadata": {"k": 1}}, 400, "metadata"),
     ({"extra": True}, 400, None),
+    ({"output_expires_after": {"anchor": "created_at", "seconds": 60}}, 400, "output_expires_after"),
+    ({"output_expires_after": {"anchor": "last_active_at", "seconds": 3600}}, 400, "output_expires_after"),
+    ({"output_expires_after": {"anchor": "created_at", "seconds": "3600"}}, 400, "output_expires_after"),
 ])
 def test_bad_batch_requests_change_nothing(client, make_key, fields, status, param):
     secret, _ = make_key()

@@ -7,7 +7,7 @@ import redis
 from flask import Blueprint, jsonify, request
 from kombu.exceptions import KombuError
 
-from llmproxy import batch_results, batches
+from llmproxy import batch_results, batches, channels
 from llmproxy.batch_dispatch import DISPATCH_BATCH_TASK
 from llmproxy.errors import bad_request
 from llmproxy.queueing import BATCH
@@ -46,7 +46,8 @@ def create_batch():
             raise bad_request(f"Missing required parameter: '{name}'", code="missing_field", param=name)
     batch = batches.create_batch(db(), key=current_key(), input_file_id=data["input_file_id"],
                                  endpoint=data["endpoint"], completion_window=data["completion_window"],
-                                 metadata=validate_metadata(data.get("metadata")), settings=services().settings)
+                                 metadata=validate_metadata(data.get("metadata")), settings=services().settings,
+                                 output_expires_after=data.get("output_expires_after"))
     commit()
     if batch.status == batches.IN_PROGRESS:
         hand_off(batch.id)
@@ -71,8 +72,14 @@ def list_batches():
 def cancel_batch(batch_id):
     """Cancel: queued lines at once, running ones finish; `cancelled` (with partial results) when none runs."""
     batch = batches.get_own_batch(db(), current_key().id, batch_id)
-    batches.cancel_batch(db(), batch)
+    cancelled = batches.cancel_batch(db(), batch)
     commit()
+    if cancelled:
+        try:
+            channels.publish_cancelled(services().redis, cancelled)
+        except redis.RedisError:
+            # The cancel is committed; long-pollers of these lines see it when their wait ends.
+            log.warning("could not wake the long-pollers of batch %s's cancelled lines", batch.id)
     if batch.status == batches.CANCELLING:
         batch_results.finalize_if_done(services().session_factory, batch.id,
                                        retention_days=services().settings.retention_days)

@@ -6,7 +6,7 @@ import time
 from flask import Blueprint, jsonify, request
 from sqlalchemy.exc import IntegrityError
 
-from llmproxy import channels, jobs
+from llmproxy import batches, channels, jobs
 from llmproxy.chat import validate_chat_request
 from llmproxy.errors import ApiError, bad_request
 from llmproxy.queueing import BATCH
@@ -139,12 +139,15 @@ def get_job(job_id):
 
 @bp.get("")
 def list_jobs():
-    """This key's jobs, newest first: ?status=&limit=&after=."""
+    """This key's jobs, newest first: ?status=&batch_id=&limit=&after=."""
     status = request.args.get("status")
     if status is not None and status not in STATUSES:
         raise bad_request(f"'status' must be one of {', '.join(STATUSES)}", param="status")
+    batch_id = request.args.get("batch_id")
+    if batch_id is not None:
+        batches.get_own_batch(db(), current_key().id, batch_id)  # another key's batch is 404, like an unknown one
     page, has_more = jobs.list_jobs(db(), current_key().id, status=status, limit=limit_param(),
-                                    after=request.args.get("after"))
+                                    after=request.args.get("after"), batch_id=batch_id)
     return list_response([jobs.job_json(j) for j in page], has_more)
 
 

@@ -59,7 +59,7 @@ def sweep_jobs() -> int:
     if targets:
         log.info("re-enqueued %d lost jobs", len(targets))
     lines = batch_dispatch.requeue_lost(res.session_factory, res.redis, send=send_batch_lines,
-                                        stale_seconds=res.settings.batch_lost_after_seconds)
+                                        stale_seconds=res.settings.batch_lost_after_seconds, redis_client=res.redis)
     if lines:
         log.info("re-enqueued %d batch-queue jobs whose message was lost", lines)
     return len(targets) + lines
@@ -70,7 +70,7 @@ def sweep_batches() -> int:
     """Expire batches past their window, top up running ones, finalize those whose finalizer died or never ran."""
     res = resources()
     return batch_results.sweep(res.session_factory, send=send_batch_lines, retention_days=res.settings.retention_days,
-                               stale_seconds=res.settings.batch_lost_after_seconds)
+                               stale_seconds=res.settings.batch_lost_after_seconds, redis_client=res.redis)
 
 
 @shared_task(name="llmproxy.purge_records", ignore_result=True)
