@@ -109,9 +109,7 @@ class Proxy:
             "ADMIN_API_KEY": "bench-admin-" + secrets.token_urlsafe(24),
             "WEB_CONCURRENCY": str(config.web_workers),
             "WEB_THREADS": str(config.web_threads),
-            # gunicorn_conf.py passes ACCESS_LOG through; gunicorn rejects "" ("'' isn't writable"), so "off" is
-            # /dev/null (the line is still formatted, a few microseconds).
-            "ACCESS_LOG": "-" if config.access_log else os.devnull,
+            "ACCESS_LOG": "-" if config.access_log else "off",
         }
         self.url: str | None = None
         self.key: str | None = None  # the virtual key without limits

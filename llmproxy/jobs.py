@@ -6,7 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,13 +25,14 @@ def create_job(session: Session, *, api_key: ApiKey, body: dict, queue: str, str
                metadata: dict | None = None, batch_id: str | None = None, custom_id: str | None = None,
                idempotency_key: str | None = None, request_hash: str | None = None,
                job_id: str | None = None) -> Job:
-    """Insert a queued job (the caller commits before enqueueing it)."""
+    """Insert a queued job (the caller commits before enqueueing it); returns it, detached from the session."""
     job = Job(id=job_id or new_job_id(), api_key_id=api_key.id, model=body["model"], status=QUEUED, queue=queue,
               stream=stream, request=body, meta=metadata, batch_id=batch_id, custom_id=custom_id,
               idempotency_key=idempotency_key, request_hash=request_hash, attempts=[], run_count=0,
               cancel_requested=False, created_at=utcnow())
-    session.add(job)
-    session.flush()
+    # A Core INSERT: every request does this once, and the ORM's unit of work measured a fifth of the
+    # web's CPU per request (bench/). A duplicate Idempotency-Key raises IntegrityError here, as a flush would.
+    session.execute(_INSERT_JOB, {column.key: getattr(job, attr) for attr, column in _JOB_COLUMNS})
     return job
 
 
@@ -40,25 +41,33 @@ def new_job_id() -> str:
     return new_id("job")
 
 
+# (attribute, column) of every mapped column of Job: `meta` is the column "metadata".
+_JOB_COLUMNS = [(prop.key, prop.columns[0]) for prop in Job.__mapper__.column_attrs]
+_JOBS = Job.__table__
+_INSERT_JOB = _JOBS.insert()
+# Claim: one UPDATE … RETURNING, built once. A queued job, or a running one whose lease expired.
+_CLAIM_JOB = (
+    _JOBS.update()
+    .where(_JOBS.c.id == bindparam("p_id"),
+           or_(_JOBS.c.status == QUEUED, and_(_JOBS.c.status == IN_PROGRESS, _JOBS.c.lease_expires_at < bindparam("p_now"))))
+    .values(status=IN_PROGRESS, run_count=_JOBS.c.run_count + 1, started_at=bindparam("p_now"),
+            lease_expires_at=bindparam("p_until"))
+    .returning(*_JOBS.c))
+
+
 def claim_job(session: Session, job_id: str, *, lease_seconds: float) -> Job | None:
-    """Atomically take a queued job, or one whose previous run's lease expired; None if someone else has it."""
+    """Atomically take a queued job, or one whose previous run's lease expired; None if someone else has it.
+
+    The claimed job is returned detached from the session (a plain copy of the row).
+    """
     now = utcnow()
-    # One UPDATE … RETURNING: the claim and the read of the claimed row in a single round trip.
-    job = session.scalars(
-        update(Job)
-        .where(Job.id == job_id, or_(
-            Job.status == QUEUED,
-            and_(Job.status == IN_PROGRESS, Job.lease_expires_at < now),
-        ))
-        .values(status=IN_PROGRESS, run_count=Job.run_count + 1, started_at=now,
-                lease_expires_at=now + timedelta(seconds=lease_seconds))
-        .returning(Job),
-        execution_options={"synchronize_session": False, "populate_existing": True},
-    ).one_or_none()
-    if job is None:
+    row = session.execute(_CLAIM_JOB, {"p_id": job_id, "p_now": now,
+                                       "p_until": now + timedelta(seconds=lease_seconds)}).one_or_none()
+    if row is None:
         return None
     session.commit()
-    return job
+    mapping = row._mapping
+    return Job(**{attr: mapping[column] for attr, column in _JOB_COLUMNS})
 
 
 def renew_lease(session: Session, job_id: str, run: int, *, lease_seconds: float) -> bool:
@@ -87,6 +96,21 @@ class Outcome:
     latency_ms: int | None = None
 
 
+_FINISH_FIELDS = ("status", "result", "error", "error_status", "attempts", "usage", "cost_usd", "served_model",
+                  "served_provider", "completed_at", "lease_expires_at")
+_LEDGER, _KEYS = UsageEntry.__table__, ApiKey.__table__
+# Built once, executed with parameters: this runs once per job, and building the statements each time
+# (and the ORM's bulk-update machinery before that) measured as a third of its cost (see bench/).
+_FINISH_JOB = (_JOBS.update()
+               .where(_JOBS.c.id == bindparam("p_id"), _JOBS.c.status == IN_PROGRESS,
+                      _JOBS.c.run_count == bindparam("p_run"))
+               .values({name: bindparam("p_" + name) for name in _FINISH_FIELDS}))
+_INSERT_LEDGER = _LEDGER.insert()
+# Increment in SQL so concurrent jobs of one key never lose an update.
+_ADD_SPEND = (_KEYS.update().where(_KEYS.c.id == bindparam("p_key"))
+              .values(spend_usd=_KEYS.c.spend_usd + bindparam("p_cost", type_=_KEYS.c.spend_usd.type)))
+
+
 def finish_job(session: Session, job: Job, run: int, outcome: Outcome) -> bool:
     """Store the outcome and bill it, in one transaction, only if this run still owns the job.
 
@@ -99,17 +123,14 @@ def finish_job(session: Session, job: Job, run: int, outcome: Outcome) -> bool:
                   usage=outcome.usage.as_openai() if outcome.usage else None, cost_usd=outcome.cost_usd,
                   served_model=outcome.served_model, served_provider=outcome.served_provider,
                   completed_at=now, lease_expires_at=None)
-    # Core statements on the tables: this runs once per job, and the ORM's bulk-update machinery
-    # measured as a third of its cost (see bench/). One transaction; all or nothing.
-    jobs_t, ledger_t, keys_t = Job.__table__, UsageEntry.__table__, ApiKey.__table__
     try:
-        result = session.execute(jobs_t.update().where(
-            jobs_t.c.id == job.id, jobs_t.c.status == IN_PROGRESS, jobs_t.c.run_count == run).values(**values))
+        params = {"p_" + name: value for name, value in values.items()}
+        result = session.execute(_FINISH_JOB, {**params, "p_id": job.id, "p_run": run})
         if result.rowcount != 1:
             session.rollback()
             return False
         if outcome.usage is not None and outcome.cost_usd is not None and outcome.prices is not None:
-            session.execute(ledger_t.insert().values(
+            session.execute(_INSERT_LEDGER, dict(
                 job_id=job.id, api_key_id=job.api_key_id, model_requested=job.model,
                 model_served=outcome.served_model, provider_served=outcome.served_provider,
                 prompt_tokens=outcome.usage.prompt_tokens, completion_tokens=outcome.usage.completion_tokens,
@@ -117,9 +138,7 @@ def finish_job(session: Session, job: Job, run: int, outcome: Outcome) -> bool:
                 input_cost_per_1m=outcome.prices.input_per_1m, output_cost_per_1m=outcome.prices.output_per_1m,
                 cached_input_cost_per_1m=outcome.prices.cached_input_per_1m, cost_usd=outcome.cost_usd,
                 latency_ms=outcome.latency_ms, outcome=outcome.status, created_at=now))
-            # Increment in SQL so concurrent jobs of one key never lose an update.
-            session.execute(keys_t.update().where(keys_t.c.id == job.api_key_id)
-                            .values(spend_usd=keys_t.c.spend_usd + outcome.cost_usd))
+            session.execute(_ADD_SPEND, {"p_key": job.api_key_id, "p_cost": outcome.cost_usd})
         session.commit()
     except IntegrityError:
         session.rollback()

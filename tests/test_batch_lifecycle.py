@@ -99,8 +99,8 @@ def test_lost_lines(db, settings, make_key, redis_client):
         session.execute(update(Job).where(Job.batch_id == batch_id).values(enqueued_at=utcnow() - timedelta(hours=1)))
         single = jobs.create_job(session, api_key=session.get(ApiKey, key["id"]), queue=BATCH,
                                  body={"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "x"}]})
-        single.created_at = utcnow() - timedelta(hours=1)
         single_id = single.id
+        session.execute(update(Job).where(Job.id == single_id).values(created_at=utcnow() - timedelta(hours=1)))
     for job_id in ids[:2]:
         batch_dispatch.touch(redis_client, job_id)
     # While the queue holds messages, theirs may be among them: nothing is lost yet, and they are restamped.

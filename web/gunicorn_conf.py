@@ -7,4 +7,7 @@ workers = int(os.environ.get("WEB_CONCURRENCY", min(4, multiprocessing.cpu_count
 threads = int(os.environ.get("WEB_THREADS", 32))
 timeout = int(float(os.environ.get("SYNC_TIMEOUT_SECONDS", 600))) + 30
 keepalive = 30
-accesslog = os.environ.get("ACCESS_LOG", "-") or None  # ACCESS_LOG="" turns it off
+# ACCESS_LOG: a path, "-" (stdout, the default) or "off". Off means gunicorn skips the line entirely;
+# /dev/null would still format one per request (measured: 7% of the web's CPU under load).
+_access = os.environ.get("ACCESS_LOG", "-").strip()
+accesslog = None if _access.lower() in ("", "off", "none") else _access
