@@ -255,10 +255,10 @@ def execute_job(job_id: str, *, session_factory: sessionmaker, redis_client: red
             # The upstream streamed no usage: a caller who asked for it (stream_options.include_usage)
             # gets our count, as OpenAI would send it; the web drops this chunk for everyone else.
             channels.publish(redis_client, job_id, channels.CHUNK, usage_chunk(outcome.result), run=run)
-        _record_metrics(redis_client, outcome)
     finally:
         # The job is stored and billed: whatever failed above, the waiter must get its answer.
         channels.publish(redis_client, job_id, channels.DONE, done_event(job), run=run)
+    _record_metrics(redis_client, outcome)  # after the answer: nobody waits for the counters
     return job.status
 
 

@@ -1,4 +1,6 @@
 """Operations: readiness names what is missing; metrics count requests, attempts, tokens and cost without secrets."""
+from tests.support.processes import wait_for
+
 def test_readyz_names_what_is_missing(settings, db, redis_client):
     """An app whose Redis has no worker heartbeats (the scratch database), then one whose Redis is down."""
     from web import create_app
@@ -27,7 +29,9 @@ def test_metrics_count_requests_attempts_tokens_and_cost(client, make_key, upstr
                     json={"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "metrics"}]})
     assert r.status_code == 200
     client.get("/v1/jobs/job_unknown", headers={"Authorization": f"Bearer {secret}"})
-    text = client.get("/metrics").get_data(as_text=True)
+    # The worker counts a job just after it answers (nobody waits for counters): poll for them.
+    text = wait_for(lambda: (t := client.get("/metrics").get_data(as_text=True))
+                    and "llmproxy_job_latency_seconds_count" in t and t, timeout=10, message="the job's metrics")
     assert 'llmproxy_http_requests_total{route="/v1/chat/completions",method="POST",status="200"}' in text
     assert 'llmproxy_http_requests_total{route="/v1/jobs/<job_id>",method="GET",status="404"}' in text
     assert 'llmproxy_upstream_attempts_total{provider="openai",outcome="ok"}' in text
