@@ -203,7 +203,7 @@ class Deferred(Exception):
 
 def execute_job(job_id: str, *, session_factory: sessionmaker, redis_client: redis.Redis,
                 settings: Settings, queue: str | None = None, snapshots: Snapshots | None = None,
-                sleep: Callable[[float], None] = time.sleep) -> str | None:
+                sleep: Callable[[float], None] = time.sleep, counters: metrics.Counters | None = None) -> str | None:
     """Run a job if it is ours to run; return its final status, or None when another run owns it.
 
     Queued jobs of the batch queue are paced first: they raise Deferred until
@@ -258,15 +258,19 @@ def execute_job(job_id: str, *, session_factory: sessionmaker, redis_client: red
     finally:
         # The job is stored and billed: whatever failed above, the waiter must get its answer.
         channels.publish(redis_client, job_id, channels.DONE, done_event(job), run=run)
-    _record_metrics(redis_client, outcome)  # after the answer: nobody waits for the counters
+    _record_metrics(redis_client, counters, outcome)  # after the answer: nobody waits for the counters
     return job.status
 
 
-def _record_metrics(client: redis.Redis, outcome: jobs.Outcome) -> None:
+def _record_metrics(client: redis.Redis, counters: metrics.Counters | None, outcome: jobs.Outcome) -> None:
+    # Without the process's counters (a direct call), send this job's at once.
+    target = counters or metrics.Counters(client, interval=None)
     try:
-        metrics.record_job(client, attempts=outcome.attempts, model=outcome.served_model,
+        metrics.record_job(target, attempts=outcome.attempts, model=outcome.served_model,
                            prompt_tokens=outcome.usage.prompt_tokens if outcome.usage else 0,
                            completion_tokens=outcome.usage.completion_tokens if outcome.usage else 0,
                            cost_usd=outcome.cost_usd, latency_ms=outcome.latency_ms)
+        if counters is None:
+            target.flush()
     except redis.RedisError:  # the job is done and billed; a lost metric must not redo it
         log.warning("could not record job metrics", exc_info=True)

@@ -6,11 +6,17 @@ outcomes and model names — never keys or secrets.
 """
 from __future__ import annotations
 
+import atexit
+import logging
+import threading
+from collections import Counter
 from decimal import Decimal
 
 import redis
 
 from llmproxy.queueing import QUEUES, queue_depth
+
+log = logging.getLogger(__name__)
 
 PREFIX = "llmproxy:metrics:"
 HTTP = PREFIX + "http"              # route|method|status -> count
@@ -21,29 +27,97 @@ JOB_LATENCY = PREFIX + "job_latency"  # bucket|le, sum_ms, count
 LATENCY_BUCKETS_MS = (50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
 
 
-def record_http(client: redis.Redis, *, route: str, method: str, status: int) -> None:
+class Counters:
+    """Counter increments added up in this process and sent to Redis in one pipeline every `interval` seconds.
+
+    A request or job only adds to a dict: no Redis round trip on its path (measured: a twentieth of the
+    web's CPU per request, and the worker's pipeline of a dozen HINCRBYs per job). The scrape flushes its
+    own process first; other processes' figures are at most `interval` seconds behind. Increments that
+    could not be sent (Redis down) are kept for the next flush. With interval=None nothing is sent until
+    flush() is called.
+    """
+
+    def __init__(self, client: redis.Redis, interval: float | None = 1.0) -> None:
+        self._client = client
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._pending: dict[str, Counter] = {}
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def add(self, key: str, field: str, amount: int = 1) -> None:
+        """Add to one counter field (sent with the next flush)."""
+        with self._lock:
+            self._pending.setdefault(key, Counter())[field] += amount
+            if self._thread is None and self._interval is not None:
+                self._start()
+
+    def flush(self) -> None:
+        """Send what has been added since the last flush; on a Redis error keep it for the next one."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for key, fields in pending.items():
+                for field, amount in fields.items():
+                    pipe.hincrby(key, field, amount)
+            pipe.execute()
+        except redis.RedisError:
+            with self._lock:
+                for key, fields in pending.items():
+                    self._pending.setdefault(key, Counter()).update(fields)
+            raise
+
+    def close(self) -> None:
+        """Stop the flusher and send what is left."""
+        self._stop.set()
+        try:
+            self.flush()
+        except redis.RedisError:
+            log.warning("could not send the last metrics")
+
+    def _start(self) -> None:
+        # Called under the lock, in the process that counts (so after any fork).
+        self._thread = threading.Thread(target=self._loop, name="metrics-flush", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+
+    def _loop(self) -> None:
+        failing = False
+        while not self._stop.wait(self._interval or 1.0):
+            try:
+                self.flush()
+            except Exception as exc:  # noqa: BLE001 - kept and retried on the next tick
+                if not failing:  # once per outage, not once a second
+                    log.warning("could not send metrics (kept until Redis answers): %s", exc)
+                failing = True
+            else:
+                failing = False
+
+
+def record_http(counters: Counters, *, route: str, method: str, status: int) -> None:
     """Count one HTTP response."""
-    client.hincrby(HTTP, f"{route}|{method}|{status}", 1)
+    counters.add(HTTP, f"{route}|{method}|{status}")
 
 
-def record_job(client: redis.Redis, *, attempts: list[dict], model: str | None, prompt_tokens: int,
+def record_job(counters: Counters, *, attempts: list[dict], model: str | None, prompt_tokens: int,
                completion_tokens: int, cost_usd: Decimal | None, latency_ms: int | None) -> None:
-    """Count a finished job's upstream attempts, tokens, cost and latency (one round trip)."""
-    pipe = client.pipeline(transaction=False)
+    """Count a finished job's upstream attempts, tokens, cost and latency."""
     for attempt in attempts:
-        pipe.hincrby(ATTEMPTS, f"{attempt.get('provider')}|{attempt.get('outcome')}", 1)
+        counters.add(ATTEMPTS, f"{attempt.get('provider')}|{attempt.get('outcome')}")
     if model:
-        pipe.hincrby(TOKENS, f"{model}|prompt", prompt_tokens)
-        pipe.hincrby(TOKENS, f"{model}|completion", completion_tokens)
+        counters.add(TOKENS, f"{model}|prompt", prompt_tokens)
+        counters.add(TOKENS, f"{model}|completion", completion_tokens)
         if cost_usd:
-            pipe.hincrby(COST, model, int(cost_usd * 10**9))
+            counters.add(COST, model, int(cost_usd * 10**9))
     if latency_ms is not None:
         for bound in LATENCY_BUCKETS_MS:
             if latency_ms <= bound:
-                pipe.hincrby(JOB_LATENCY, f"le|{bound}", 1)
-        pipe.hincrby(JOB_LATENCY, "sum_ms", latency_ms)
-        pipe.hincrby(JOB_LATENCY, "count", 1)
-    pipe.execute()
+                counters.add(JOB_LATENCY, f"le|{bound}")
+        counters.add(JOB_LATENCY, "sum_ms", latency_ms)
+        counters.add(JOB_LATENCY, "count")
 
 
 def _label(value: str) -> str:

@@ -29,9 +29,9 @@ def test_metrics_count_requests_attempts_tokens_and_cost(client, make_key, upstr
                     json={"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "metrics"}]})
     assert r.status_code == 200
     client.get("/v1/jobs/job_unknown", headers={"Authorization": f"Bearer {secret}"})
-    # The worker counts a job just after it answers (nobody waits for counters): poll for them.
+    # Workers send their counts once a second (nobody waits for counters): poll for them.
     text = wait_for(lambda: (t := client.get("/metrics").get_data(as_text=True))
-                    and "llmproxy_job_latency_seconds_count" in t and t, timeout=10, message="the job's metrics")
+                    and 'llmproxy_upstream_attempts_total{provider="openai",outcome="ok"}' in t and t, timeout=10, message="the job's metrics")
     assert 'llmproxy_http_requests_total{route="/v1/chat/completions",method="POST",status="200"}' in text
     assert 'llmproxy_http_requests_total{route="/v1/jobs/<job_id>",method="GET",status="404"}' in text
     assert 'llmproxy_upstream_attempts_total{provider="openai",outcome="ok"}' in text
@@ -40,3 +40,23 @@ def test_metrics_count_requests_attempts_tokens_and_cost(client, make_key, upstr
     assert 'llmproxy_queue_depth{queue="interactive"}' in text
     assert "llmproxy_job_latency_seconds_count" in text
     assert secret not in text and "sk-openai-default" not in text
+
+
+def test_counters_add_up_and_survive_a_redis_outage(redis_client):
+    import pytest
+    import redis as redis_lib
+
+    from llmproxy import metrics
+
+    down = redis_lib.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+    counters = metrics.Counters(down, interval=None)
+    metrics.record_http(counters, route="/v1/models", method="GET", status=200)
+    metrics.record_http(counters, route="/v1/models", method="GET", status=200)
+    with pytest.raises(redis_lib.RedisError):
+        counters.flush()
+    counters._client = redis_client  # Redis is back: what failed is sent with the next flush
+    metrics.record_http(counters, route="/v1/models", method="GET", status=401)
+    counters.flush()
+    assert redis_client.hgetall(metrics.HTTP) == {b"/v1/models|GET|200": b"2", b"/v1/models|GET|401": b"1"}
+    counters.flush()  # nothing pending: nothing sent twice
+    assert redis_client.hget(metrics.HTTP, "/v1/models|GET|200") == b"2"

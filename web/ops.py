@@ -42,6 +42,10 @@ def readyz():
 @bp.get("/metrics")
 def prometheus_metrics():
     """Prometheus text: requests, upstream attempts, queue depth, job latency, tokens and cost by model."""
+    try:
+        services().counters.flush()  # this process's own counts, up to now
+    except Exception:  # noqa: BLE001 - Redis is down: render() below says so with a 5xx
+        pass
     return Response(metrics.render(services().redis), mimetype="text/plain; version=0.0.4")
 
 
@@ -58,7 +62,7 @@ def init_metrics(app) -> None:
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
         if route != "/metrics":
             try:
-                metrics.record_http(services().redis, route=route, method=request.method,
+                metrics.record_http(services().counters, route=route, method=request.method,
                                     status=response.status_code)
             except Exception:  # noqa: BLE001 - metrics must never fail a request
                 log.warning("could not record a metric", exc_info=True)

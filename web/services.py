@@ -21,6 +21,7 @@ class Services:
         self._session_factory = None
         self._redis = None
         self._celery = None
+        self._counters = None
         self.snapshots = Snapshots(settings.catalog_ttl_seconds)
 
     @property
@@ -46,6 +47,18 @@ class Services:
                         self.settings.redis_url, socket_connect_timeout=2, socket_timeout=10,
                         health_check_interval=30, max_connections=256)
         return self._redis
+
+    @property
+    def counters(self):
+        """This process's metric counters, sent to Redis once a second (and before each scrape)."""
+        if self._counters is None:
+            from llmproxy.metrics import Counters
+
+            client = self.redis  # outside the lock: the redis property takes it too
+            with self._lock:
+                if self._counters is None:
+                    self._counters = Counters(client)
+        return self._counters
 
     @property
     def celery(self):

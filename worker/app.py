@@ -11,6 +11,7 @@ from celery import Celery, signals
 
 from llmproxy.config import ConfigError, Settings, load_settings
 from llmproxy.db import make_engine, make_session_factory
+from llmproxy.metrics import Counters
 from llmproxy.queueing import QUEUES, beat, celery_config
 from llmproxy.snapshots import Snapshots
 
@@ -26,6 +27,7 @@ class Resources:
         self.session_factory = make_session_factory(self.engine)
         self.redis = redis.Redis.from_url(settings.redis_url, health_check_interval=30, max_connections=256)
         self.snapshots = Snapshots(settings.catalog_ttl_seconds)
+        self.counters = Counters(self.redis)  # metrics, sent once a second
 
 
 _resources: Resources | None = None

@@ -22,7 +22,8 @@ def run_job(self, job_id: str) -> str | None:
         batch_dispatch.touch(res.redis, job_id)  # this line's message is alive (see batch_dispatch)
     try:
         status = execution.execute_job(job_id, session_factory=res.session_factory, redis_client=res.redis,
-                                       settings=res.settings, queue=queue, snapshots=res.snapshots)
+                                       settings=res.settings, queue=queue, snapshots=res.snapshots,
+                                       counters=res.counters)
     except execution.Deferred as wait:
         # Paced: the key has no capacity now; come back when it returns.
         run_job.apply_async(args=[job_id], queue=queue, countdown=wait.delay)
