@@ -37,8 +37,8 @@ STUB_KEY = "sk-bench"
 # - gunicorn: 2 processes (gunicorn_conf.py's own default here: one per core) × 32 threads. A sync request
 #   holds its thread while it waits for the worker's hand-off, so threads carry the concurrency; 32 per
 #   process covers c=20 with room even if one process gets most connections.
-# - celery: 2 processes × 16 threads. The worker is the proxy's biggest CPU user per request (ORM work on
-#   ~20 PostgreSQL round trips, Celery/kombu bookkeeping), so a single process saturates its one core
+# - celery: 2 processes × 16 threads. The worker is the proxy's biggest CPU user per request (Celery/kombu
+#   bookkeeping and late acks, the `requests` call, claim and billing statements), so a single process saturates its one core
 #   (GIL) long before the machine does; two processes let it use both cores, and 16 threads each still
 #   keep 32 upstream calls in flight. More processes than cores only add broker polling and memory.
 DEFAULT_LEVELS = (1, 20)

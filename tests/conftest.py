@@ -8,7 +8,7 @@ import time
 
 import pytest
 import redis as redis_lib
-from sqlalchemy import delete
+from sqlalchemy import MetaData, create_engine, delete
 from sqlalchemy.exc import IntegrityError
 
 from llmproxy import catalog, migrate
@@ -58,11 +58,21 @@ def database_url():
     url = os.environ.get("TEST_DATABASE_URL")
     if url:
         url = normalize_database_url(url)
-        migrate.downgrade(url, "base")
+        _drop_all_tables(url)
     else:
         url = f"sqlite:///{tempfile.mkdtemp(prefix='llmproxy-test-')}/test.db"
     migrate.upgrade(url)
     return url
+
+
+def _drop_all_tables(url: str) -> None:
+    # Whatever an earlier run left (its last test may leave ledger rows whose jobs retention deleted,
+    # which a downgrade refuses on purpose): drop every table, then migrate from nothing.
+    engine = create_engine(url)
+    existing = MetaData()
+    existing.reflect(engine)
+    existing.drop_all(engine)
+    engine.dispose()
 
 
 @pytest.fixture(scope="session")
