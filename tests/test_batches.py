@@ -105,8 +105,11 @@ def test_cancel_wakes_long_polls_of_waiting_lines(live, make_key, upstream, work
     secret, _ = make_key(rpm_limit=1)  # one line runs, the others wait queued for capacity
     batch = b.submit(live, secret, b.file_of(3))
     get = lambda path: requests.get(live + path, headers=auth(secret), timeout=90).json()  # noqa: E731
-    queued = wait_for(lambda: get(f"/v1/jobs?batch_id={batch['id']}&status=queued")["data"], timeout=30,
-                      message="a line waiting for capacity")
+    # Once one line has taken the minute's only slot, the queued ones wait for the next minute.
+    wait_for(lambda: get(f"/v1/batches/{batch['id']}")["request_counts"]["completed"] == 1, timeout=30,
+             message="the first line to complete")
+    queued = get(f"/v1/jobs?batch_id={batch['id']}&status=queued")["data"]
+    assert len(queued) == 2
     polled: list = []
     poller = threading.Thread(target=lambda: polled.append(get(f"/v1/jobs/{queued[0]['id']}?wait=60")))
     poller.start()
