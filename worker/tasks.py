@@ -60,7 +60,7 @@ def sweep_jobs() -> int:
     if targets:
         log.info("re-enqueued %d lost jobs", len(targets))
     lines = batch_dispatch.requeue_lost(res.session_factory, res.redis, send=send_batch_lines,
-                                        stale_seconds=res.settings.batch_lost_after_seconds, redis_client=res.redis)
+                                        stale_seconds=res.settings.batch_lost_after_seconds)
     if lines:
         log.info("re-enqueued %d batch-queue jobs whose message was lost", lines)
     return len(targets) + lines
