@@ -22,17 +22,23 @@ TTFT_ADDED_P50_MS_MAX = 10.0  # streams, every concurrency: proxy TTFT p50 − s
 Results = dict[str, dict[int, LevelResult]]  # mode -> concurrency -> result
 
 
+def _compare(base: float | None, value: float | None, kind: str) -> float | None:
+    """A row's delta: value ÷ base for "ratio", value − base for "added" and "count", none for "none"."""
+    if base is None or value is None:
+        return None
+    if kind == "ratio":
+        return value / base if base else None
+    return value - base if kind in ("added", "count") else None
+
+
+def _status(passed: bool | None) -> str | None:
+    return None if passed is None else ("PASS" if passed else "MISS")
+
+
 def _row(scenario: str, metric: str, stub: float | None, proxy: float | None, *, kind: str,
          target: str | None = None, passed: bool | None = None, unit: str = "ms") -> dict:
-    if stub is None or proxy is None:
-        delta = None
-    elif kind == "ratio":
-        delta = proxy / stub if stub else None
-    else:
-        delta = proxy - stub
     return {"scenario": scenario, "metric": metric, "unit": unit, "stub": stub, "proxy": proxy,
-            "delta": delta, "delta_kind": kind, "target": target,
-            "status": None if passed is None else ("PASS" if passed else "MISS")}
+            "delta": _compare(stub, proxy, kind), "delta_kind": kind, "target": target, "status": _status(passed)}
 
 
 def build_rows(stub: Results, proxy: Results) -> list[dict]:
@@ -245,15 +251,8 @@ def admission_rows(stub_sync: dict[int, LevelResult], results: dict[str, dict[in
         scenario = f"admission sync c={c}"
 
         def row(metric, unit, sv, av, bv, kind, target=None, passed=None):
-            if av is None or bv is None:
-                delta = None
-            elif kind == "ratio":
-                delta = bv / av if av else None
-            else:
-                delta = bv - av
             return {"scenario": scenario, "metric": metric, "unit": unit, "stub": sv, "no_limits": av, "limits": bv,
-                    "delta": delta, "delta_kind": kind, "target": target,
-                    "status": None if passed is None else ("PASS" if passed else "MISS")}
+                    "delta": _compare(av, bv, kind), "delta_kind": kind, "target": target, "status": _status(passed)}
 
         rows.append(row("p50 latency", "ms", s and s.latency_ms.p50, a.latency_ms.p50, b.latency_ms.p50, "added"))
         rows.append(row("p99 latency", "ms", s and s.latency_ms.p99, a.latency_ms.p99, b.latency_ms.p99, "added"))
@@ -275,17 +274,9 @@ def batch_rows(bat: dict) -> list[dict]:
     rows = []
 
     def row(scenario, metric, unit, ref, measured, kind, target=None, passed=None):
-        if ref is None or measured is None:
-            delta = None
-        elif kind == "ratio":
-            delta = measured / ref if ref else None
-        elif kind in ("added", "count"):
-            delta = measured - ref
-        else:
-            delta = None
         return {"scenario": scenario, "metric": metric, "unit": unit, "reference": ref, "measured": measured,
-                "delta": delta, "delta_kind": kind, "target": target,
-                "status": None if passed is None else ("PASS" if passed else "MISS")}
+                "delta": _compare(ref, measured, kind), "delta_kind": kind, "target": target,
+                "status": _status(passed)}
 
     name = f"batch {bat['lines']} lines"
     ideal = bat["ideal_lines_per_s"]

@@ -42,12 +42,18 @@ def cancel_key(job_id: str) -> str:
     return f"llmproxy:job:{job_id}:cancel"
 
 
-def publish(client: redis.Redis, job_id: str, kind: str, data: dict, *, run: int, meta: dict | None = None) -> None:
-    """Append an event to the job's stream; the first chunk and the final event also (re)set its TTL."""
-    key = events_key(job_id)
+def _fields(kind: str, run: int, data: dict, meta: dict | None = None) -> dict:
+    # One event's stream entry: what read() below decodes.
     fields = {"kind": kind, "run": run, "data": json.dumps(data, separators=(",", ":"))}
     if meta:
         fields["meta"] = json.dumps(meta, separators=(",", ":"))
+    return fields
+
+
+def publish(client: redis.Redis, job_id: str, kind: str, data: dict, *, run: int, meta: dict | None = None) -> None:
+    """Append an event to the job's stream; the first chunk and the final event also (re)set its TTL."""
+    key = events_key(job_id)
+    fields = _fields(kind, run, data, meta)
     if kind == DONE or meta:
         pipe = client.pipeline(transaction=False)  # one round trip for both
         pipe.xadd(key, fields)
@@ -59,11 +65,10 @@ def publish(client: redis.Redis, job_id: str, kind: str, data: dict, *, run: int
 
 def publish_cancelled(client: redis.Redis, lines: list[tuple[str, int]]) -> None:
     """Wake whoever long-polls these jobs (id, run) that were cancelled without running: one round trip per 1,000."""
-    data = json.dumps({"status": "cancelled"}, separators=(",", ":"))
     for start in range(0, len(lines), 1000):
         pipe = client.pipeline(transaction=False)
         for job_id, run in lines[start:start + 1000]:
-            pipe.xadd(events_key(job_id), {"kind": DONE, "run": run, "data": data})
+            pipe.xadd(events_key(job_id), _fields(DONE, run, {"status": "cancelled"}))
             pipe.expire(events_key(job_id), STREAM_TTL_SECONDS)
         pipe.execute()
 
