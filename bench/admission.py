@@ -11,7 +11,7 @@ level runs in A-B-B-A order (half the requests each time) and each key's halves 
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import requests
 

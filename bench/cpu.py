@@ -6,7 +6,7 @@ the same cores, so CPU milliseconds per request are the clearest sign of what li
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 try:
     import psutil

@@ -12,8 +12,8 @@ import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import requests
 
@@ -52,7 +52,7 @@ class Distribution:
     max: float | None
 
     @classmethod
-    def of(cls, seconds: list[float]) -> "Distribution":
+    def of(cls, seconds: list[float]) -> Distribution:
         ms = sorted(s * 1000.0 for s in seconds)
         if not ms:
             return cls(None, None, None, None, None, None)

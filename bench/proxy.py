@@ -8,7 +8,6 @@ providers at the stub, `python -m llmproxy keys create` makes the virtual keys.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import socket

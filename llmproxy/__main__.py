@@ -1,4 +1,4 @@
 """`python -m llmproxy …`: the admin CLI."""
-from llmproxy.cli import main
+from llmproxy.devtools.cli import main
 
 main()

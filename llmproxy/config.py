@@ -4,9 +4,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class Settings:
     retention_days: float = 30.0
     provider_keys: Mapping[str, str] = field(default_factory=dict)
 
-    def with_(self, **changes) -> "Settings":
+    def with_(self, **changes) -> Settings:
         """Return a copy with some fields changed (tests and tools)."""
         return replace(self, **changes)
 

@@ -7,7 +7,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from llmproxy.config import default_database_url, normalize_database_url
-from llmproxy.models import Base
+from llmproxy.storage.models import Base
 
 config = context.config
 url = config.attributes.get("url") or normalize_database_url(os.environ.get("DATABASE_URL") or default_database_url())

@@ -11,12 +11,14 @@ import redis as redis_lib
 from sqlalchemy import MetaData, create_engine, delete
 from sqlalchemy.exc import IntegrityError
 
-from llmproxy import catalog, migrate
+from llmproxy.catalog.defaults import seed_defaults
+from llmproxy.catalog.provider_config import update_provider
+from llmproxy.catalog.snapshots import bump_version
 from llmproxy.config import load_settings, normalize_database_url
-from llmproxy.db import make_engine, make_session_factory, session_scope
-from llmproxy.embedded_redis import EmbeddedRedis
-from llmproxy.snapshots import bump_version
-from llmproxy.models import ApiKey, Batch, Job, KeyCredential, ModelConfig, Provider, StoredFile, UsageEntry
+from llmproxy.devtools.embedded_redis import EmbeddedRedis
+from llmproxy.storage import migrate
+from llmproxy.storage.engine import make_engine, make_session_factory, session_scope
+from llmproxy.storage.models import ApiKey, Batch, Job, KeyCredential, ModelConfig, Provider, StoredFile, UsageEntry
 from tests.support.processes import WorkerProcess
 from tests.support.stub_upstream import StubUpstream
 
@@ -140,7 +142,7 @@ def db(session_factory, redis_url):
     """A clean database with the default providers and models; yields the session factory."""
     _clean(session_factory, redis_url)
     with session_scope(session_factory) as session:
-        catalog.seed_defaults(session)
+        seed_defaults(session)
     announce(redis_url)
     return session_factory
 
@@ -192,7 +194,7 @@ def upstream(stub, db, settings):
     stub.reset()
     with session_scope(db) as session:
         for name, url in (("openai", stub.url), ("mistral", stub.mistral_url)):
-            catalog.update_provider(session, name, {"api_base": url, "api_key": f"sk-{name}-default"},
+            update_provider(session, name, {"api_base": url, "api_key": f"sk-{name}-default"},
                                     encryption_key=settings.encryption_key)
     announce(settings.redis_url)
     return stub

@@ -5,8 +5,8 @@ from decimal import Decimal
 import requests
 from sqlalchemy import func, select
 
-from llmproxy.accounting import Prices, Usage, compute_cost
-from llmproxy.models import ApiKey, Job, UsageEntry
+from llmproxy.billing.cost import Prices, Usage, compute_cost
+from llmproxy.storage.models import ApiKey, Job, UsageEntry
 from tests.support.stub_upstream import Fail, Ok
 
 ADMIN = {"Authorization": "Bearer admin-test-key-0123456789"}

@@ -4,7 +4,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from llmproxy.models import ApiKey, ModelConfig, Provider
+from llmproxy.storage.models import ApiKey, ModelConfig, Provider
 
 
 def snapshot(session_factory):
@@ -57,11 +57,11 @@ def test_defaults_are_seeded_with_prices_per_million(client, admin_headers):
 
 
 def test_seeding_is_idempotent(db):
-    from llmproxy import catalog
-    from llmproxy.db import session_scope
+    from llmproxy.catalog import defaults
+    from llmproxy.storage.engine import session_scope
 
     with session_scope(db) as session:
-        assert catalog.seed_defaults(session) == 0
+        assert defaults.seed_defaults(session) == 0
 
 
 def test_provider_and_model_crud(client, admin_headers):

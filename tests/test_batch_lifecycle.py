@@ -6,11 +6,16 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from llmproxy import batch_dispatch, batch_results, batches, files, jobs, retention
+from llmproxy.batches import dispatch, files, store
+from llmproxy.batches import results as batche_results
 from llmproxy.config import ConfigError, load_settings
-from llmproxy.db import session_scope, utcnow
-from llmproxy.models import ApiKey, Batch, Job, StoredFile, UsageEntry
-from llmproxy.queueing import BATCH
+from llmproxy.jobs.queues import Queue
+from llmproxy.jobs.states import JobStatus
+from llmproxy.jobs.store import create_job
+from llmproxy.ops import retention
+from llmproxy.storage.engine import session_scope
+from llmproxy.storage.models import ApiKey, Batch, Job, StoredFile, UsageEntry
+from llmproxy.storage.timestamps import utcnow
 from tests.support import batching as b
 
 
@@ -21,7 +26,7 @@ def make_batch(db, settings, key_id: str, n: int) -> str:
         source = files.upload_file(session, api_key_id=key_id, purpose="batch", filename="in.jsonl",
                                    content=b.file_of(n), settings=settings)
         session.flush()
-        return batches.create_batch(session, key=key, input_file_id=source.id, endpoint="/v1/chat/completions",
+        return store.create_batch(session, key=key, input_file_id=source.id, endpoint="/v1/chat/completions",
                                     completion_window="24h", metadata=None, settings=settings).id
 
 
@@ -32,7 +37,7 @@ def end_lines(db, batch_id: str, failed: int = 0) -> None:
         for i, job_id in enumerate(ids):
             ok = i >= failed
             session.execute(update(Job).where(Job.id == job_id).values(
-                status=jobs.COMPLETED if ok else jobs.FAILED, completed_at=utcnow(), error_status=None if ok else 400,
+                status=JobStatus.COMPLETED if ok else JobStatus.FAILED, completed_at=utcnow(), error_status=None if ok else 400,
                 result={"object": "chat.completion", "choices": []} if ok else None,
                 error=None if ok else {"message": "bad", "type": "invalid_request_error", "code": None,
                                        "param": None}))
@@ -52,22 +57,22 @@ def test_lines_are_sent_a_window_at_a_time(db, settings, make_key):
     _, limited = make_key(rpm_limit=12)
     sent: list[list[str]] = []
     everything = make_batch(db, settings, unlimited["id"], 23)
-    assert batch_dispatch.top_up(db, everything, send=sent.append) == 23  # within MAX_WINDOW
-    assert batch_dispatch.top_up(db, everything, send=never) == 0  # a redelivered dispatch sends nothing
+    assert dispatch.top_up(db, everything, send=sent.append) == 23  # within MAX_WINDOW
+    assert dispatch.top_up(db, everything, send=never) == 0  # a redelivered dispatch sends nothing
     batch_id = make_batch(db, settings, limited["id"], 30)
     sent.clear()
     # The key's RPM is the window: more lines in flight would only be deferred again and again.
-    assert batch_dispatch.top_up(db, batch_id, send=sent.append) == 12
-    assert batch_dispatch.top_up(db, batch_id, send=never) == 0
+    assert dispatch.top_up(db, batch_id, send=sent.append) == 12
+    assert dispatch.top_up(db, batch_id, send=never) == 0
     first = sent[0]
     with session_scope(db) as session:
         session.execute(update(Job).where(Job.id.in_(first[:5])).values(status="completed"))
-    assert batch_dispatch.top_up(db, batch_id, send=sent.append) == 5
-    while batch_dispatch.send_next(db, batch_id, send=sent.append):
+    assert dispatch.top_up(db, batch_id, send=sent.append) == 5
+    while dispatch.send_next(db, batch_id, send=sent.append):
         pass  # each line that ends sends the next one
     ids = [i for chunk in sent for i in chunk]
     assert sorted(ids) == sorted(j.id for j in b.batch_jobs(db, batch_id))  # every line once
-    assert batch_dispatch.send_next(db, batch_id, send=never) == 0
+    assert dispatch.send_next(db, batch_id, send=never) == 0
     assert all(j.enqueued_at is not None for j in b.batch_jobs(db, batch_id))
 
 
@@ -79,10 +84,10 @@ def test_a_failed_send_puts_the_lines_back(db, settings, make_key):
         raise ConnectionError("broker down")
 
     with pytest.raises(ConnectionError):
-        batch_dispatch.top_up(db, batch_id, send=broker_down)
+        dispatch.top_up(db, batch_id, send=broker_down)
     assert all(j.enqueued_at is None for j in b.batch_jobs(db, batch_id))
     sent: list[str] = []
-    assert batch_results.sweep(db, send=sent.extend, stale_seconds=300, retention_days=30) == 0
+    assert batche_results.sweep(db, send=sent.extend, stale_seconds=300, retention_days=30) == 0
     assert len(sent) == 3  # the sweeper tops running batches up
 
 
@@ -90,47 +95,47 @@ def test_lost_lines(db, settings, make_key, redis_client):
     secret, key = make_key()
     batch_id = make_batch(db, settings, key["id"], 6)
     # Lines waiting for the window (never sent) are not lost.
-    assert batch_dispatch.lost_lines(db, redis_client, stale_seconds=0) == []
+    assert dispatch.lost_lines(db, redis_client, stale_seconds=0) == []
     sent: list[str] = []
-    batch_dispatch.top_up(db, batch_id, send=sent.extend)
+    dispatch.top_up(db, batch_id, send=sent.extend)
     ids = sorted(sent)
     # Sent an hour ago and never picked up; two of them ran lately (paced lines touch their marker).
     with session_scope(db) as session:
         session.execute(update(Job).where(Job.batch_id == batch_id).values(enqueued_at=utcnow() - timedelta(hours=1)))
-        single = jobs.create_job(session, api_key=session.get(ApiKey, key["id"]), queue=BATCH,
+        single = create_job(session, api_key=session.get(ApiKey, key["id"]), queue=Queue.BATCH,
                                  body={"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "x"}]})
         single_id = single.id
         session.execute(update(Job).where(Job.id == single_id).values(created_at=utcnow() - timedelta(hours=1)))
     for job_id in ids[:2]:
-        batch_dispatch.touch(redis_client, job_id)
+        dispatch.touch(redis_client, job_id)
     # While the queue holds messages, theirs may be among them: nothing is lost yet, and they are restamped.
-    redis_client.lpush(BATCH, "someone else's message")
-    assert batch_dispatch.lost_lines(db, redis_client, stale_seconds=60) == []
-    assert batch_dispatch.lost_lines(db, redis_client, stale_seconds=60) == []
+    redis_client.lpush(Queue.BATCH, "someone else's message")
+    assert dispatch.lost_lines(db, redis_client, stale_seconds=60) == []
+    assert dispatch.lost_lines(db, redis_client, stale_seconds=60) == []
     with session_scope(db) as session:
         session.execute(update(Job).where(Job.batch_id == batch_id).values(enqueued_at=utcnow() - timedelta(hours=1)))
         session.execute(update(Job).where(Job.id == single_id).values(enqueued_at=None))
-    redis_client.delete(BATCH)
+    redis_client.delete(Queue.BATCH)
     resent: list[str] = []
-    assert batch_dispatch.requeue_lost(db, redis_client, stale_seconds=60, send=resent.extend) == 5
+    assert dispatch.requeue_lost(db, redis_client, stale_seconds=60, send=resent.extend) == 5
     assert sorted(resent) == sorted(ids[2:] + [single_id])
-    assert batch_dispatch.lost_lines(db, redis_client, stale_seconds=60) == []  # restamped when re-sent
+    assert dispatch.lost_lines(db, redis_client, stale_seconds=60) == []  # restamped when re-sent
     # Lines that ended are never lost.
     end_lines(db, batch_id)
-    assert batch_dispatch.lost_lines(db, redis_client, stale_seconds=0) == [single_id]
+    assert dispatch.lost_lines(db, redis_client, stale_seconds=0) == [single_id]
 
 
 def test_finalized_exactly_once_when_many_try(db, settings, make_key):
     _, key = make_key()
     batch_id = make_batch(db, settings, key["id"], 30)
-    assert batch_results.finalize_if_done(db, batch_id, retention_days=30) is None  # lines still queued
+    assert batche_results.finalize_if_done(db, batch_id, retention_days=30) is None  # lines still queued
     end_lines(db, batch_id, failed=4)
     results: list = []
     barrier = threading.Barrier(8)
 
     def finalize():
         barrier.wait()
-        results.append(batch_results.finalize_if_done(db, batch_id, retention_days=30))
+        results.append(batche_results.finalize_if_done(db, batch_id, retention_days=30))
 
     threads = [threading.Thread(target=finalize) for _ in range(8)]
     for t in threads:
@@ -155,10 +160,10 @@ def test_a_dead_finalizer_is_replaced(db, settings, make_key):
     end_lines(db, batch_id)
     old_claim = utcnow() - timedelta(hours=1)
     set_column(db, Batch, batch_id, status="finalizing", finalizing_at=old_claim)
-    assert batch_results.finalize_stalled(db, stale_seconds=3600 * 2, retention_days=30) == 0
-    assert batch_results.finalize_stalled(db, stale_seconds=60, retention_days=30) == 1
+    assert batche_results.finalize_stalled(db, stale_seconds=3600 * 2, retention_days=30) == 0
+    assert batche_results.finalize_stalled(db, stale_seconds=60, retention_days=30) == 1
     # The original finalizer wakes up late: its claim no longer holds, it writes nothing.
-    assert batch_results.write_results(db, batch_id, claim=old_claim, retention_days=30) is None
+    assert batche_results.write_results(db, batch_id, claim=old_claim, retention_days=30) is None
     with session_scope(db) as session:
         assert session.get(Batch, batch_id).status == "completed"
         assert len(list(session.scalars(select(StoredFile.id).where(StoredFile.purpose == "batch_output")))) == 1
@@ -168,7 +173,7 @@ def test_sweep_finalizes_a_batch_whose_last_worker_died(db, settings, make_key):
     _, key = make_key()
     batch_id = make_batch(db, settings, key["id"], 3)
     end_lines(db, batch_id)  # ... and nobody called finalize_if_done
-    assert batch_results.sweep(db, send=never, stale_seconds=300, retention_days=30) == 1
+    assert batche_results.sweep(db, send=never, stale_seconds=300, retention_days=30) == 1
     with session_scope(db) as session:
         assert session.get(Batch, batch_id).status == "completed"
 
@@ -178,7 +183,7 @@ def test_retention_keeps_the_ledger(db, settings, make_key):
     old = utcnow() - timedelta(days=40)
     ended, running = make_batch(db, settings, key["id"], 2), make_batch(db, settings, key["id"], 2)
     end_lines(db, ended)
-    batch_results.finalize_if_done(db, ended, retention_days=30)
+    batche_results.finalize_if_done(db, ended, retention_days=30)
     with session_scope(db) as session:
         lines = list(session.scalars(select(Job.id).where(Job.batch_id == running)))
         for model, ids in ((Job, [j.id for j in b.batch_jobs(db, ended)] + lines[:1]), (Batch, [ended, running])):

@@ -13,9 +13,9 @@ import redis as redis_lib
 import requests
 from sqlalchemy import func, select
 
-from llmproxy import batch_results
-from llmproxy.db import session_scope
-from llmproxy.models import Job
+from llmproxy.batches import results
+from llmproxy.storage.engine import session_scope
+from llmproxy.storage.models import Job
 from tests.support import batching as b
 from tests.support.processes import wait_for
 from tests.support.stub_upstream import Fail, Ok
@@ -218,7 +218,7 @@ def test_expiry_keeps_partial_output(settings, db, upstream, worker):
 
     def swept():
         # What the beat task `llmproxy.sweep_batches` does every few seconds.
-        batch_results.sweep(db, send=never, stale_seconds=300, retention_days=30)
+        results.sweep(db, send=never, stale_seconds=300, retention_days=30)
         return getter(client, secret)(r.json["id"])["status"] == "expired"
 
     wait_for(swept, timeout=10, interval=0.2, message="the batch to expire")

@@ -6,7 +6,7 @@ import sys
 
 from sqlalchemy import text
 
-from llmproxy import crypto
+from llmproxy.keys import crypto
 
 
 def cli(env, *args, stdin=None, ok=True):

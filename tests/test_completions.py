@@ -12,9 +12,9 @@ from decimal import Decimal
 
 import pytest
 
-from llmproxy import catalog
-from llmproxy.db import session_scope
-from llmproxy.tokens import count_prompt_tokens, count_text_tokens
+from llmproxy.catalog import provider_config
+from llmproxy.chat.tokens import count_prompt_tokens, count_text_tokens
+from llmproxy.storage.engine import session_scope
 from tests.support import records
 from tests.support.stub_upstream import Fail, Hang, Ok
 
@@ -229,7 +229,7 @@ def test_model_with_no_credential_anywhere_is_skipped(client, make_key, upstream
     if "OPENAI_API_KEY" in os.environ:
         pytest.skip("OPENAI_API_KEY is set in this environment; the worker would use it")
     with session_scope(db) as session:
-        catalog.update_provider(session, "openai", {"api_key": None}, encryption_key=settings.encryption_key)
+        provider_config.update_provider(session, "openai", {"api_key": None}, encryption_key=settings.encryption_key)
     secret, _ = make_key(name="no-creds")
 
     r = chat(client, secret)

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from llmproxy import crypto
+from llmproxy.keys import crypto
 
 KEY = os.urandom(32)
 

@@ -1,7 +1,7 @@
 """Redis or the database down: 503 dependency_unavailable, and nothing half-written."""
 from sqlalchemy import func, select
 
-from llmproxy.models import Job
+from llmproxy.storage.models import Job
 
 BODY = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "x"}]}
 

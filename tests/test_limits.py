@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 import redis as redis_lib
 
-from llmproxy import limits
-from llmproxy.limits import KeyLimits, limit_keys, peek, release, reserve, settle
+from llmproxy.limits import reservations
+from llmproxy.limits.reservations import KeyLimits, limit_keys, peek, release, reserve, settle
 
 KEY = "key_test"
 T0 = 1_000_000.0  # an arbitrary clock origin in seconds
@@ -273,7 +273,7 @@ def test_bad_arguments_are_rejected(redis_client):
         admit(redis_client, "a", KeyLimits(), T0, cost="-0.01")
     with pytest.raises(ValueError):
         settle(redis_client, key_id=KEY, request_id="a", actual_tokens=-5, actual_cost_usd=Decimal(0))
-    assert limits.WINDOW_SECONDS == 60
+    assert reservations.WINDOW_SECONDS == 60
 
 
 def test_tpm_retry_after_walks_past_one_page_of_entries(redis_client):

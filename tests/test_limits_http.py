@@ -3,7 +3,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from llmproxy.models import UsageEntry
+from llmproxy.storage.models import UsageEntry
 
 MSG = [{"role": "user", "content": "hello there"}]
 

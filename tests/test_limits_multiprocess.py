@@ -6,8 +6,8 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from llmproxy.models import ApiKey, UsageEntry
-from llmproxy.tokens import estimate_request_tokens
+from llmproxy.chat.tokens import estimate_request_tokens
+from llmproxy.storage.models import ApiKey, UsageEntry
 from tests.support.processes import WebProcess
 
 MSG = [{"role": "user", "content": "count me precisely"}]

@@ -5,8 +5,8 @@ import secrets
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from llmproxy import migrate
 from llmproxy.config import normalize_database_url
+from llmproxy.storage import migrate
 
 TABLES = {"providers", "models", "api_keys", "key_credentials", "jobs", "usage_ledger", "files", "batches"}
 
@@ -47,7 +47,7 @@ def test_migrations_match_the_models(tmp_path):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from llmproxy.models import Base
+    from llmproxy.storage.models import Base
 
     url = f"sqlite:///{tmp_path}/m.db"
     migrate.upgrade(url)

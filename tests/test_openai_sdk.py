@@ -9,8 +9,8 @@ from decimal import Decimal
 import openai
 import pytest
 
-from llmproxy import catalog
-from llmproxy.db import session_scope
+from llmproxy.catalog import model_config
+from llmproxy.storage.engine import session_scope
 from tests.support import records
 from tests.support.processes import LiveServer
 from tests.support.stub_upstream import Fail, Ok, Slow
@@ -91,7 +91,7 @@ def test_models_list(live, make_key, db):
     with sdk(live, secret) as client:
         models = list(client.models.list())
     with session_scope(db) as session:
-        configured = {m.name: m.provider.name for m in catalog.list_models(session) if m.enabled}
+        configured = {m.name: m.provider.name for m in model_config.list_models(session) if m.enabled}
     assert {"gpt-3.5-turbo", "mistral-tiny"} <= set(configured)
     assert {m.id: m.owned_by for m in models} == configured
     assert all(m.object == "model" for m in models)

@@ -1,6 +1,7 @@
 """Operations: readiness names what is missing; metrics count requests, attempts, tokens and cost without secrets."""
 from tests.support.processes import wait_for
 
+
 def test_readyz_names_what_is_missing(settings, db, redis_client):
     """An app whose Redis has no worker heartbeats (the scratch database), then one whose Redis is down."""
     from web import create_app
@@ -46,7 +47,7 @@ def test_counters_add_up_and_survive_a_redis_outage(redis_client):
     import pytest
     import redis as redis_lib
 
-    from llmproxy import metrics
+    from llmproxy.ops import metrics
 
     down = redis_lib.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
     counters = metrics.Counters(down, interval=None)

@@ -1,9 +1,9 @@
 """Pacing, not refusal: 300 jobs of a key with RPM 60 are all accepted and never run faster than 60 a minute."""
-from datetime import timezone
+from datetime import UTC
 
 from sqlalchemy import select
 
-from llmproxy.models import Job
+from llmproxy.storage.models import Job
 from tests.support.processes import wait_for
 
 BODY = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "paced"}], "max_tokens": 5}
@@ -12,7 +12,7 @@ BODY = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "pace
 def starts(db, key_id):
     with db() as s:
         rows = s.scalars(select(Job.started_at).where(Job.api_key_id == key_id, Job.started_at.is_not(None))).all()
-    return sorted(t.replace(tzinfo=timezone.utc).timestamp() if t.tzinfo is None else t.timestamp() for t in rows)
+    return sorted(t.replace(tzinfo=UTC).timestamp() if t.tzinfo is None else t.timestamp() for t in rows)
 
 
 def most_in_any_minute(times, window=60.0):

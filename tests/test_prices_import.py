@@ -4,9 +4,9 @@ from decimal import Decimal
 
 import pytest
 
-from llmproxy import catalog, prices_import
-from llmproxy.db import session_scope
+from llmproxy.catalog import model_config, prices_import
 from llmproxy.errors import ApiError
+from llmproxy.storage.engine import session_scope
 from tests.test_admin import snapshot
 from tests.test_cli import cli
 
@@ -63,7 +63,7 @@ def prices_file(tmp_path):
 
 def model_row(session_factory, name):
     with session_factory() as s:
-        m = catalog.find_model(s, name)
+        m = model_config.find_model(s, name)
         return m and (m.input_cost_per_1m, m.output_cost_per_1m, m.cached_input_cost_per_1m, m.context_window,
                       m.provider.name, m.upstream_model)
 

@@ -1,5 +1,6 @@
 """Pieces of routing that need no network: stream assembly and backoff decisions."""
-from llmproxy.routing import RetryPolicy, StreamAssembler, _delay
+from llmproxy.chat.stream_assembly import StreamAssembler
+from llmproxy.jobs.routing import RetryPolicy, _delay
 
 
 def test_stream_assembler_merges_content_tool_calls_and_usage():

@@ -1,9 +1,9 @@
 """The database never holds a virtual key or a provider key in plain text; save-keys stays within its key."""
 from sqlalchemy import text
 
-from llmproxy import crypto
-from llmproxy.credentials import credential_context, reencrypt_all
-from llmproxy.db import session_scope
+from llmproxy.keys import crypto
+from llmproxy.keys.credentials import credential_context, reencrypt_all
+from llmproxy.storage.engine import session_scope
 
 
 def raw_dump(session_factory) -> str:

@@ -6,7 +6,7 @@ import re
 
 import requests
 
-from llmproxy.tokens import count_text_tokens
+from llmproxy.chat.tokens import count_text_tokens
 from tests.support import records
 from tests.support.processes import wait_for
 from tests.support.stub_upstream import BreakStream, Fail, Ok

@@ -9,7 +9,7 @@ import threading
 import pytest
 import tiktoken
 
-from llmproxy import tokens
+from llmproxy.chat import tokens
 
 # OpenAI cookbook, "How to count tokens with tiktoken": 129 prompt tokens for
 # gpt-3.5-turbo-0613 and gpt-4 (both cl100k_base).
@@ -120,7 +120,7 @@ def test_char_fallback_warns_once(fresh_encodings, monkeypatch, caplog):
         raise ValueError(f"Unknown encoding {name}")
 
     monkeypatch.setattr(tokens.tiktoken, "get_encoding", missing)
-    with caplog.at_level(logging.WARNING, logger="llmproxy.tokens"):
+    with caplog.at_level(logging.WARNING, logger="llmproxy.chat.tokens"):
         assert tokens.count_text_tokens("abcdefghi", "gpt-4") == 3  # ceil(9 / 4)
         assert tokens.count_text_tokens("abcd", "mistral-large") == 1
     assert tokens.tokens_source("gpt-4") == "estimate"

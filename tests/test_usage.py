@@ -1,19 +1,19 @@
 """Usage: a key's own figures at /api/usage, the admin report at /admin/usage and the `usage` CLI, exact to the last decimal."""
 import json
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import update
 
-from llmproxy import keys
-from llmproxy.db import session_scope
-from llmproxy.models import ApiKey, Job, UsageEntry
-from llmproxy.serializers import money
+from llmproxy import ids as llmproxy_ids
+from llmproxy.storage.engine import session_scope
+from llmproxy.storage.models import ApiKey, Job, UsageEntry
+from llmproxy.storage.money import money
 from tests.test_cli import cli
 
-UTC = timezone.utc
+UTC = UTC
 DAY1 = datetime(2024, 3, 1, tzinfo=UTC)
 
 # (key, requested, served, provider, prompt, completion, cost, at): costs use all 12 decimals and
@@ -30,7 +30,7 @@ LEDGER = [
 def bill(session_factory, key_id, requested, served, provider, prompt, completion, cost, at):
     """A finished job and its ledger row, as jobs.finish_job would leave them (spend included)."""
     with session_scope(session_factory) as s:
-        job = Job(id=keys.new_id("job"), api_key_id=key_id, model=requested, status="completed",
+        job = Job(id=llmproxy_ids.new_id("job"), api_key_id=key_id, model=requested, status="completed",
                   queue="interactive", stream=False, request={"model": requested}, attempts=[], run_count=1,
                   cancel_requested=False, created_at=at, served_model=served, served_provider=provider,
                   cost_usd=Decimal(cost))
@@ -51,7 +51,7 @@ def ledger(db, make_key):
     for key, *row in LEDGER:
         bill(db, ids[key], *row)
     with session_scope(db) as s:
-        s.add(Job(id=keys.new_id("job"), api_key_id=ids["a"], model="gpt-4", status="failed", queue="interactive",
+        s.add(Job(id=llmproxy_ids.new_id("job"), api_key_id=ids["a"], model="gpt-4", status="failed", queue="interactive",
                   stream=False, request={"model": "gpt-4"}, attempts=[], run_count=1, cancel_requested=False,
                   created_at=DAY1))
     return {name: {"secret": secret, "id": body["id"], "body": body} for name, (secret, body) in made.items()}

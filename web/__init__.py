@@ -22,9 +22,19 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["llmproxy"] = Services(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
-    from web import admin, compat, completions, errors, openai_api, ops, session
-    from web import jobs_api, usage
-    from web import batches_api, files_api
+    from web import (
+        admin,
+        batches_api,
+        compat,
+        completions,
+        errors,
+        files_api,
+        jobs_api,
+        openai_api,
+        ops,
+        session,
+        usage,
+    )
 
     session.init_app(app)
     ops.init_metrics(app)

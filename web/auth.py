@@ -6,7 +6,7 @@ import hmac
 from flask import g, request
 
 from llmproxy.errors import forbidden, unauthorized
-from llmproxy.keys import KeyInfo, find_active_key, hash_secret, key_info
+from llmproxy.keys.virtual_keys import KeyInfo, find_active_key, hash_secret, key_info
 from web.services import services
 from web.session import db
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from llmproxy import catalog, keys
-from llmproxy.credentials import save_credential, saved_providers
+from llmproxy.catalog import provider_config
 from llmproxy.errors import bad_request, forbidden, unauthorized
-from llmproxy.serializers import key_json
+from llmproxy.keys import virtual_keys
+from llmproxy.keys.credentials import save_credential, saved_providers
+from llmproxy.keys.virtual_keys import key_json
 from web.auth import authenticate_admin, bearer_token, is_admin_token
 from web.jsonbody import json_body
 from web.services import announce_config_change, services
@@ -29,7 +30,7 @@ _SAVE_FIELDS = {"openaiKey": "openai", "mistralKey": "mistral"}
 def generate_virtual_key():
     """Admin: create a key, answered in the original proxy's shape plus the key's id."""
     authenticate_admin()
-    key, secret = keys.create_key(db(), json_body(optional=True))
+    key, secret = virtual_keys.create_key(db(), json_body(optional=True))
     return jsonify({"virtualKey": secret, **key_json(key)}), 201
 
 
@@ -45,11 +46,11 @@ def save_keys():
         if not named:
             raise bad_request("With the admin key, name the key in 'virtualKey'", code="missing_field",
                               param="virtualKey")
-        key = keys.find_active_key(db(), named)
+        key = virtual_keys.find_active_key(db(), named)
         if key is None:
             raise bad_request("Unknown or revoked virtualKey", code="invalid_api_key", param="virtualKey")
     else:
-        key = keys.find_active_key(db(), token or "")
+        key = virtual_keys.find_active_key(db(), token or "")
         if key is None:
             raise unauthorized()
         if named and named != token:
@@ -64,7 +65,7 @@ def save_keys():
         if value is not None and not isinstance(value, str):
             raise bad_request(f"'{field}' must be a string", param=field)
     for field, value in fields.items():
-        provider = catalog.get_provider(db(), _SAVE_FIELDS[field])
+        provider = provider_config.get_provider(db(), _SAVE_FIELDS[field])
         save_credential(db(), api_key_id=key.id, provider=provider, secret=value or "",
                         encryption_key=services().settings.encryption_key)
     db().flush()

@@ -6,12 +6,16 @@ import time
 
 from flask import Blueprint, Response, g, jsonify, request, stream_with_context
 
-from llmproxy import channels, jobs, limits
-from llmproxy.admission import admit, ratelimit_headers
-from llmproxy.catalog import ChainEntry, load_chain
-from llmproxy.chat import validate_chat_request, wants_usage_chunk
+from llmproxy.catalog.chains import ChainEntry, load_chain
+from llmproxy.chat.validation import validate_chat_request, wants_usage_chunk
 from llmproxy.errors import ApiError, bad_request
-from llmproxy.queueing import INTERACTIVE
+from llmproxy.ids import new_job_id
+from llmproxy.jobs import events as job_events
+from llmproxy.jobs.queues import Queue
+from llmproxy.jobs.states import JobStatus
+from llmproxy.jobs.store import create_job, get_own_job
+from llmproxy.limits import reservations
+from llmproxy.limits.admission import admit, ratelimit_headers
 from web.auth import authenticate_client, current_key
 from web.dispatch import enqueue
 from web.jsonbody import json_body
@@ -61,16 +65,16 @@ def chat_completions():
     validate_chat_request(db(), key, body, lookup=lambda name: chain[0] if chain and chain[0].model == name else None)
     stream = bool(body.get("stream"))
     wait = prefer_wait(prefer)
-    job_id = jobs.new_job_id()
+    job_id = new_job_id()
     admission = admit(db(), services().redis, key=key, request_id=job_id, body=body,
                       default_max_tokens=settings.default_max_tokens, chain=chain)
     try:
-        jobs.create_job(db(), api_key=key, body=body, queue=INTERACTIVE, stream=stream, job_id=job_id)
+        create_job(db(), api_key=key, body=body, queue=Queue.INTERACTIVE, stream=stream, job_id=job_id)
         commit()
-        enqueue(job_id, INTERACTIVE)
+        enqueue(job_id, Queue.INTERACTIVE)
     except Exception:
         if admission is not None:
-            limits.release(services().redis, key_id=key.id, request_id=job_id)
+            reservations.release(services().redis, key_id=key.id, request_id=job_id)
         raise
     release_connection()
     g.ratelimit_headers = ratelimit_headers(admission)
@@ -81,7 +85,7 @@ def chat_completions():
         if wait is not None:
             return _still_running(job_id, wait)
         return _sync_timeout(job_id)
-    if first.kind == channels.DONE:
+    if first.kind == job_events.DONE:
         return _final_response(job_id, first.data)
     return _sse_response(job_id, first, events, wants_usage_chunk(body))
 
@@ -95,7 +99,7 @@ def follow(job_id: str, deadline: float, *, idle: float | None = None):
     client = services().redis
     after = "0"
     while (remaining := deadline - time.monotonic()) > 0:
-        for event in channels.read(client, job_id, after=after, block_ms=max(1, int(min(remaining, 5) * 1000))):
+        for event in job_events.read(client, job_id, after=after, block_ms=max(1, int(min(remaining, 5) * 1000))):
             after = event.id
             if idle is not None:
                 deadline = time.monotonic() + idle
@@ -128,7 +132,7 @@ def _still_running(job_id: str, wait: float):
     """202 with the job after `Prefer: wait=N` ran out; the job goes on."""
     from web.jobs_api import job_response
 
-    response = job_response(jobs.get_own_job(db(), current_key().id, job_id), 202)
+    response = job_response(get_own_job(db(), current_key().id, job_id), 202)
     response.headers["Preference-Applied"] = f"wait={wait:g}"
     response.headers.update(g.get("ratelimit_headers", {}))
     return response
@@ -142,7 +146,7 @@ def _sync_timeout(job_id: str):
 
 def _final_response(job_id: str, done: dict):
     headers = result_headers(job_id, done)
-    if done["status"] == jobs.COMPLETED:
+    if done["status"] == JobStatus.COMPLETED:
         response = jsonify(done["result"])
     else:
         response = jsonify({"error": done["error"]})
@@ -165,7 +169,7 @@ def _relay(chunk: dict, include_usage: bool) -> str | None:
     return _sse(chunk)
 
 
-def _sse_response(job_id: str, first: channels.Event, events, include_usage: bool):
+def _sse_response(job_id: str, first: job_events.Event, events, include_usage: bool):
     client = services().redis
 
     def generate():
@@ -183,13 +187,13 @@ def _sse_response(job_id: str, first: channels.Event, events, include_usage: boo
                                           "type": "upstream_error", "param": None, "code": "stream_interrupted"}})
                     finished = True
                     return
-                if event.kind == channels.CHUNK:
+                if event.kind == job_events.CHUNK:
                     line = _relay(event.data, include_usage)
                     if line:
                         yield line
                 else:
                     finished = True
-                    if event.data["status"] == jobs.COMPLETED:
+                    if event.data["status"] == JobStatus.COMPLETED:
                         yield _sse("[DONE]")
                     else:
                         yield _sse({"error": event.data.get("error")})
@@ -198,7 +202,7 @@ def _sse_response(job_id: str, first: channels.Event, events, include_usage: boo
         finally:
             if not finished:
                 # The caller went away: ask the worker to stop the upstream call.
-                channels.request_cancel(client, job_id)
+                job_events.request_cancel(client, job_id)
 
     headers = {**result_headers(job_id), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     if first.meta:

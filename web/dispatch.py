@@ -1,9 +1,9 @@
 """Handing a stored job to the queue."""
 from __future__ import annotations
 
-from llmproxy import jobs
 from llmproxy.errors import dependency_unavailable
-from llmproxy.queueing import RUN_JOB_TASK
+from llmproxy.jobs import store
+from llmproxy.jobs.queues import RUN_JOB_TASK
 from web.services import services
 from web.session import commit, db
 
@@ -14,7 +14,7 @@ def enqueue(job_id: str, queue: str) -> None:
         services().celery.send_task(RUN_JOB_TASK, args=[job_id], queue=queue)
     except Exception as exc:  # noqa: BLE001 - any broker failure means the job was not accepted
         session = db()
-        job = jobs.get_job(session, job_id)
+        job = store.get_job(session, job_id)
         if job is not None:
             session.delete(job)
             commit()

@@ -5,7 +5,7 @@ import logging
 
 import redis
 from flask import Flask, jsonify
-from sqlalchemy.exc import OperationalError, InterfaceError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from llmproxy.errors import ApiError, dependency_unavailable

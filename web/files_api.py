@@ -5,11 +5,11 @@ import re
 
 from flask import Blueprint, Response, jsonify, request
 
-from llmproxy import files
+from llmproxy.batches import files
 from llmproxy.errors import bad_request
 from web.auth import authenticate_client, current_key
-from web.services import services
 from web.listing import limit_param, list_response
+from web.services import services
 from web.session import db
 
 bp = Blueprint("files", __name__, url_prefix="/v1/files")

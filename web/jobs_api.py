@@ -6,10 +6,15 @@ import time
 from flask import Blueprint, jsonify, request
 from sqlalchemy.exc import IntegrityError
 
-from llmproxy import batches, channels, jobs
-from llmproxy.chat import validate_chat_request
+from llmproxy.batches.store import get_own_batch
+from llmproxy.chat.validation import validate_chat_request
 from llmproxy.errors import ApiError, bad_request
-from llmproxy.queueing import BATCH
+from llmproxy.jobs import events as job_events
+from llmproxy.jobs import store
+from llmproxy.jobs.queues import Queue
+from llmproxy.jobs.serialize import job_json
+from llmproxy.jobs.states import FINAL_JOB_STATUSES, JobStatus
+from llmproxy.jobs.store import find_by_idempotency_key, get_own_job, request_fingerprint
 from web.auth import authenticate_client, current_key
 from web.dispatch import enqueue
 from web.jsonbody import json_body
@@ -21,7 +26,7 @@ bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 bp.before_request(lambda: authenticate_client() and None)
 
 MAX_WAIT_SECONDS = 60
-STATUSES = (jobs.QUEUED, jobs.IN_PROGRESS, jobs.COMPLETED, jobs.FAILED, jobs.CANCELLED)
+STATUSES = (JobStatus.QUEUED, JobStatus.IN_PROGRESS, JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 def validate_metadata(metadata) -> dict | None:
@@ -38,7 +43,7 @@ def validate_metadata(metadata) -> dict | None:
 
 def job_response(job, status: int = 200):
     """The job object, with Location for a 202."""
-    response = jsonify(jobs.job_json(job))
+    response = jsonify(job_json(job))
     response.status_code = status
     response.headers["x-request-id"] = job.id
     if status == 202:
@@ -46,7 +51,7 @@ def job_response(job, status: int = 200):
     return response
 
 
-def submit_job(body: dict, metadata: dict | None, *, queue: str = BATCH):
+def submit_job(body: dict, metadata: dict | None, *, queue: str = Queue.BATCH):
     """Store a job for the caller (honouring Idempotency-Key), enqueue it, answer 202 with the job."""
     key = current_key()
     if body.get("stream"):
@@ -55,20 +60,20 @@ def submit_job(body: dict, metadata: dict | None, *, queue: str = BATCH):
     idem = request.headers.get("Idempotency-Key")
     if idem is not None and not (0 < len(idem) <= 255):
         raise bad_request("Idempotency-Key must be 1 to 255 characters", code="invalid_idempotency_key")
-    fingerprint = jobs.request_fingerprint({"body": body, "metadata": metadata})
+    fingerprint = request_fingerprint({"body": body, "metadata": metadata})
     if idem:
-        existing = jobs.find_by_idempotency_key(db(), key.id, idem)
+        existing = find_by_idempotency_key(db(), key.id, idem)
         if existing is not None:
             return _replay(existing, fingerprint)
     try:
-        job = jobs.create_job(db(), api_key=key, body=body, queue=queue, metadata=metadata,
+        job = store.create_job(db(), api_key=key, body=body, queue=queue, metadata=metadata,
                               idempotency_key=idem, request_hash=fingerprint)
         commit()
     except IntegrityError:
         # Another request with the same Idempotency-Key won the insert.
         db().rollback()
         if idem:
-            existing = jobs.find_by_idempotency_key(db(), key.id, idem)
+            existing = find_by_idempotency_key(db(), key.id, idem)
             if existing is not None:
                 return _replay(existing, fingerprint)
             raise ApiError(409, "A request with this Idempotency-Key is in flight; retry shortly",
@@ -117,9 +122,9 @@ def wait_until_final(job_id: str, seconds: float) -> None:
     after = "0"
     client = services().redis
     while (remaining := deadline - time.monotonic()) > 0:
-        events = channels.read(client, job_id, after=after, block_ms=max(1, int(remaining * 1000)))
+        events = job_events.read(client, job_id, after=after, block_ms=max(1, int(remaining * 1000)))
         for event in events:
-            if event.kind == channels.DONE:
+            if event.kind == job_events.DONE:
                 return
             after = event.id
 
@@ -129,11 +134,11 @@ def get_job(job_id):
     """The job; ?wait=N long-polls until it ends or N seconds pass."""
     key_id = current_key().id
     wait = wait_seconds(request.args.get("wait"))
-    job = jobs.get_own_job(db(), key_id, job_id)
-    if wait and job.status not in jobs.FINAL:
+    job = get_own_job(db(), key_id, job_id)
+    if wait and job.status not in FINAL_JOB_STATUSES:
         release_connection()
         wait_until_final(job_id, wait)
-        job = jobs.get_own_job(db(), key_id, job_id)
+        job = get_own_job(db(), key_id, job_id)
     return job_response(job)
 
 
@@ -145,19 +150,19 @@ def list_jobs():
         raise bad_request(f"'status' must be one of {', '.join(STATUSES)}", param="status")
     batch_id = request.args.get("batch_id")
     if batch_id is not None:
-        batches.get_own_batch(db(), current_key().id, batch_id)  # another key's batch is 404, like an unknown one
-    page, has_more = jobs.list_jobs(db(), current_key().id, status=status, limit=limit_param(),
+        get_own_batch(db(), current_key().id, batch_id)  # another key's batch is 404, like an unknown one
+    page, has_more = store.list_jobs(db(), current_key().id, status=status, limit=limit_param(),
                                     after=request.args.get("after"), batch_id=batch_id)
-    return list_response([jobs.job_json(j) for j in page], has_more)
+    return list_response([job_json(j) for j in page], has_more)
 
 
 @bp.post("/<job_id>/cancel")
 def cancel_job(job_id):
     """Cancel a queued job now; ask a running one to stop."""
-    job = jobs.get_own_job(db(), current_key().id, job_id)
-    if job.status not in jobs.FINAL and not jobs.cancel_job(db(), job):
-        channels.request_cancel(services().redis, job.id)
+    job = get_own_job(db(), current_key().id, job_id)
+    if job.status not in FINAL_JOB_STATUSES and not store.cancel_job(db(), job):
+        job_events.request_cancel(services().redis, job.id)
     commit()
-    if job.status == jobs.CANCELLED:
-        channels.publish(services().redis, job.id, channels.DONE, {"status": jobs.CANCELLED}, run=job.run_count)
+    if job.status == JobStatus.CANCELLED:
+        job_events.publish(services().redis, job.id, job_events.DONE, {"status": JobStatus.CANCELLED}, run=job.run_count)
     return job_response(job)

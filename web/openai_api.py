@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from llmproxy import catalog
-from llmproxy.db import to_epoch
+from llmproxy.catalog import model_config
+from llmproxy.storage.timestamps import to_epoch
 from web.auth import authenticate_client, current_key
 from web.session import db
 
@@ -21,7 +21,7 @@ def list_models():
     allowed = current_key().allowed_models
     data = [
         {"id": m.name, "object": "model", "created": to_epoch(m.created_at), "owned_by": m.provider.name}
-        for m in catalog.list_models(db())
+        for m in model_config.list_models(db())
         if m.enabled and (allowed is None or m.name in allowed)
     ]
     return jsonify({"object": "list", "data": data})

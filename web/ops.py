@@ -4,8 +4,9 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 from sqlalchemy import text
 
-from llmproxy import metrics
-from llmproxy.queueing import QUEUES, live_consumers
+from llmproxy.jobs.queues import Queue
+from llmproxy.ops import metrics
+from llmproxy.ops.heartbeats import live_consumers
 from web.services import services
 from web.session import db
 
@@ -29,7 +30,7 @@ def readyz():
     try:
         client = services().redis
         client.ping()
-        for queue in QUEUES:
+        for queue in list(Queue):
             if live_consumers(client, queue) == 0:
                 problems.append(f"no worker consumes the '{queue}' queue")
     except Exception:  # noqa: BLE001

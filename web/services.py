@@ -6,9 +6,9 @@ import threading
 import redis
 from flask import current_app
 
+from llmproxy.catalog.snapshots import Snapshots
 from llmproxy.config import Settings
-from llmproxy.db import make_engine, make_session_factory
-from llmproxy.snapshots import Snapshots
+from llmproxy.storage.engine import make_engine, make_session_factory
 
 
 class Services:
@@ -52,7 +52,7 @@ class Services:
     def counters(self):
         """This process's metric counters, sent to Redis once a second (and before each scrape)."""
         if self._counters is None:
-            from llmproxy.metrics import Counters
+            from llmproxy.ops.metrics import Counters
 
             client = self.redis  # outside the lock: the redis property takes it too
             with self._lock:
@@ -68,7 +68,7 @@ class Services:
                 if self._celery is None:
                     from celery import Celery
 
-                    from llmproxy.queueing import celery_config
+                    from llmproxy.jobs.queues import celery_config
 
                     app = Celery("llmproxy-web", set_as_current=False)
                     app.conf.update(celery_config(self.settings))
@@ -85,7 +85,7 @@ def announce_config_change() -> None:
     """Commit this request's change, then tell every process to drop its snapshots."""
     import logging
 
-    from llmproxy.snapshots import bump_version
+    from llmproxy.catalog.snapshots import bump_version
     from web.session import commit
 
     commit()

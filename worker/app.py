@@ -9,11 +9,12 @@ import threading
 import redis
 from celery import Celery, signals
 
+from llmproxy.catalog.snapshots import Snapshots
 from llmproxy.config import ConfigError, Settings, load_settings
-from llmproxy.db import make_engine, make_session_factory
-from llmproxy.metrics import Counters
-from llmproxy.queueing import QUEUES, beat, celery_config
-from llmproxy.snapshots import Snapshots
+from llmproxy.jobs.queues import Queue, celery_config
+from llmproxy.ops.heartbeats import beat
+from llmproxy.ops.metrics import Counters
+from llmproxy.storage.engine import make_engine, make_session_factory
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ _heartbeat_stop = threading.Event()
 
 @signals.worker_ready.connect
 def _start_heartbeat(sender=None, **_kwargs) -> None:
-    queues = [q.name for q in sender.app.amqp.queues.consume_from.values()] if sender else list(QUEUES)
+    queues = [q.name for q in sender.app.amqp.queues.consume_from.values()] if sender else list(list(Queue))
     name = getattr(sender, "hostname", None) or f"{socket.gethostname()}:{os.getpid()}"
     threading.Thread(target=_heartbeat_loop, args=(name, queues, _heartbeat_stop), daemon=True).start()
 

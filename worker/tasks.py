@@ -5,9 +5,14 @@ import logging
 
 from celery import shared_task
 
-from llmproxy import batch_dispatch, batch_results, execution, jobs, retention
-from llmproxy.db import session_scope
-from llmproxy.queueing import BATCH, RUN_JOB_TASK
+from llmproxy.batches import dispatch, results
+from llmproxy.jobs.execution import execute_job
+from llmproxy.jobs.pacing import Deferred
+from llmproxy.jobs.queues import RUN_JOB_TASK, Queue
+from llmproxy.jobs.states import FINAL_JOB_STATUSES
+from llmproxy.jobs.store import lost_jobs
+from llmproxy.ops import retention
+from llmproxy.storage.engine import session_scope
 from worker.app import resources
 
 log = logging.getLogger(__name__)
@@ -17,19 +22,19 @@ log = logging.getLogger(__name__)
 def run_job(self, job_id: str) -> str | None:
     """Execute one job (idempotent: a redelivered task for a job someone else runs does nothing)."""
     res = resources()
-    queue = (self.request.delivery_info or {}).get("routing_key") or BATCH
-    if queue == BATCH:
-        batch_dispatch.touch(res.redis, job_id)  # this line's message is alive (see batch_dispatch)
+    queue = (self.request.delivery_info or {}).get("routing_key") or Queue.BATCH
+    if queue == Queue.BATCH:
+        dispatch.touch(res.redis, job_id)  # this line's message is alive (see batch_dispatch)
     try:
-        status = execution.execute_job(job_id, session_factory=res.session_factory, redis_client=res.redis,
+        status = execute_job(job_id, session_factory=res.session_factory, redis_client=res.redis,
                                        settings=res.settings, queue=queue, snapshots=res.snapshots,
                                        counters=res.counters)
-    except execution.Deferred as wait:
+    except Deferred as wait:
         # Paced: the key has no capacity now; come back when it returns.
         run_job.apply_async(args=[job_id], queue=queue, countdown=wait.delay)
         return "deferred"
-    if status in jobs.FINAL and queue == BATCH:
-        batch_results.line_ended(res.session_factory, job_id, send=send_batch_lines,
+    if status in FINAL_JOB_STATUSES and queue == Queue.BATCH:
+        results.line_ended(res.session_factory, job_id, send=send_batch_lines,
                                  retention_days=res.settings.retention_days)
     return status
 
@@ -38,14 +43,14 @@ def send_batch_lines(job_ids: list[str]) -> None:
     """Send one run_job task per line on the batch queue, over one producer connection."""
     with run_job.app.producer_or_acquire() as producer:
         for job_id in job_ids:
-            run_job.apply_async(args=[job_id], queue=BATCH, producer=producer)
+            run_job.apply_async(args=[job_id], queue=Queue.BATCH, producer=producer)
 
 
-@shared_task(name=batch_dispatch.DISPATCH_BATCH_TASK, acks_late=True, reject_on_worker_lost=True,
+@shared_task(name=dispatch.DISPATCH_BATCH_TASK, acks_late=True, reject_on_worker_lost=True,
              ignore_result=True)
 def dispatch_batch(batch_id: str) -> int:
     """Send a new batch's first window of lines (if this task dies, the sweeper sends them)."""
-    return batch_dispatch.top_up(resources().session_factory, batch_id, send=send_batch_lines)
+    return dispatch.top_up(resources().session_factory, batch_id, send=send_batch_lines)
 
 
 @shared_task(name="llmproxy.sweep_jobs", ignore_result=True)
@@ -53,13 +58,13 @@ def sweep_jobs() -> int:
     """Re-enqueue jobs whose task was lost (worker killed, Redis flushed)."""
     res = resources()
     with session_scope(res.session_factory) as session:
-        lost = jobs.lost_jobs(session, queued_grace_seconds=res.settings.job_lease_seconds * 2)
+        lost = lost_jobs(session, queued_grace_seconds=res.settings.job_lease_seconds * 2)
         targets = [(job.id, job.queue) for job in lost]
     for job_id, queue in targets:
         run_job.apply_async(args=[job_id], queue=queue)
     if targets:
         log.info("re-enqueued %d lost jobs", len(targets))
-    lines = batch_dispatch.requeue_lost(res.session_factory, res.redis, send=send_batch_lines,
+    lines = dispatch.requeue_lost(res.session_factory, res.redis, send=send_batch_lines,
                                         stale_seconds=res.settings.batch_lost_after_seconds)
     if lines:
         log.info("re-enqueued %d batch-queue jobs whose message was lost", lines)
@@ -70,7 +75,7 @@ def sweep_jobs() -> int:
 def sweep_batches() -> int:
     """Expire batches past their window, top up running ones, finalize those whose finalizer died or never ran."""
     res = resources()
-    return batch_results.sweep(res.session_factory, send=send_batch_lines, retention_days=res.settings.retention_days,
+    return results.sweep(res.session_factory, send=send_batch_lines, retention_days=res.settings.retention_days,
                                stale_seconds=res.settings.batch_lost_after_seconds, redis_client=res.redis)
 
 

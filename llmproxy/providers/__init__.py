@@ -5,9 +5,8 @@ Kinds: "openai", "mistral", "openai_compatible".
 Use `get_provider(kind)` for the process-wide instance, then `complete()` or `stream()`;
 every failure is a `ProviderError` subclass that routing can act on.
 """
-from .base import (
-    Endpoint,
-    Provider,
+from llmproxy.providers.contract import Endpoint, Provider, Timeouts
+from llmproxy.providers.errors import (
     ProviderAuthFailed,
     ProviderBadRequest,
     ProviderConnectionError,
@@ -18,17 +17,14 @@ from .base import (
     ProviderStreamBroken,
     ProviderTimeout,
     ProviderUnavailable,
-    Timeouts,
     error_from_exception,
     error_from_response,
-    get_provider,
     parse_retry_after,
-    provider_kinds,
-    register,
 )
-from .mistral import MistralProvider
-from .openai import OpenAIProvider
-from .openai_compatible import OpenAICompatibleProvider
+from llmproxy.providers.mistral import MistralProvider
+from llmproxy.providers.openai import OpenAIProvider
+from llmproxy.providers.openai_compatible import OpenAICompatibleProvider
+from llmproxy.providers.registry import get_provider, provider_kinds, register
 
 __all__ = [
     "Endpoint",

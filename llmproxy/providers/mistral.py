@@ -32,8 +32,9 @@ import hashlib
 import json
 import re
 
-from .base import Endpoint, register
-from .openai import OpenAIProvider
+from llmproxy.providers.contract import Endpoint
+from llmproxy.providers.openai import OpenAIProvider
+from llmproxy.providers.registry import register
 
 _FIELDS = frozenset({
     "model", "messages", "temperature", "top_p", "max_tokens", "stream", "stop",

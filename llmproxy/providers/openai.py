@@ -12,21 +12,17 @@ from collections.abc import Iterator
 
 import requests
 
-from .base import (
-    _TRANSPORT_ERRORS,
-    Endpoint,
-    Provider,
+from llmproxy.providers.contract import Endpoint, Provider, Timeouts
+from llmproxy.providers.errors import (
     ProviderAuthFailed,
     ProviderError,
     ProviderStreamBroken,
     ProviderUnavailable,
-    Timeouts,
-    drain,
     error_from_exception,
-    iter_sse_data,
     redact_error,
-    register,
 )
+from llmproxy.providers.registry import register
+from llmproxy.providers.transport import _TRANSPORT_ERRORS, drain, iter_sse_data
 
 
 @register("openai")

@@ -7,8 +7,8 @@ Same protocol as OpenAI. Differences handled here or in the shared code:
 """
 from __future__ import annotations
 
-from .base import register
-from .openai import OpenAIProvider
+from llmproxy.providers.openai import OpenAIProvider
+from llmproxy.providers.registry import register
 
 
 @register("openai_compatible")

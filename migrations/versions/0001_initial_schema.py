@@ -4,10 +4,10 @@ Revision ID: 0001
 Revises: 
 Create Date: 2026-11-27
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
-from llmproxy.dbtypes import Money
+from llmproxy.storage.money import Money
 
 revision = '0001'
 down_revision = None

@@ -12,8 +12,8 @@ from decimal import Decimal
 import requests
 from sqlalchemy import func, select
 
-from llmproxy.db import session_scope
-from llmproxy.models import Job, UsageEntry
+from llmproxy.storage.engine import session_scope
+from llmproxy.storage.models import Job, UsageEntry
 from tests.support import batching, records
 from tests.support.processes import BeatProcess, WebProcess, WorkerProcess, side_by_side, wait_for
 from tests.support.stub_upstream import Fail, Ok

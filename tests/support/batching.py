@@ -6,8 +6,8 @@ import json
 import requests
 from sqlalchemy import func, select
 
-from llmproxy.db import session_scope
-from llmproxy.models import Job, UsageEntry
+from llmproxy.storage.engine import session_scope
+from llmproxy.storage.models import Job, UsageEntry
 from tests.support.processes import wait_for
 
 FINAL = ("completed", "failed", "expired", "cancelled")

@@ -5,9 +5,9 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from sqlalchemy import select
 
-from llmproxy.db import session_scope
-from llmproxy.dbtypes import MONEY_QUANTUM
-from llmproxy.models import ApiKey, Job, UsageEntry
+from llmproxy.storage.engine import session_scope
+from llmproxy.storage.models import ApiKey, Job, UsageEntry
+from llmproxy.storage.money import MONEY_QUANTUM
 from tests.support.processes import wait_for
 
 FINAL = ("completed", "failed", "cancelled")

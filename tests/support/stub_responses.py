@@ -37,7 +37,7 @@ class Fail:
     headers: dict = field(default_factory=dict)
 
     @classmethod
-    def context_length(cls) -> "Fail":
+    def context_length(cls) -> Fail:
         """OpenAI's 400 for a prompt that exceeds the model's context window."""
         return cls(400, body=openai_error(
             "This model's maximum context length is 8192 tokens. However, your messages "

@@ -28,14 +28,30 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 import requests as http
 
 from tests.support.stub_responses import (  # noqa: F401 - Ok…Slow are re-exported for the tests
-    INVALID_BODY, KNOWN_MODELS, MISTRAL_FIELDS, Behaviour, BreakStream, Fail, Hang, Ok, Slow, answer_for,
-    behaviour_from_dict, behaviour_to_dict, completion_body, error_body, openai_error, stream_chunks)
+    INVALID_BODY,
+    KNOWN_MODELS,
+    MISTRAL_FIELDS,
+    Behaviour,
+    BreakStream,
+    Fail,
+    Hang,
+    Ok,
+    Slow,
+    answer_for,
+    behaviour_from_dict,
+    behaviour_to_dict,
+    completion_body,
+    error_body,
+    openai_error,
+    stream_chunks,
+)
 
 # ---------------------------------------------------------------------------
 # The server
@@ -46,7 +62,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the real APIs
     disable_nagle_algorithm = True  # small SSE writes must leave at once, not after 40 ms
     timeout = 300  # idle keep-alive connections are closed eventually
-    server: "_Server"
+    server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass  # a benchmark's worth of access lines is noise
@@ -225,7 +241,7 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 256  # a benchmark opens many connections at once
 
-    def __init__(self, address: tuple[str, int], stub: "StubUpstream") -> None:
+    def __init__(self, address: tuple[str, int], stub: StubUpstream) -> None:
         self.stub = stub
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
@@ -263,7 +279,7 @@ class StubUpstream:
 
     # -- lifecycle ---------------------------------------------------------
 
-    def start(self) -> "StubUpstream":
+    def start(self) -> StubUpstream:
         """Bind and serve in a background thread; returns self."""
         self._server = _Server((self.host, self.port), self)
         self.port = self._server.server_address[1]
@@ -292,7 +308,7 @@ class StubUpstream:
             self._thread.join(timeout=5)
         self._server = None
 
-    def __enter__(self) -> "StubUpstream":
+    def __enter__(self) -> StubUpstream:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

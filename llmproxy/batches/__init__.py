@@ -1,0 +1,1 @@
+"""OpenAI-style batches: input files, dispatch of lines as jobs, results and files."""

@@ -1,0 +1,148 @@
+"""Getting batch lines to the workers a window at a time, and finding the ones whose message was lost.
+
+Every line is a job row before any message is sent (durability first). Lines are sent a window at a
+time, not all at once: a paced line waiting for its key's capacity runs again every ≤ 30 s, so 50,000
+lines sent at once for a key of 100 RPM would keep every worker busy deferring them. The window is
+the key's RPM (MIN_WINDOW..MAX_WINDOW; MAX_WINDOW without an RPM limit). A worker task fills it when
+the batch is created (`top_up`), each line that ends sends the next one (`send_next`), and the sweeper
+tops every running batch up, which also covers a dispatch task or a hook that died.
+
+Sending a line first stamps `jobs.enqueued_at` (a conditional UPDATE: the stamp is the claim, two
+processes never send the same line). A line whose message was lost (Redis lost its data, or the
+process died between stamp and send) is queued, was stamped long ago, the batch queue is empty (so
+its message is not waiting there), and no task has touched it lately: paced lines run at least every
+30 s and each run touches a marker in Redis, so a line untouched for `stale_seconds` (5 min by
+default) has no message left and is sent again. A duplicate message costs nothing: claiming a job is
+idempotent and the ledger's unique job_id bills it once.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+import redis
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from llmproxy.batches.states import RUNNING_BATCH_STATUSES, BatchStatus
+from llmproxy.jobs.queues import Queue, queue_depth
+from llmproxy.jobs.states import UNFINISHED_JOB_STATUSES, JobStatus
+from llmproxy.storage.engine import session_scope
+from llmproxy.storage.models import ApiKey, Batch, Job
+from llmproxy.storage.timestamps import utcnow
+
+DISPATCH_BATCH_TASK = "llmproxy.dispatch_batch"
+TOUCHED_KEY = "llmproxy:batch:touched"  # sorted set: job id -> unix time a task last ran for it
+CHUNK = 500
+MIN_WINDOW, MAX_WINDOW = 10, 1000
+
+Send = Callable[[list[str]], None]
+
+
+def window_of(key: ApiKey | None) -> int:
+    """How many lines of a batch of this key may be sent and unfinished at once."""
+    if key is None or key.rpm_limit is None:
+        return MAX_WINDOW
+    return max(MIN_WINDOW, min(MAX_WINDOW, key.rpm_limit))
+
+
+def claim_unsent(session: Session, batch_id: str, n: int) -> list[str]:
+    """Stamp up to n queued, never-sent lines of the batch as sent now; return their ids."""
+    claimed: list[str] = []
+    for _ in range(2):  # a second look finds what a concurrent claimer left (SQLite has no SKIP LOCKED)
+        want = n - len(claimed)
+        if want <= 0:
+            break
+        ids = list(session.scalars(select(Job.id).where(
+            Job.batch_id == batch_id, Job.status == JobStatus.QUEUED, Job.enqueued_at.is_(None))
+            .limit(want).with_for_update(skip_locked=True)))
+        if not ids:
+            break
+        for start in range(0, len(ids), CHUNK):
+            claimed += session.scalars(
+                update(Job).where(Job.id.in_(ids[start:start + CHUNK]), Job.enqueued_at.is_(None))
+                .values(enqueued_at=utcnow()).returning(Job.id)
+                .execution_options(synchronize_session=False)).all()
+    return claimed
+
+
+def _send_claimed(session_factory: sessionmaker, ids: list[str], send: Send) -> int:
+    try:
+        for start in range(0, len(ids), CHUNK):
+            send(ids[start:start + CHUNK])
+    except BaseException:
+        # Unsent lines go back to waiting for the window (a partly sent chunk only duplicates messages).
+        with session_scope(session_factory) as session:
+            session.execute(update(Job).where(Job.id.in_(ids), Job.status == JobStatus.QUEUED)
+                            .values(enqueued_at=None).execution_options(synchronize_session=False))
+        raise
+    return len(ids)
+
+
+def top_up(session_factory: sessionmaker, batch_id: str, *, send: Send) -> int:
+    """Send lines of a running batch until its window is full; return how many were sent."""
+    with session_scope(session_factory) as session:
+        batch = session.get(Batch, batch_id)
+        if batch is None or batch.status not in RUNNING_BATCH_STATUSES:
+            return 0
+        in_flight = session.scalar(select(func.count()).select_from(Job).where(
+            Job.batch_id == batch_id, Job.status.in_(UNFINISHED_JOB_STATUSES), Job.enqueued_at.is_not(None)))
+        ids = claim_unsent(session, batch_id, window_of(session.get(ApiKey, batch.api_key_id)) - in_flight)
+    return _send_claimed(session_factory, ids, send) if ids else 0
+
+
+def send_next(session_factory: sessionmaker, batch_id: str, *, send: Send) -> int:
+    """A line of the batch ended: send the next one in its place (0 when every line was sent)."""
+    with session_scope(session_factory) as session:
+        ids = claim_unsent(session, batch_id, 1)
+    return _send_claimed(session_factory, ids, send) if ids else 0
+
+
+def top_up_running(session_factory: sessionmaker, *, send: Send, limit: int = 100) -> int:
+    """The sweeper's pass: top up every running batch that still has lines to send; return how many were sent."""
+    with session_scope(session_factory) as session:
+        waiting = list(session.scalars(select(Batch.id).where(
+            Batch.status == BatchStatus.IN_PROGRESS,
+            select(Job.id).where(Job.batch_id == Batch.id, Job.status == JobStatus.QUEUED,
+                                 Job.enqueued_at.is_(None)).exists()).limit(limit)))
+    return sum(top_up(session_factory, batch_id, send=send) for batch_id in waiting)
+
+
+def touch(client: redis.Redis, job_id: str) -> None:
+    """Record that a task runs for this job now (its message is alive)."""
+    client.zadd(TOUCHED_KEY, {job_id: time.time()})
+
+
+def lost_lines(session_factory: sessionmaker, client: redis.Redis, *, stale_seconds: float,
+               limit: int = 1000) -> list[str]:
+    """Queued batch-queue jobs with no live message (see the module docstring)."""
+    cutoff = utcnow() - timedelta(seconds=stale_seconds)
+    with session_scope(session_factory) as session:
+        candidates = list(session.scalars(select(Job.id).where(
+            Job.status == JobStatus.QUEUED, Job.queue == Queue.BATCH,
+            or_(Job.enqueued_at < cutoff,
+                # Single jobs of the batch queue are sent by the web itself and never stamped.
+                and_(Job.enqueued_at.is_(None), Job.batch_id.is_(None), Job.created_at < cutoff)))
+            .limit(limit)))
+        if not candidates:
+            return []
+        lost: list[str] = []
+        if queue_depth(client, Queue.BATCH) == 0:  # else their messages may still wait there: look again later
+            recent = time.time() - stale_seconds
+            scores = client.zmscore(TOUCHED_KEY, candidates)
+            lost = [job_id for job_id, score in zip(candidates, scores) if score is None or score < recent]
+        # Restamp every candidate: lost ones are sent now, the others need no look for another period.
+        for start in range(0, len(candidates), CHUNK):
+            session.execute(update(Job).where(Job.id.in_(candidates[start:start + CHUNK]))
+                            .values(enqueued_at=utcnow()).execution_options(synchronize_session=False))
+    client.zremrangebyscore(TOUCHED_KEY, 0, time.time() - max(3600.0, stale_seconds * 4))
+    return lost
+
+
+def requeue_lost(session_factory: sessionmaker, client: redis.Redis, *, stale_seconds: float, send: Send) -> int:
+    """Send a new task for every lost line; return how many."""
+    lost = lost_lines(session_factory, client, stale_seconds=stale_seconds)
+    for start in range(0, len(lost), CHUNK):
+        send(lost[start:start + CHUNK])
+    return len(lost)

@@ -1,0 +1,1 @@
+"""Billing: cost from usage and prices, the ledger rows, and usage reports."""

@@ -1,0 +1,77 @@
+"""Providers, models, prices and fallback chains: validated changes and lookups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from sqlalchemy.orm import Session
+
+from llmproxy.catalog.model_config import find_model
+from llmproxy.catalog.provider_config import provider_default_key
+from llmproxy.storage.models import ModelConfig
+
+
+def fallback_chain(session: Session, name: str) -> list[ModelConfig]:
+    """The model, then its fallbacks in order (depth-first, each model once), enabled ones only."""
+    chain: list[ModelConfig] = []
+    seen: set[str] = set()
+
+    def add(model_name: str) -> None:
+        if model_name in seen:
+            return
+        seen.add(model_name)
+        model = find_model(session, model_name)
+        if model is None:
+            return
+        if model.enabled:
+            chain.append(model)
+        for fb in model.fallbacks or []:
+            add(fb)
+
+    add(name)
+    return chain
+
+
+@dataclass(frozen=True)
+class ChainEntry:
+    """What the worker needs of one model of a chain, detached from any session (safe to cache)."""
+
+    model: str
+    upstream_model: str
+    provider: str
+    provider_id: int
+    kind: str
+    api_base: str
+    provider_enabled: bool
+    input_cost_per_1m: Decimal
+    output_cost_per_1m: Decimal
+    cached_input_cost_per_1m: Decimal | None
+    provider_key: str | None = field(default=None, repr=False)  # decrypted; never printed
+
+    @property
+    def enabled(self) -> bool:
+        """Chains hold enabled models only."""
+        return True
+
+
+def load_chain(session: Session, name: str, *, encryption_key: bytes | None) -> list[ChainEntry]:
+    """The model's fallback chain as detached entries; with an encryption key, providers' keys decrypted."""
+    from llmproxy.keys.crypto import DecryptionError
+
+    entries = []
+    for model in fallback_chain(session, name):
+        provider = model.provider
+        try:
+            key = provider_default_key(provider, encryption_key=encryption_key) if encryption_key else None
+        except DecryptionError:
+            import logging
+
+            logging.getLogger(__name__).error("stored key of provider %s cannot be decrypted", provider.name)
+            key = None
+        entries.append(ChainEntry(
+            model=model.name, upstream_model=model.upstream_model, provider=provider.name, provider_id=provider.id,
+            kind=provider.kind, api_base=provider.api_base, provider_enabled=provider.enabled,
+            input_cost_per_1m=model.input_cost_per_1m, output_cost_per_1m=model.output_cost_per_1m,
+            cached_input_cost_per_1m=model.cached_input_cost_per_1m, provider_key=key))
+    return entries

@@ -1,0 +1,128 @@
+"""The JSON shapes of admin objects, shared by the HTTP API and the CLI."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from llmproxy import validation as v
+from llmproxy.errors import ApiError, bad_request, not_found
+from llmproxy.storage.models import ModelConfig, Provider
+from llmproxy.storage.money import money
+from llmproxy.storage.timestamps import to_epoch
+
+
+def model_json(model: ModelConfig) -> dict:
+    """A model with its provider, prices (decimal strings per 1M tokens) and fallbacks."""
+    return {
+        "name": model.name, "object": "model_config", "provider": model.provider.name,
+        "upstream_model": model.upstream_model, "fallbacks": list(model.fallbacks or []),
+        "input_cost_per_1m": money(model.input_cost_per_1m), "output_cost_per_1m": money(model.output_cost_per_1m),
+        "cached_input_cost_per_1m": money(model.cached_input_cost_per_1m),
+        "context_window": model.context_window, "enabled": model.enabled,
+        "created_at": to_epoch(model.created_at), "updated_at": to_epoch(model.updated_at),
+    }
+
+MODEL_FIELDS = {"name", "provider", "upstream_model", "fallbacks", "input_cost_per_1m", "output_cost_per_1m",
+                "cached_input_cost_per_1m", "context_window", "enabled"}
+
+
+# --- models --------------------------------------------------------------------------------
+
+def get_model(session: Session, name: str) -> ModelConfig:
+    """The model with this name, or 404."""
+    model = session.scalar(select(ModelConfig).where(ModelConfig.name == name))
+    if model is None:
+        raise not_found("model")
+    return model
+
+
+def find_model(session: Session, name: str) -> ModelConfig | None:
+    """The model with this name, or None."""
+    return session.scalar(select(ModelConfig).where(ModelConfig.name == name))
+
+
+def list_models(session: Session) -> list[ModelConfig]:
+    """All models by name."""
+    return list(session.scalars(select(ModelConfig).order_by(ModelConfig.name)))
+
+
+def _check_no_loop(session: Session, name: str, fallbacks: list[str]) -> None:
+    graph = {m.name: list(m.fallbacks or []) for m in list_models(session)}
+    graph[name] = fallbacks
+    for fb in fallbacks:
+        if fb not in graph:
+            raise bad_request(f"Fallback model '{fb}' does not exist", code="model_not_found", param="fallbacks")
+
+    def visit(node: str, path: list[str]) -> None:
+        if node in path:
+            loop = " -> ".join(path[path.index(node):] + [node])
+            raise bad_request(f"Fallback chain loops: {loop}", code="fallback_loop", param="fallbacks")
+        for nxt in graph.get(node, []):
+            visit(nxt, path + [node])
+
+    visit(name, [])
+
+
+def _apply_model_fields(session: Session, model: ModelConfig, data: dict) -> None:
+    provider_name = v.string(data, "provider", max_len=64)
+    if provider_name is not None:
+        provider = session.scalar(select(Provider).where(Provider.name == provider_name))
+        if provider is None:
+            raise bad_request(f"Unknown provider '{provider_name}'", code="provider_not_found", param="provider")
+        model.provider = provider
+        model.provider_id = provider.id
+    upstream = v.string(data, "upstream_model", max_len=128)
+    if upstream is not None:
+        model.upstream_model = upstream
+    for price in ("input_cost_per_1m", "output_cost_per_1m", "cached_input_cost_per_1m"):
+        if price in data:
+            value = v.optional_decimal(data, price)
+            if value is None and price != "cached_input_cost_per_1m":
+                raise bad_request(f"'{price}' must be a non-negative number", param=price)
+            setattr(model, price, value)
+    if "context_window" in data:
+        model.context_window = v.optional_int(data, "context_window", minimum=1)
+    enabled = v.optional_bool(data, "enabled")
+    if enabled is not None:
+        model.enabled = enabled
+    fallbacks = v.string_list(data, "fallbacks")
+    if fallbacks is not None:
+        _check_no_loop(session, model.name, fallbacks)
+        model.fallbacks = fallbacks
+
+
+def create_model(session: Session, data: dict) -> ModelConfig:
+    """Add a model; 400 on unknown provider, bad price or a fallback loop."""
+    v.reject_unknown(data, MODEL_FIELDS)
+    name = v.string(data, "name", required=True, max_len=128)
+    v.string(data, "provider", required=True)
+    if find_model(session, name) is not None:
+        raise bad_request(f"Model '{name}' already exists", code="already_exists", param="name")
+    model = ModelConfig(name=name, upstream_model=name, fallbacks=[], enabled=True,
+                        input_cost_per_1m=Decimal(0), output_cost_per_1m=Decimal(0))
+    _apply_model_fields(session, model, data)
+    session.add(model)
+    session.flush()
+    return model
+
+
+def update_model(session: Session, name: str, data: dict) -> ModelConfig:
+    """Change a model's fields (name is fixed); validated before anything is written."""
+    v.reject_unknown(data, MODEL_FIELDS - {"name"})
+    model = get_model(session, name)
+    with session.no_autoflush:
+        _apply_model_fields(session, model, data)
+    session.flush()
+    return model
+
+
+def delete_model(session: Session, name: str) -> None:
+    """Remove a model that is no other model's fallback."""
+    model = get_model(session, name)
+    users = [m.name for m in list_models(session) if name in (m.fallbacks or [])]
+    if users:
+        raise ApiError(409, f"Model '{name}' is a fallback of: {', '.join(users)}", code="in_use")
+    session.delete(model)

@@ -1,0 +1,1 @@
+"""Chat completions: request validation, token estimates and the assembly of streamed chunks."""

@@ -1,0 +1,1 @@
+"""Jobs: lifecycle and storage, execution and routing, leases, pacing, queues and the hand-off events."""

@@ -1,0 +1,64 @@
+"""Job lifecycle: create, claim (idempotent), finish with billing exactly once, and find lost jobs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from llmproxy.billing.cost import Prices, Usage, compute_cost
+from llmproxy.billing.measure import measure_usage
+from llmproxy.jobs.routing import ChainResult
+from llmproxy.jobs.states import JobStatus
+from llmproxy.storage.models import Job
+
+
+@dataclass
+class Outcome:
+    """How a run ended, ready to be stored on the job (and billed if it has usage)."""
+
+    status: str
+    result: dict | None = None
+    error: dict | None = None
+    error_status: int | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    usage: Usage | None = None
+    prices: Prices | None = None
+    cost_usd: Decimal | None = None
+    served_model: str | None = None
+    served_provider: str | None = None
+    latency_ms: int | None = None
+
+
+def outcome_of(job: Job, chain: ChainResult, started: float) -> Outcome:
+    """Turn a chain result into the job's stored outcome, with usage and cost when it was served."""
+    latency = int((time.monotonic() - started) * 1000)
+    if chain.cancelled:
+        outcome = Outcome(status=JobStatus.CANCELLED, attempts=chain.attempts, latency_ms=latency,
+                               error={"message": "The request was cancelled", "type": "invalid_request_error",
+                                      "param": None, "code": "cancelled"}, error_status=499)
+        return _bill_partial(outcome, chain, job)
+    if chain.step is None or chain.response is None:
+        outcome = Outcome(status=JobStatus.FAILED, attempts=chain.attempts, error=chain.error,
+                               error_status=chain.error_status, latency_ms=latency)
+        return _bill_partial(outcome, chain, job)
+    step = chain.step
+    usage = measure_usage(chain.response, job.request, step.model)
+    response = dict(chain.response, model=step.model, usage=usage.as_openai())
+    cost = compute_cost(usage, step.prices)
+    return Outcome(status=JobStatus.COMPLETED, result=response, attempts=chain.attempts, usage=usage,
+                        prices=step.prices, cost_usd=cost, served_model=step.model, served_provider=step.provider,
+                        latency_ms=latency)
+
+
+def _bill_partial(outcome: Outcome, chain: ChainResult, job: Job) -> Outcome:
+    """A stream cut after chunks were sent still cost the provider's tokens: bill what was produced."""
+    if chain.partial is None or chain.partial_step is None:
+        return outcome
+    step = chain.partial_step
+    usage = measure_usage(chain.partial, job.request, step.model)
+    outcome.usage, outcome.prices = usage, step.prices
+    outcome.cost_usd = compute_cost(usage, step.prices)
+    outcome.served_model, outcome.served_provider = step.model, step.provider
+    return outcome

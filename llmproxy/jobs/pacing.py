@@ -1,0 +1,53 @@
+"""Execute one job end to end: claim it, run its chain, bill it once, hand the result to the waiter."""
+
+from __future__ import annotations
+
+import redis
+from sqlalchemy.orm import Session
+
+from llmproxy.config import Settings
+from llmproxy.errors import ApiError
+from llmproxy.jobs import events
+from llmproxy.jobs.finish import finish_job
+from llmproxy.jobs.outcome import Outcome
+from llmproxy.jobs.states import JobStatus
+from llmproxy.jobs.store import claim_job
+from llmproxy.limits.admission import admit
+from llmproxy.storage.engine import session_scope
+from llmproxy.storage.models import ApiKey, Job
+
+
+def pace(session: Session, client: redis.Redis, job: Job, settings: Settings) -> ApiError | None:
+    """Reserve the job's share of its key's limits; raise Deferred to wait, or return a refusal waiting can't fix."""
+    key = session.get(ApiKey, job.api_key_id)
+    if key is None or key.revoked_at is not None:
+        return ApiError(401, "The key of this job was revoked", type="authentication_error", code="invalid_api_key")
+    try:
+        admit(session, client, key=key, request_id=job.id, body=job.request,
+              default_max_tokens=settings.default_max_tokens, share=settings.batch_limit_share)
+    except ApiError as refusal:
+        if refusal.headers.get("Retry-After") and refusal.code == "rate_limit_exceeded":
+            raise Deferred(min(30.0, float(refusal.headers["Retry-After"]))) from None
+        return refusal
+    return None
+
+
+def _refuse(session_factory, client, job: Job, refusal: ApiError, settings: Settings) -> str | None:
+    """End a queued job that can never be admitted (budget spent, too large, key revoked)."""
+    with session_scope(session_factory) as session:
+        claimed = claim_job(session, job.id, lease_seconds=settings.job_lease_seconds)
+        if claimed is None:
+            return None
+        outcome = Outcome(status=JobStatus.FAILED, error=refusal.body()["error"], error_status=refusal.status)
+        if not finish_job(session, claimed, claimed.run_count, outcome):
+            return None
+    events.publish(client, job.id, events.DONE, events.done_event(claimed), run=claimed.run_count)
+    return claimed.status
+
+
+class Deferred(Exception):
+    """The job must wait for its key's capacity: run it again after `delay` seconds."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(f"deferred for {delay:.2f}s")
+        self.delay = delay

@@ -1,0 +1,165 @@
+"""Run one request over its chain: retries with backoff and jitter, then the next model.
+
+Decisions are made on the provider error taxonomy only (`retryable`,
+`fallback_now`, `retry_after`), never on a provider's raw exception."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmproxy.billing.cost import Prices
+from llmproxy.chat.stream_assembly import StreamAssembler
+from llmproxy.providers import Endpoint, ProviderBadRequest, ProviderError, Timeouts, get_provider
+
+
+@dataclass(frozen=True)
+class Step:
+    """One model of the chain, with where and how to call it (endpoint None: no credential, skipped)."""
+
+    model: str
+    provider: str
+    kind: str
+    endpoint: Endpoint | None
+    prices: Prices
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try each model before the next one."""
+
+    retries: int = 2
+    base_seconds: float = 0.5
+    max_seconds: float = 20.0
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+
+@dataclass
+class ChainResult:
+    """What happened: the served step and response, or the error to give the caller."""
+
+    attempts: list[dict[str, Any]]
+    step: Step | None = None
+    response: dict | None = None
+    chunks_sent: int = 0
+    # What a stream had produced when it was cancelled or broke: billed, since the provider bills it.
+    partial: dict | None = None
+    partial_step: Step | None = None
+    error_status: int | None = None
+    error: dict | None = None
+    cancelled: bool = False
+
+
+def _attempt(step: Step, outcome: str, status: int | None, started: float, message: str | None = None) -> dict:
+    record = {"provider": step.provider, "model": step.model, "outcome": outcome, "status_code": status,
+              "latency_ms": int((time.monotonic() - started) * 1000)}
+    if message:
+        record["message"] = message
+    return record
+
+
+def _delay(policy: RetryPolicy, retry: int, retry_after: float | None) -> float | None:
+    """Seconds to wait before retry number `retry`, or None when the provider asks for longer than the cap."""
+    if retry_after is not None:
+        return retry_after if retry_after <= policy.max_seconds else None
+    backoff = min(policy.max_seconds, policy.base_seconds * (2 ** retry))
+    return backoff * random.uniform(0.5, 1.0)
+
+
+def run_chain(steps: list[Step], body: dict, *, stream: bool, policy: RetryPolicy,
+              emit: Callable[[dict, Step], None] | None = None, should_stop: Callable[[], bool] = lambda: False,
+              sleep: Callable[[float], None] = time.sleep) -> ChainResult:
+    """Try each step in order; return the first success, a caller error, or every attempt's failure."""
+    result = ChainResult(attempts=[])
+    for step in steps:
+        if step.endpoint is None:
+            result.attempts.append({"provider": step.provider, "model": step.model, "outcome": "no_credentials",
+                                    "status_code": None, "latency_ms": 0})
+            continue
+        provider = get_provider(step.kind)
+        retry = 0
+        while True:
+            if should_stop():
+                result.cancelled = True
+                return result
+            started = time.monotonic()
+            try:
+                if stream:
+                    _run_stream(provider, step, body, policy, emit, should_stop, result)
+                else:
+                    result.response = provider.complete(step.endpoint, body, timeouts=policy.timeouts)
+                if result.cancelled:
+                    result.attempts.append(_attempt(step, "cancelled", None, started))
+                    return result
+                result.attempts.append(_attempt(step, "ok", 200, started))
+                result.step = step
+                return result
+            except ProviderError as exc:
+                result.attempts.append(_attempt(step, exc.outcome, exc.status_code, started, exc.message))
+                if result.chunks_sent:
+                    # Bytes already reached the caller: no fallback, end the stream with an error.
+                    result.error_status = 502
+                    result.error = _error_body(f"The upstream stream broke: {exc.message}", "upstream_error",
+                                               "stream_interrupted")
+                    return result
+                if isinstance(exc, ProviderBadRequest):
+                    result.error_status = exc.status_code or 400
+                    result.error = _upstream_error_body(exc)
+                    return result
+                if exc.retryable and not exc.fallback_now and retry < policy.retries:
+                    delay = _delay(policy, retry, exc.retry_after)
+                    if delay is not None:
+                        retry += 1
+                        sleep(delay)
+                        continue
+                break
+    result.error_status = 502
+    reasons = "; ".join(f"{a['provider']}/{a['model']}: {a['outcome']}"
+                        + (f" ({a['status_code']})" if a.get("status_code") else "") for a in result.attempts)
+    result.error = _error_body(f"All providers failed: {reasons or 'no model to try'}", "upstream_error",
+                               "all_providers_failed")
+    return result
+
+
+def _run_stream(provider, step: Step, body: dict, policy: RetryPolicy, emit, should_stop, result: ChainResult):
+    assembler = StreamAssembler()
+    chunks: Iterator[dict] = provider.stream(step.endpoint, body, timeouts=policy.timeouts)
+    try:
+        for chunk in chunks:
+            chunk["model"] = step.model
+            assembler.add(chunk)
+            if emit is not None:
+                emit(chunk, step)
+            result.chunks_sent += 1
+            if should_stop():
+                result.cancelled = True
+                break
+    except ProviderError:
+        if result.chunks_sent:
+            result.partial, result.partial_step = assembler.completion(), step
+        raise
+    finally:
+        close = getattr(chunks, "close", None)
+        if close:
+            close()
+    if result.cancelled:
+        if result.chunks_sent:
+            result.partial, result.partial_step = assembler.completion(), step
+        return
+    result.response = assembler.completion()
+
+
+def _error_body(message: str, type_: str, code: str) -> dict:
+    return {"message": message, "type": type_, "param": None, "code": code}
+
+
+def _upstream_error_body(exc: ProviderError) -> dict:
+    """The upstream's own error object for a 4xx it will not get past, in OpenAI's shape."""
+    upstream = (exc.upstream_body or {}).get("error") if isinstance(exc.upstream_body, dict) else None
+    if isinstance(upstream, dict) and upstream.get("message"):
+        return {"message": str(upstream.get("message")), "type": upstream.get("type") or "invalid_request_error",
+                "param": upstream.get("param"), "code": upstream.get("code")}
+    return _error_body(exc.message, "invalid_request_error", "upstream_bad_request")

@@ -1,0 +1,128 @@
+"""The JSON shapes of admin objects, shared by the HTTP API and the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from llmproxy import validation as v
+from llmproxy.catalog.model_config import find_model
+from llmproxy.errors import bad_request, not_found
+from llmproxy.ids import new_id
+from llmproxy.storage.models import ApiKey
+from llmproxy.storage.money import money
+from llmproxy.storage.timestamps import to_epoch, utcnow
+
+
+def key_json(key: ApiKey) -> dict:
+    """A virtual key as the admin API shows it (never the secret)."""
+    return {
+        "id": key.id, "object": "api_key", "name": key.name, "prefix": key.prefix,
+        "rpm_limit": key.rpm_limit, "tpm_limit": key.tpm_limit,
+        "budget_usd": money(key.budget_usd), "spend_usd": money(key.spend_usd),
+        "models": key.allowed_models, "created_at": to_epoch(key.created_at),
+        "revoked_at": to_epoch(key.revoked_at), "active": key.revoked_at is None,
+    }
+
+KEY_PREFIX = "sk-"
+
+DISPLAY_CHARS = 10
+
+
+def generate_secret() -> str:
+    """A new virtual key: `sk-` and 256 random bits, base64url."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 hex of a key; a plain hash suffices because keys carry 256 random bits."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_key(session: Session, data: dict | None = None) -> tuple[ApiKey, str]:
+    """Create a key from admin fields; return the row and the secret, which is never available again."""
+    secret = generate_secret()
+    key = ApiKey(id=new_id("key"), key_hash=hash_secret(secret), prefix=secret[:DISPLAY_CHARS], name="",
+                 spend_usd=Decimal(0))
+    apply_key_fields(session, key, data or {})
+    session.add(key)
+    session.flush()
+    return key, secret
+
+
+def find_active_key(session: Session, secret: str) -> ApiKey | None:
+    """The unrevoked key with this secret, or None."""
+    if not secret.startswith(KEY_PREFIX) or len(secret) > 200:
+        return None
+    key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_secret(secret)))
+    if key is None or key.revoked_at is not None:
+        return None
+    return key
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What request handling reads of an active key, detached from any session (safe to cache)."""
+
+    id: str
+    name: str
+    prefix: str
+    rpm_limit: int | None
+    tpm_limit: int | None
+    budget_usd: Decimal | None
+    spend_usd: Decimal
+    allowed_models: list[str] | None
+
+
+def key_info(key: ApiKey | None) -> KeyInfo | None:
+    """A detached snapshot of a key (None stays None)."""
+    if key is None:
+        return None
+    return KeyInfo(id=key.id, name=key.name, prefix=key.prefix, rpm_limit=key.rpm_limit, tpm_limit=key.tpm_limit,
+                   budget_usd=key.budget_usd, spend_usd=key.spend_usd or Decimal(0),
+                   allowed_models=list(key.allowed_models) if key.allowed_models is not None else None)
+
+
+def revoke_key(session: Session, key: ApiKey) -> None:
+    """Mark a key revoked (idempotent)."""
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+
+
+KEY_FIELDS = {"name", "rpm_limit", "tpm_limit", "budget_usd", "models"}
+
+
+def apply_key_fields(session: Session, key: ApiKey, data: dict) -> None:
+    """Validate and set a key's editable fields (name, limits, budget, allowed models)."""
+    v.reject_unknown(data, KEY_FIELDS)
+    if "name" in data:
+        key.name = v.string(data, "name", max_len=200) or ""
+    for field in ("rpm_limit", "tpm_limit"):
+        if field in data:
+            setattr(key, field, v.optional_int(data, field, minimum=1))
+    if "budget_usd" in data:
+        key.budget_usd = v.optional_decimal(data, "budget_usd")
+    if "models" in data:
+        models = v.string_list(data, "models")
+        for name in models or []:
+            if find_model(session, name) is None:
+                raise bad_request(f"Unknown model '{name}'", code="model_not_found", param="models")
+        key.allowed_models = models
+
+
+def get_key(session: Session, key_id: str) -> ApiKey:
+    """The key with this id, or 404."""
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        raise not_found("key")
+    return key
+
+
+def list_keys(session: Session) -> list[ApiKey]:
+    """All keys, newest first."""
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.created_at.desc(), ApiKey.id)))

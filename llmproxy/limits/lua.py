@@ -1,0 +1,156 @@
+"""Per-key RPM, TPM and budget limits kept in Redis and changed only by Lua scripts.
+
+All state lives in Redis, so limits hold across any number of web and worker
+processes; each call is one script, so check-and-record is atomic.
+
+Units and conventions:
+* Time: seconds (float) in the Python API; integer milliseconds inside Redis
+  (sorted-set scores). ``now=None`` means the Redis server's ``TIME``, so the
+  clocks of the calling hosts do not matter; tests pass ``now`` explicitly.
+* Money: ``decimal.Decimal`` USD in the API; integer nano-dollars (1e-9 USD)
+  inside Redis, never floats. Costs are rounded up and budgets down, so rounding
+  never lets spend past a budget. Lua compares them as doubles: exact up to
+  2**53 nano-dollars (about $9M), approximate to a fraction of a cent beyond.
+* Windows: RPM and TPM are rolling 60 s windows. A request admitted at t counts
+  during [t, t + 60 s).
+
+Redis layout for one key (``limit_keys``), all sharing one hash tag:
+  req    zset  request_id -> admitted at (ms)          RPM window
+  tok    zset  request_id -> admitted at (ms)          TPM window ...
+  tokn   hash  request_id -> tokens                    ... and its token counts
+  cost   hash  request_id -> reserved nano-dollars     outstanding cost reservations
+  costdl zset  request_id -> deadline (ms)             ... purged once past deadline
+  done   zset  request_id -> settled/released at (ms)  makes settle/release idempotent
+  sums   hash  tokens, cost                             running totals of tokn and cost
+  spent  string  nano-dollars settled so far             see below
+
+Budget race: the web reads the key's recorded spend from the database, and a
+worker records spend (database) and then settles (Redis). A reservation
+admitted between another request's settle and a stale database read would
+under-count that request's cost, so settle also adds the real cost to `spent`
+and the check uses the larger of it and the caller's figure. The database
+stays the source of truth: after a Redis flush the caller's figure is used."""
+
+from __future__ import annotations
+
+_LUA_COMMON = """
+local WINDOW = 60000
+local now = tonumber(ARGV[1])
+if not now then
+  -- Redis < 5 needs effect replication before writing after TIME; newer ones ignore it.
+  if redis.replicate_commands then pcall(redis.replicate_commands) end
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function num(v) return tonumber(v) or 0 end
+local function int(x) return string.format('%d', x) end  -- tostring() would print 1e+15
+local function extend(key, ttl)
+  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+end
+local function total(zkey, field)
+  -- Running sums keep each call O(log n); a sum outliving its entries is reset.
+  if redis.call('ZCARD', zkey) == 0 then redis.call('HDEL', KEYS[7], field) return 0 end
+  return math.max(0, num(redis.call('HGET', KEYS[7], field)))
+end
+local function drop(zkey, hkey, field, ids)
+  local gone = 0
+  for i = 1, #ids, 500 do  -- unpack() of a long list would overflow Lua's C stack
+    local part = {unpack(ids, i, math.min(i + 499, #ids))}
+    for _, v in ipairs(redis.call('HMGET', hkey, unpack(part))) do gone = gone + num(v) end
+    redis.call('HDEL', hkey, unpack(part))
+    redis.call('ZREM', zkey, unpack(part))
+  end
+  if gone ~= 0 and redis.call('EXISTS', KEYS[7]) == 1 then redis.call('HINCRBY', KEYS[7], field, int(-gone)) end
+end
+local function purge(done_retention)
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - WINDOW)
+  drop(KEYS[2], KEYS[3], 'tokens', redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - WINDOW))
+  drop(KEYS[5], KEYS[4], 'cost', redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now))
+  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - done_retention)
+end
+"""
+
+# ARGV: now_ms|'', request_id, rpm|'', tpm|'', budget|'', tokens, max_cost, spent,
+#       reservation_ttl_ms, record (1 = reserve, 0 = peek), done_retention_ms
+_RESERVE_LUA = _LUA_COMMON + """
+local rid, rpm, tpm, budget = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local tokens, cost, spent, ttl = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+spent = math.max(spent, num(redis.call('GET', KEYS[8])))
+purge(tonumber(ARGV[11]))
+local count, used, reserved = redis.call('ZCARD', KEYS[1]), total(KEYS[2], 'tokens'), total(KEYS[5], 'cost')
+local reason, retry, never = 0, -1, 0
+-- A request already admitted in this window (a redelivered task) is not counted twice.
+if ARGV[10] == '1' and not redis.call('ZSCORE', KEYS[1], rid) then
+  -- Permanent refusals first, so a caller is never told to wait in vain.
+  if tpm and tokens > tpm then
+    reason, never = 2, 1
+  elseif budget and (spent + reserved >= budget or spent + reserved + cost > budget) then
+    reason = 3
+  elseif rpm == 0 then
+    reason, never = 1, 1
+  elseif rpm and count >= rpm then
+    -- capacity returns when the (count - rpm + 1)-th oldest admission leaves
+    local e = redis.call('ZRANGE', KEYS[1], count - rpm, count - rpm, 'WITHSCORES')
+    reason, retry = 1, math.max(0, tonumber(e[2]) + WINDOW - now)
+  elseif tpm and used + tokens > tpm then
+    reason = 2  -- walk the oldest entries until enough tokens would have left
+    local freed, start = 0, 0
+    while retry < 0 do
+      local e = redis.call('ZRANGE', KEYS[2], start, start + 199, 'WITHSCORES')
+      if #e == 0 then break end
+      local ids = {} for i = 1, #e, 2 do ids[#ids + 1] = e[i] end
+      local n = redis.call('HMGET', KEYS[3], unpack(ids))
+      for i = 1, #ids do
+        freed = freed + num(n[i])
+        if used - freed + tokens <= tpm then retry = math.max(0, tonumber(e[2 * i]) + WINDOW - now) break end
+      end
+      start = start + 200
+    end
+  end
+  if reason == 0 then
+    redis.call('ZADD', KEYS[1], now, rid)
+    redis.call('ZADD', KEYS[2], now, rid)
+    redis.call('HSET', KEYS[3], rid, ARGV[6])
+    redis.call('HINCRBY', KEYS[7], 'tokens', ARGV[6])
+    redis.call('ZREM', KEYS[6], rid)  -- a new run of a long-finished request id
+    for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], WINDOW + 1000) end
+    count, used = count + 1, used + tokens
+    if cost > 0 then
+      redis.call('HSET', KEYS[4], rid, ARGV[7])
+      redis.call('ZADD', KEYS[5], now + ttl, rid)
+      redis.call('HINCRBY', KEYS[7], 'cost', ARGV[7])
+      for i = 4, 5 do extend(KEYS[i], ttl + 1000) end
+      reserved = reserved + cost
+    end
+    extend(KEYS[7], math.max(WINDOW, ttl) + 1000)
+  end
+end
+local function reset(zkey)  -- until the newest entry leaves, i.e. the window is empty
+  local e = redis.call('ZRANGE', zkey, -1, -1, 'WITHSCORES') return e[2] and math.max(0, e[2] + WINDOW - now) or 0
+end
+local reset_tok = used > 0 and reset(KEYS[2]) or 0
+return {reason == 0 and 1 or 0, reason, retry, never, count, used, reset(KEYS[1]), reset_tok, reserved}
+"""
+
+# ARGV: now_ms|'', request_id, mode ('settle' | 'release'), actual_tokens, done_retention_ms, actual_cost
+_FINISH_LUA = _LUA_COMMON + """
+local rid, retention = ARGV[2], tonumber(ARGV[5])
+purge(retention)
+if redis.call('ZSCORE', KEYS[6], rid) then return 0 end
+local old = redis.call('HGET', KEYS[3], rid)
+if old and ARGV[3] == 'settle' then
+  redis.call('HSET', KEYS[3], rid, ARGV[4])  -- its admission time in KEYS[2] stays
+  redis.call('HINCRBY', KEYS[7], 'tokens', int(tonumber(ARGV[4]) - tonumber(old)))
+  extend(KEYS[7], WINDOW + 1000)
+elseif old then
+  drop(KEYS[2], KEYS[3], 'tokens', {rid})
+end
+drop(KEYS[5], KEYS[4], 'cost', {rid})
+if ARGV[3] == 'settle' and tonumber(ARGV[6]) > 0 then
+  redis.call('INCRBY', KEYS[8], ARGV[6])
+  redis.call('PEXPIRE', KEYS[8], 86400000)
+end
+redis.call('ZADD', KEYS[6], now, rid)
+extend(KEYS[6], retention + 1000)
+return 1
+"""

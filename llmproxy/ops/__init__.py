@@ -1,0 +1,1 @@
+"""Operations: metrics, worker heartbeats and record retention."""

@@ -1,0 +1,56 @@
+"""Retention: delete finished jobs, ended batches and expired files after RETENTION_DAYS (at least 1 day).
+
+The usage ledger is never deleted: it is the accounting record. Its job_id has no foreign key
+(migration 0002), so a ledger row keeps naming the job it billed after the job is gone, and
+"billed once" still holds: a deleted job cannot run again.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import sessionmaker
+
+from llmproxy.batches.states import FINAL_BATCH_STATUSES
+from llmproxy.jobs.states import FINAL_JOB_STATUSES
+from llmproxy.storage.engine import session_scope
+from llmproxy.storage.models import Batch, Job, StoredFile
+from llmproxy.storage.timestamps import utcnow
+
+CHUNK = 1000
+MIN_DAYS = 1.0  # Idempotency-Keys are promised for 24 h; their jobs must live that long
+
+
+def purge(session_factory: sessionmaker, *, retention_days: float, now: datetime | None = None,
+          max_rounds: int = 100) -> dict[str, int]:
+    """Delete what is older than the retention period, in chunks; return how many rows of each kind."""
+    now = now or utcnow()
+    cutoff = now - timedelta(days=max(MIN_DAYS, retention_days))
+    # Ended batches first: their lines then no longer belong to a running batch.
+    old_batches = select(Batch.id).where(Batch.status.in_(FINAL_BATCH_STATUSES), Batch.created_at < cutoff)
+    running_batches = select(Batch.id).where(Batch.status.not_in(FINAL_BATCH_STATUSES))
+    old_jobs = select(Job.id).where(
+        Job.status.in_(FINAL_JOB_STATUSES), Job.created_at < cutoff, Job.completed_at < cutoff,
+        # A line of a batch that is still running stays until the batch ends, whatever its age.
+        (Job.batch_id.is_(None)) | Job.batch_id.not_in(running_batches))
+    old_files = select(StoredFile.id).where(StoredFile.expires_at <= now)
+    counts = {}
+    for name, model, query in (("batches", Batch, old_batches), ("jobs", Job, old_jobs),
+                               ("files", StoredFile, old_files)):
+        counts[name] = _delete_in_chunks(session_factory, model, query, max_rounds)
+    return counts
+
+
+def _delete_in_chunks(session_factory, model, query, max_rounds: int) -> int:
+    # Short transactions: a purge of millions of rows must not hold locks for minutes.
+    total = 0
+    for _ in range(max_rounds):
+        with session_scope(session_factory) as session:
+            ids = list(session.scalars(query.limit(CHUNK)))
+            if not ids:
+                break
+            session.execute(delete(model).where(model.id.in_(ids)).execution_options(synchronize_session=False))
+        total += len(ids)
+        if len(ids) < CHUNK:
+            break
+    return total

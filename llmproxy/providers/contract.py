@@ -1,0 +1,72 @@
+"""The provider interface, its error taxonomy, the shared HTTP/SSE transport and the registry.
+
+Routing decides on the taxonomy only (``retryable``, ``fallback_now``, ``retry_after``),
+never on a provider's raw exception, so every adapter funnels its failures through
+:func:`error_from_response` and :func:`error_from_exception`."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import requests
+
+from llmproxy.providers.errors import error_from_exception, error_from_response
+from llmproxy.providers.transport import _TRANSPORT_ERRORS, new_session
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and as whom to call: base URL, decrypted key (None: no auth header), upstream model."""
+
+    api_base: str
+    api_key: str | None
+    upstream_model: str
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds to connect, and the longest idle gap between bytes (per chunk for streams)."""
+
+    connect: float = 5.0
+    read: float = 60.0
+
+
+class Provider(ABC):
+    """One upstream protocol. Instances are shared per process; they hold only a pooled session."""
+
+    kind: str = ""
+
+    def __init__(self, session: requests.Session | None = None) -> None:
+        self.session = session or new_session()
+
+    @abstractmethod
+    def complete(self, endpoint: Endpoint, body: dict, *, timeouts: Timeouts) -> dict:
+        """Run a non-streaming chat completion; return OpenAI's `chat.completion` dict."""
+
+    @abstractmethod
+    def stream(self, endpoint: Endpoint, body: dict, *, timeouts: Timeouts) -> Iterator[dict]:
+        """Yield OpenAI `chat.completion.chunk` dicts as they arrive, usage chunk last."""
+
+    def post(
+        self, url: str, headers: dict, payload: dict, *, timeouts: Timeouts, stream: bool
+    ) -> requests.Response:
+        """POST JSON; return a 2xx response or raise the taxonomy (the response is closed then)."""
+        try:
+            resp = self.session.post(
+                url, data=json.dumps(payload).encode("utf-8"), headers=headers,
+                timeout=(timeouts.connect, timeouts.read), stream=stream, allow_redirects=False,
+            )
+        except _TRANSPORT_ERRORS as exc:
+            raise error_from_exception(exc, provider=self.kind) from None
+        if resp.status_code >= 300:
+            try:
+                body = resp.content
+            except _TRANSPORT_ERRORS:
+                body = b""
+            finally:
+                resp.close()
+            raise error_from_response(resp.status_code, resp.headers, body, provider=self.kind)
+        return resp

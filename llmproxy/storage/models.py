@@ -1,0 +1,217 @@
+"""Typed SQLAlchemy 2.x models: configuration (providers, models, keys) and records (jobs, ledger)."""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from llmproxy.storage.money import Money
+from llmproxy.storage.timestamps import utcnow
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+
+class Provider(Base):
+    """An upstream provider: how to reach it and its default (encrypted) key."""
+
+    __tablename__ = "providers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    api_base: Mapped[str] = mapped_column(String(512))
+    api_key_enc: Mapped[str | None] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class ModelConfig(Base):
+    """A model callers may ask for: which provider serves it, its prices and its fallback chain."""
+
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="RESTRICT"))
+    upstream_model: Mapped[str] = mapped_column(String(128))
+    fallbacks: Mapped[list[str]] = mapped_column(JSON, default=list)
+    input_cost_per_1m: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    output_cost_per_1m: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    cached_input_cost_per_1m: Mapped[Decimal | None] = mapped_column(Money)
+    context_window: Mapped[int | None] = mapped_column(Integer)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    provider: Mapped[Provider] = relationship(lazy="joined")
+
+
+class ApiKey(Base):
+    """A virtual key: only its SHA-256 hash and a display prefix are stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    rpm_limit: Mapped[int | None] = mapped_column(Integer)
+    tpm_limit: Mapped[int | None] = mapped_column(Integer)
+    budget_usd: Mapped[Decimal | None] = mapped_column(Money)
+    spend_usd: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    allowed_models: Mapped[list[str] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class KeyCredential(Base):
+    """A caller's own key for one provider, encrypted."""
+
+    __tablename__ = "key_credentials"
+    __table_args__ = (UniqueConstraint("api_key_id", "provider_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    api_key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"))
+    api_key_enc: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class Job(Base):
+    """One completion request and everything that happened to it; the source of truth for its result."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("api_key_id", "idempotency_key"),
+        Index("ix_jobs_key_created", "api_key_id", "created_at"),
+        Index("ix_jobs_status_created", "status", "created_at"),
+        Index("ix_jobs_batch_status", "batch_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    api_key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+    model: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    queue: Mapped[str] = mapped_column(String(16), default="interactive")
+    stream: Mapped[bool] = mapped_column(Boolean, default=False)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
+    batch_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    custom_id: Mapped[str | None] = mapped_column(String(512))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error_status: Mapped[int | None] = mapped_column(Integer)
+    attempts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    cost_usd: Mapped[Decimal | None] = mapped_column(Money)
+    served_model: Mapped[str | None] = mapped_column(String(128))
+    served_provider: Mapped[str | None] = mapped_column(String(64))
+    run_count: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When a task for this job was last sent (batch lines); the sweeper's clue to a lost message.
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class UsageEntry(Base):
+    """One billed job in the usage ledger: enough to recompute its cost. `job_id` is unique: billed once."""
+
+    __tablename__ = "usage_ledger"
+    __table_args__ = (Index("ix_usage_key_created", "api_key_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    # No foreign key: the ledger is the accounting record and outlives its job (see llmproxy.retention).
+    job_id: Mapped[str] = mapped_column(String(40), unique=True)
+    api_key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+    model_requested: Mapped[str] = mapped_column(String(128))
+    model_served: Mapped[str | None] = mapped_column(String(128))
+    provider_served: Mapped[str | None] = mapped_column(String(64))
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cached_prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_estimated: Mapped[bool] = mapped_column(Boolean, default=False)
+    input_cost_per_1m: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    output_cost_per_1m: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    cached_input_cost_per_1m: Mapped[Decimal | None] = mapped_column(Money)
+    cost_usd: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class StoredFile(Base):
+    """An uploaded batch input, or a batch's output/error file; the content lives in the row."""
+
+    __tablename__ = "files"
+    __table_args__ = (Index("ix_files_key_created", "api_key_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    api_key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+    purpose: Mapped[str] = mapped_column(String(32))
+    filename: Mapped[str] = mapped_column(String(512))
+    size_bytes: Mapped[int] = mapped_column("bytes", BigInteger)
+    # Deferred: listing files must not load their contents.
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    status: Mapped[str] = mapped_column(String(16), default="processed")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class Batch(Base):
+    """An OpenAI-style batch: one job per input line; counts and result files are fixed when it ends."""
+
+    __tablename__ = "batches"
+    __table_args__ = (
+        Index("ix_batches_key_created", "api_key_id", "created_at"),
+        Index("ix_batches_status_expires", "status", "expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    api_key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+    endpoint: Mapped[str] = mapped_column(String(64))
+    input_file_id: Mapped[str] = mapped_column(String(40))
+    completion_window: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16))
+    errors: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    output_file_id: Mapped[str | None] = mapped_column(String(40))
+    error_file_id: Mapped[str | None] = mapped_column(String(40))
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    completed: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    in_progress_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finalizing_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelling_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # OpenAI's `usage` object, fixed when the batch ends; computed from the ledger while it runs.
+    usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # output_expires_after.seconds: the output and error files live this long (else RETENTION_DAYS).
+    output_expires_seconds: Mapped[int | None] = mapped_column(Integer)
