@@ -9,6 +9,7 @@ generous enough that nothing is refused: every 429 is a failure of the scenario.
 Drift (a jobs table that grows, caches that fill) would favour whichever key runs first, so each
 level runs in A-B-B-A order (half the requests each time) and each key's halves are pooled.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -29,20 +30,29 @@ def check_limited_key(base_url: str, api_key: str) -> dict[str, str]:
     """One request with the limited key: it must succeed and carry OpenAI's x-ratelimit-* headers
     (the proof that it went through the admission path); return those headers."""
     body = {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 32}
-    resp = requests.post(base_url.rstrip("/") + "/chat/completions", json=body, timeout=30,
-                         headers={"Authorization": f"Bearer {api_key}"})
+    resp = requests.post(
+        base_url.rstrip("/") + "/chat/completions",
+        json=body,
+        timeout=30,
+        headers={"Authorization": f"Bearer {api_key}"},
+    )
     headers = {k.lower(): v for k, v in resp.headers.items() if k.lower().startswith("x-ratelimit-")}
     if resp.status_code != 200 or "x-ratelimit-limit-requests" not in headers:
-        raise BenchError(f"the key with limits did not go through admission: HTTP {resp.status_code}, "
-                         f"rate-limit headers {headers}, {resp.text[:300]}")
+        raise BenchError(
+            f"the key with limits did not go through admission: HTTP {resp.status_code}, "
+            f"rate-limit headers {headers}, {resp.text[:300]}"
+        )
     return headers
 
 
 def usage_requests(base_url: str, api_key: str) -> int | None:
     """The key's request count from GET /api/usage (what the proxy recorded for it)."""
     try:
-        resp = requests.get(base_url.rstrip("/").removesuffix("/v1") + "/api/usage", timeout=10,
-                            headers={"Authorization": f"Bearer {api_key}"})
+        resp = requests.get(
+            base_url.rstrip("/").removesuffix("/v1") + "/api/usage",
+            timeout=10,
+            headers={"Authorization": f"Bearer {api_key}"},
+        )
         return int(resp.json()["requests"]) if resp.status_code == 200 else None
     except (requests.RequestException, ValueError, KeyError, TypeError):
         return None
@@ -56,9 +66,16 @@ def _halves(n: int) -> tuple[int, int]:
     return (n + 1) // 2, n // 2
 
 
-def run_admission(base_url: str, keys: dict[str, str], *, levels: list[int], requests_per_thread: int,
-                  warmup_per_thread: int, watch: list[Child],
-                  meter_factory: Callable[[], CpuMeter]) -> dict[str, dict[int, LevelResult]]:
+def run_admission(
+    base_url: str,
+    keys: dict[str, str],
+    *,
+    levels: list[int],
+    requests_per_thread: int,
+    warmup_per_thread: int,
+    watch: list[Child],
+    meter_factory: Callable[[], CpuMeter],
+) -> dict[str, dict[int, LevelResult]]:
     """Sync requests at each level with both keys (A-B-B-A); returns key name -> level -> pooled result."""
     results: dict[str, dict[int, LevelResult]] = {name: {} for name in KEYS}
     for c in levels:
@@ -72,18 +89,29 @@ def run_admission(base_url: str, keys: dict[str, str], *, levels: list[int], req
                 child.check_alive()
             meter = meter_factory()
             before: list[dict | None] = []
-            res = run_level(base_url, keys[name], stream=False, concurrency=c, requests_per_thread=n,
-                            warmup_per_thread=warmup_per_thread, on_start=lambda: before.append(meter.snapshot()))
-            res.cpu = CpuMeter.delta(before[0] if before else None, meter.snapshot(), wall_s=res.duration_s,
-                                     requests=res.requests)
+            res = run_level(
+                base_url,
+                keys[name],
+                stream=False,
+                concurrency=c,
+                requests_per_thread=n,
+                warmup_per_thread=warmup_per_thread,
+                on_start=lambda: before.append(meter.snapshot()),
+            )
+            res.cpu = CpuMeter.delta(
+                before[0] if before else None, meter.snapshot(), wall_s=res.duration_s, requests=res.requests
+            )
             parts[name].append(res)
         for name in KEYS:
             res = results[name][c] = merge_results(parts[name])
             label = "no limits" if name == "none" else "limits"
             refused = res.error_statuses.get("429", 0)
-            print(f"  admission {label:9} c={c:<3} {res.requests:5d} ok {res.errors:3d} err ({refused} × 429)  "
-                  f"{res.throughput_rps:7.1f} req/s  latency p50 {_ms(res.latency_ms.p50)}  "
-                  f"p99 {_ms(res.latency_ms.p99)}", flush=True)
+            print(
+                f"  admission {label:9} c={c:<3} {res.requests:5d} ok {res.errors:3d} err ({refused} × 429)  "
+                f"{res.throughput_rps:7.1f} req/s  latency p50 {_ms(res.latency_ms.p50)}  "
+                f"p99 {_ms(res.latency_ms.p99)}",
+                flush=True,
+            )
             if res.cpu:
                 print(f"        {describe_cpu(res.cpu)}", flush=True)
     return results

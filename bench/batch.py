@@ -14,6 +14,7 @@ Order of the measurement:
    `GET /v1/batches/{id}` polled for the progress; then until the batch is `completed` (finalize);
 4. download the output (and error) file and check every custom_id came back exactly once.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,7 @@ FINAL = ("completed", "failed", "expired", "cancelled")
 
 
 def poll_interval(lines: int) -> float:
-    """Seconds between two GET /v1/batches/{id}: the timing resolution of the drain (each poll is a COUNT … GROUP BY)."""
+    """Seconds between two GET /v1/batches/{id}: the drain's timing resolution (each poll is a COUNT … GROUP BY)."""
     return 0.25 if lines <= 2000 else 0.5
 
 
@@ -42,8 +43,12 @@ def input_file(lines: int) -> tuple[bytes, list[str]]:
     out = []
     for i, custom_id in enumerate(ids):
         body = {"model": MODEL, "messages": [{"role": "user", "content": f"{PROMPT} (#{i})"}], "max_tokens": 32}
-        out.append(json.dumps({"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions",
-                               "body": body}, separators=(",", ":")))
+        out.append(
+            json.dumps(
+                {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": body},
+                separators=(",", ":"),
+            )
+        )
     return ("\n".join(out) + "\n").encode(), ids
 
 
@@ -79,10 +84,16 @@ def _crossing(timeline: list[tuple[float, int]], target: float) -> float | None:
 
 def verify_output(api: Api, batch: dict, ids: list[str]) -> dict:
     """Download the output and error files; count lines, unique custom_ids, and lines without a 200."""
-    output = api.call("GET", f"/files/{batch['output_file_id']}/content", timeout=600).content \
-        if batch.get("output_file_id") else b""
-    errors = api.call("GET", f"/files/{batch['error_file_id']}/content", timeout=600).content \
-        if batch.get("error_file_id") else b""
+    output = (
+        api.call("GET", f"/files/{batch['output_file_id']}/content", timeout=600).content
+        if batch.get("output_file_id")
+        else b""
+    )
+    errors = (
+        api.call("GET", f"/files/{batch['error_file_id']}/content", timeout=600).content
+        if batch.get("error_file_id")
+        else b""
+    )
     seen: list[str] = []
     ok = 0
     bad_samples: list[str] = []
@@ -103,17 +114,35 @@ def verify_output(api: Api, batch: dict, ids: list[str]) -> dict:
             bad_samples.append(line[:300].decode(errors="replace"))
     unique = set(seen)
     return {
-        "output_lines": len(out_lines), "error_file_lines": len(err_lines), "unparsable_lines": unparsable,
-        "custom_ids_unique": len(unique), "custom_ids_duplicated": len(seen) - len(unique),
-        "custom_ids_missing": len(set(ids) - unique), "custom_ids_unknown": len(unique - set(ids)),
-        "ok_lines": ok, "errors": len(ids) - ok, "error_samples": bad_samples,
+        "output_lines": len(out_lines),
+        "error_file_lines": len(err_lines),
+        "unparsable_lines": unparsable,
+        "custom_ids_unique": len(unique),
+        "custom_ids_duplicated": len(seen) - len(unique),
+        "custom_ids_missing": len(set(ids) - unique),
+        "custom_ids_unknown": len(unique - set(ids)),
+        "ok_lines": ok,
+        "errors": len(ids) - ok,
+        "error_samples": bad_samples,
         "output_bytes": len(output),
     }
 
 
-def run_batch(base_url: str, api_key: str, *, lines: int, latency_ms: float, threads: int,
-              probe_requests: int, probe_warmup: int, probe_gap_s: float, timeout_s: float, stall_s: float,
-              watch: list[Child], meter_factory: Callable[[], CpuMeter]) -> dict:
+def run_batch(
+    base_url: str,
+    api_key: str,
+    *,
+    lines: int,
+    latency_ms: float,
+    threads: int,
+    probe_requests: int,
+    probe_warmup: int,
+    probe_gap_s: float,
+    timeout_s: float,
+    stall_s: float,
+    watch: list[Child],
+    meter_factory: Callable[[], CpuMeter],
+) -> dict:
     """Run the whole scenario (see the module docstring); the figures, JSON-ready except the probe results."""
     v1 = base_url.rstrip("/") + "/v1"
     for child in watch:
@@ -122,32 +151,61 @@ def run_batch(base_url: str, api_key: str, *, lines: int, latency_ms: float, thr
     # 1. The probe on the idle system.
     meter = meter_factory()
     before: list[dict | None] = []
-    idle = run_level(v1, api_key, stream=False, concurrency=1, requests_per_thread=probe_requests,
-                     warmup_per_thread=probe_warmup, think_s=probe_gap_s,
-                     on_start=lambda: before.append(meter.snapshot()))
-    idle.cpu = CpuMeter.delta(before[0] if before else None, meter.snapshot(), wall_s=idle.duration_s,
-                              requests=idle.requests)
-    print(f"  probe idle     {idle.requests:5d} ok {idle.errors:3d} err  latency p50 {_ms(idle.latency_ms.p50)}  "
-          f"p99 {_ms(idle.latency_ms.p99)}", flush=True)
+    idle = run_level(
+        v1,
+        api_key,
+        stream=False,
+        concurrency=1,
+        requests_per_thread=probe_requests,
+        warmup_per_thread=probe_warmup,
+        think_s=probe_gap_s,
+        on_start=lambda: before.append(meter.snapshot()),
+    )
+    idle.cpu = CpuMeter.delta(
+        before[0] if before else None, meter.snapshot(), wall_s=idle.duration_s, requests=idle.requests
+    )
+    print(
+        f"  probe idle     {idle.requests:5d} ok {idle.errors:3d} err  latency p50 {_ms(idle.latency_ms.p50)}  "
+        f"p99 {_ms(idle.latency_ms.p99)}",
+        flush=True,
+    )
 
     # 2. Upload and create.
     content, ids = input_file(lines)
     api = Api(base_url, api_key)
     try:
         t0 = time.perf_counter()
-        uploaded = api.call("POST", "/files", timeout=600, data={"purpose": "batch"},
-                            files={"file": ("bench-batch.jsonl", content, "application/jsonl")}).json()
+        uploaded = api.call(
+            "POST",
+            "/files",
+            timeout=600,
+            data={"purpose": "batch"},
+            files={"file": ("bench-batch.jsonl", content, "application/jsonl")},
+        ).json()
         t1 = time.perf_counter()
-        batch = api.call("POST", "/batches", timeout=600, json={
-            "input_file_id": uploaded["id"], "endpoint": "/v1/chat/completions", "completion_window": "24h",
-            "metadata": {"bench": "batch"}}).json()
+        batch = api.call(
+            "POST",
+            "/batches",
+            timeout=600,
+            json={
+                "input_file_id": uploaded["id"],
+                "endpoint": "/v1/chat/completions",
+                "completion_window": "24h",
+                "metadata": {"bench": "batch"},
+            },
+        ).json()
         created = time.perf_counter()
         upload_s, create_s = t1 - t0, created - t1
         if batch.get("status") != "in_progress":
-            raise BenchError(f"the batch was not accepted: status {batch.get('status')!r}, "
-                             f"errors {json.dumps(batch.get('errors'))[:500]}")
-        print(f"  batch {batch['id']}: {lines} lines ({len(content) / 1e6:.1f} MB) uploaded in {upload_s:.2f} s, "
-              f"created in {create_s:.2f} s; draining …", flush=True)
+            raise BenchError(
+                f"the batch was not accepted: status {batch.get('status')!r}, "
+                f"errors {json.dumps(batch.get('errors'))[:500]}"
+            )
+        print(
+            f"  batch {batch['id']}: {lines} lines ({len(content) / 1e6:.1f} MB) uploaded in {upload_s:.2f} s, "
+            f"created in {create_s:.2f} s; draining …",
+            flush=True,
+        )
 
         # 3. Drain, with the probe running beside it.
         drain_meter = meter_factory()
@@ -157,9 +215,16 @@ def run_batch(base_url: str, api_key: str, *, lines: int, latency_ms: float, thr
 
         def probe() -> None:
             try:
-                probe_box["result"] = run_level(v1, api_key, stream=False, concurrency=1,
-                                                requests_per_thread=10**9, warmup_per_thread=0, stop=stop,
-                                                think_s=probe_gap_s)
+                probe_box["result"] = run_level(
+                    v1,
+                    api_key,
+                    stream=False,
+                    concurrency=1,
+                    requests_per_thread=10**9,
+                    warmup_per_thread=0,
+                    stop=stop,
+                    think_s=probe_gap_s,
+                )
             except BaseException as exc:  # noqa: BLE001 - reported by the main thread
                 probe_box["error"] = exc
 
@@ -181,8 +246,9 @@ def run_batch(base_url: str, api_key: str, *, lines: int, latency_ms: float, thr
                 timeline.append((now - created, ended))
                 if ended != last_n:
                     last_progress, last_n = now, ended
-                if drained_at is None and (ended >= lines or state["status"] in FINAL
-                                           or state["status"] == "finalizing"):
+                if drained_at is None and (
+                    ended >= lines or state["status"] in FINAL or state["status"] == "finalizing"
+                ):
                     drained_at = now
                     cpu_drained = drain_meter.snapshot()
                     stop.set()
@@ -190,15 +256,21 @@ def run_batch(base_url: str, api_key: str, *, lines: int, latency_ms: float, thr
                     final_at, batch = now, state
                     break
                 if now - created > timeout_s:
-                    raise BenchError(f"the batch did not end within {timeout_s:.0f} s "
-                                     f"({ended}/{lines} lines ended, status {state['status']})")
+                    raise BenchError(
+                        f"the batch did not end within {timeout_s:.0f} s "
+                        f"({ended}/{lines} lines ended, status {state['status']})"
+                    )
                 if now - last_progress > stall_s:
                     tails = "".join(f"\n--- {c.name} ({c.log_path}):\n{c.tail(15)}" for c in watch)
-                    raise BenchError(f"the batch made no progress for {stall_s:.0f} s "
-                                     f"({ended}/{lines} lines ended, status {state['status']}){tails}")
+                    raise BenchError(
+                        f"the batch made no progress for {stall_s:.0f} s "
+                        f"({ended}/{lines} lines ended, status {state['status']}){tails}"
+                    )
                 if now - created >= next_report:
                     rate = ended / (now - created)
-                    print(f"    {now - created:6.1f} s: {ended:6d}/{lines} lines ended ({rate:.1f} lines/s)", flush=True)
+                    print(
+                        f"    {now - created:6.1f} s: {ended:6d}/{lines} lines ended ({rate:.1f} lines/s)", flush=True
+                    )
                     next_report += 10.0 if lines <= 2000 else 30.0
                 time.sleep(poll_s)
         finally:
@@ -212,13 +284,18 @@ def run_batch(base_url: str, api_key: str, *, lines: int, latency_ms: float, thr
         cpu = CpuMeter.delta(cpu_before, cpu_drained, wall_s=drain_s, requests=lines)
         # The same poll saw the last lines end and the batch final: finalizing took less than a poll interval.
         finalize_s = final_at - drained_at if final_at > drained_at else None
-        print(f"  batch {batch['status']}: drained in {drain_s:.1f} s ({lines / drain_s:.1f} lines/s), finalized "
-              + (f"{finalize_s:.1f} s later" if finalize_s is not None else f"within the same {poll_s:g} s poll"),
-              flush=True)
+        print(
+            f"  batch {batch['status']}: drained in {drain_s:.1f} s ({lines / drain_s:.1f} lines/s), finalized "
+            + (f"{finalize_s:.1f} s later" if finalize_s is not None else f"within the same {poll_s:g} s poll"),
+            flush=True,
+        )
         if cpu:
             print(f"        per line: {describe_cpu(cpu)}", flush=True)
-        print(f"  probe draining {during.requests:5d} ok {during.errors:3d} err  latency p50 "
-              f"{_ms(during.latency_ms.p50)}  p99 {_ms(during.latency_ms.p99)}", flush=True)
+        print(
+            f"  probe draining {during.requests:5d} ok {during.errors:3d} err  latency p50 "
+            f"{_ms(during.latency_ms.p50)}  p99 {_ms(during.latency_ms.p99)}",
+            flush=True,
+        )
 
         # 4. The results.
         check = verify_output(api, batch, ids) if batch["status"] == "completed" else {}
@@ -234,16 +311,30 @@ def run_batch(base_url: str, api_key: str, *, lines: int, latency_ms: float, thr
         # How many cores each component kept busy while the batch drained (1.0 = one core all the time).
         cores = {k: round(v * rate / 1000.0, 2) for k, v in cpu["cpu_ms_per_request"].items()}
     return {
-        "batch_id": batch["id"], "status": batch["status"], "lines": lines, "input_bytes": len(content),
-        "threads": threads, "latency_ms": latency_ms, "ideal_lines_per_s": ideal,
-        "upload_s": upload_s, "create_s": create_s, "drain_s": drain_s, "finalize_s": finalize_s,
+        "batch_id": batch["id"],
+        "status": batch["status"],
+        "lines": lines,
+        "input_bytes": len(content),
+        "threads": threads,
+        "latency_ms": latency_ms,
+        "ideal_lines_per_s": ideal,
+        "upload_s": upload_s,
+        "create_s": create_s,
+        "drain_s": drain_s,
+        "finalize_s": finalize_s,
         "poll_s": poll_s,
-        "lines_per_s": rate, "steady_lines_per_s": steady, "steady_window_s": [t10, t90],
+        "lines_per_s": rate,
+        "steady_lines_per_s": steady,
+        "steady_window_s": [t10, t90],
         "end_to_end_lines_per_s": lines / (final_at - created),
-        "request_counts": batch.get("request_counts"), "output": check, "cpu": cpu, "cores_busy": cores,
+        "request_counts": batch.get("request_counts"),
+        "output": check,
+        "cpu": cpu,
+        "cores_busy": cores,
         "timeline": [(round(t, 2), n) for t, n in timeline],
         "probe_gap_ms": probe_gap_s * 1000.0,
-        "probe_idle": idle, "probe_draining": during,
+        "probe_idle": idle,
+        "probe_draining": during,
     }
 
 

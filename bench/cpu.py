@@ -3,6 +3,7 @@
 On a 2-core box the proxy, its upstream stub, the load generator, PostgreSQL and Redis all share
 the same cores, so CPU milliseconds per request are the clearest sign of what limits throughput.
 """
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ threads start together and take requests from one shared budget until it is spen
 requests are timed to the last byte of the body; streams to the first `data:` line whose
 delta carries content (time to first token) and to `data: [DONE]`.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -102,16 +103,30 @@ def merge_results(parts: list[LevelResult]) -> LevelResult:
     with_cpu = [p for p in parts if p.cpu and p.requests]
     if with_cpu and len(with_cpu) == len(parts):
         names = sorted({k for p in with_cpu for k in p.cpu["cpu_ms_per_request"]})
-        cpu = {"cpu_ms_per_request": {k: round(sum(p.cpu["cpu_ms_per_request"].get(k, 0.0) * p.requests
-                                                   for p in with_cpu) / max(1, requests), 3) for k in names},
-               "machine_busy_pct": round(sum((p.cpu["machine_busy_pct"] or 0.0) * p.duration_s for p in with_cpu)
-                                         / max(duration, 1e-9), 1)}
+        cpu = {
+            "cpu_ms_per_request": {
+                k: round(
+                    sum(p.cpu["cpu_ms_per_request"].get(k, 0.0) * p.requests for p in with_cpu) / max(1, requests), 3
+                )
+                for k in names
+            },
+            "machine_busy_pct": round(
+                sum((p.cpu["machine_busy_pct"] or 0.0) * p.duration_s for p in with_cpu) / max(duration, 1e-9), 1
+            ),
+        }
     return LevelResult(
-        mode=first.mode, concurrency=first.concurrency, requests=requests, errors=sum(p.errors for p in parts),
-        duration_s=round(duration, 3), throughput_rps=requests / max(duration, 1e-9),
+        mode=first.mode,
+        concurrency=first.concurrency,
+        requests=requests,
+        errors=sum(p.errors for p in parts),
+        duration_s=round(duration, 3),
+        throughput_rps=requests / max(duration, 1e-9),
         latency_ms=Distribution.of(samples),
-        error_samples=sorted({e for p in parts for e in p.error_samples})[:5], cpu=cpu,
-        error_statuses=dict(statuses), latencies_s=samples)
+        error_samples=sorted({e for p in parts for e in p.error_samples})[:5],
+        cpu=cpu,
+        error_statuses=dict(statuses),
+        latencies_s=samples,
+    )
 
 
 class RequestFailed(Exception):
@@ -127,10 +142,7 @@ def _has_content(payload: bytes) -> bool:
         event = json.loads(payload)
     except ValueError:
         return False
-    for choice in event.get("choices") or ():
-        if (choice.get("delta") or {}).get("content"):
-            return True
-    return False
+    return any((choice.get("delta") or {}).get("content") for choice in event.get("choices") or ())
 
 
 def _sync_call(session: requests.Session, url: str, body: bytes) -> float | None:
@@ -167,9 +179,18 @@ def _stream_call(session: requests.Session, url: str, body: bytes) -> float | No
     return first
 
 
-def run_level(base_url: str, api_key: str, *, stream: bool, concurrency: int, requests_per_thread: int,
-              warmup_per_thread: int, stop: threading.Event | None = None,
-              on_start: Callable[[], None] | None = None, think_s: float = 0.0) -> LevelResult:
+def run_level(
+    base_url: str,
+    api_key: str,
+    *,
+    stream: bool,
+    concurrency: int,
+    requests_per_thread: int,
+    warmup_per_thread: int,
+    stop: threading.Event | None = None,
+    on_start: Callable[[], None] | None = None,
+    think_s: float = 0.0,
+) -> LevelResult:
     """Run one level: `concurrency` threads share `concurrency * requests_per_thread` measured requests.
 
     `on_start` is called as the measured phase begins (after every thread's warm-up). Setting `stop`
@@ -252,8 +273,15 @@ def run_level(base_url: str, api_key: str, *, stream: bool, concurrency: int, re
     all_latencies = [x for per in latencies for x in per]
     duration = max(ended - began, 1e-9)
     return LevelResult(
-        mode="stream" if stream else "sync", concurrency=concurrency, requests=len(all_latencies),
-        errors=len(errors), duration_s=round(duration, 3), throughput_rps=len(all_latencies) / duration,
+        mode="stream" if stream else "sync",
+        concurrency=concurrency,
+        requests=len(all_latencies),
+        errors=len(errors),
+        duration_s=round(duration, 3),
+        throughput_rps=len(all_latencies) / duration,
         latency_ms=Distribution.of(all_latencies),
         ttft_ms=Distribution.of([x for per in ttfts for x in per]) if stream else None,
-        error_samples=sorted(set(errors))[:5], error_statuses=dict(statuses), latencies_s=all_latencies)
+        error_samples=sorted(set(errors))[:5],
+        error_statuses=dict(statuses),
+        latencies_s=all_latencies,
+    )

@@ -5,6 +5,7 @@ stops the children in order (web before workers before the stub). Each child als
 kernel for SIGTERM when the bench dies without cleaning up (SIGKILL, a crash), so nothing
 outlives it.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -50,9 +51,16 @@ class Child:
     def start(self) -> Child:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True,
-                                         preexec_fn=_die_with_parent)
+            self.proc = subprocess.Popen(
+                self.args,
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
         return self
 
     def alive(self) -> bool:
@@ -127,8 +135,17 @@ class ProcessSet:
 def run_command(args: Sequence[str], env: dict[str, str], *, timeout: float = 120.0) -> str:
     """Run a short command to completion; its stdout, or BenchError with its output."""
     try:
-        done = subprocess.run(list(args), cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                              text=True, timeout=timeout, start_new_session=True, preexec_fn=_die_with_parent)
+        done = subprocess.run(
+            list(args),
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
     except subprocess.TimeoutExpired:
         raise BenchError(f"{' '.join(args[:4])} … timed out after {timeout}s") from None
     if done.returncode != 0:
@@ -136,8 +153,14 @@ def run_command(args: Sequence[str], env: dict[str, str], *, timeout: float = 12
     return done.stdout
 
 
-def wait_for(condition: Callable[[], object], *, timeout: float, message: str,
-             watch: Sequence[Child] = (), interval: float = 0.05):
+def wait_for(
+    condition: Callable[[], object],
+    *,
+    timeout: float,
+    message: str,
+    watch: Sequence[Child] = (),
+    interval: float = 0.05,
+):
     """Poll `condition` until truthy; BenchError after `timeout` or as soon as a watched child exits."""
     deadline = time.monotonic() + timeout
     while True:

@@ -5,6 +5,7 @@ Everything goes through the project's own entry points: `python -m llmproxy setu
 seeds a dedicated bench database, `python -m llmproxy providers edit` points the default
 providers at the stub, `python -m llmproxy keys create` makes the virtual keys.
 """
+
 from __future__ import annotations
 
 import json
@@ -137,8 +138,9 @@ class Proxy:
         self._cli("providers", "edit", "mistral", "--api-base", mistral, "--api-key", "sk-bench")
         self.key = self.create_key("bench")
 
-    def create_key(self, name: str, *, rpm: int | None = None, tpm: int | None = None,
-                   budget_usd: str | None = None) -> str:
+    def create_key(
+        self, name: str, *, rpm: int | None = None, tpm: int | None = None, budget_usd: str | None = None
+    ) -> str:
         """`llmproxy keys create` with these limits (none by default); return the secret."""
         args = ["keys", "create", "--name", name]
         for flag, value in (("--rpm", rpm), ("--tpm", tpm), ("--budget", budget_usd)):
@@ -156,14 +158,36 @@ class Proxy:
         cfg = self.config
         for i in range(cfg.worker_procs if interactive_procs is None else interactive_procs):
             node = f"bench{i + 1}@localhost"
-            child = self.procs.start(f"worker{i + 1}", [
-                PYTHON, "-m", "celery", "-A", "worker.main", "worker", "-Q", INTERACTIVE, "-P", "threads",
-                "-c", str(cfg.worker_threads), "-n", node, "--loglevel", cfg.worker_loglevel], self.env)
+            child = self.procs.start(
+                f"worker{i + 1}",
+                [
+                    PYTHON,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "worker.main",
+                    "worker",
+                    "-Q",
+                    INTERACTIVE,
+                    "-P",
+                    "threads",
+                    "-c",
+                    str(cfg.worker_threads),
+                    "-n",
+                    node,
+                    "--loglevel",
+                    cfg.worker_loglevel,
+                ],
+                self.env,
+            )
             self.workers.append(child)
             self.nodes.append(node)
         port = free_port()
-        self.web = self.procs.start("web", [PYTHON, "-m", "gunicorn", "-c", "web/gunicorn_conf.py",
-                                            "--bind", f"127.0.0.1:{port}", "web:create_app()"], self.env)
+        self.web = self.procs.start(
+            "web",
+            [PYTHON, "-m", "gunicorn", "-c", "web/gunicorn_conf.py", "--bind", f"127.0.0.1:{port}", "web:create_app()"],
+            self.env,
+        )
         self.url = f"http://127.0.0.1:{port}"
         self._wait_ready()
 
@@ -171,8 +195,12 @@ class Proxy:
         client = redis.Redis.from_url(self.config.redis_url)
         try:
             # A worker announces itself with a heartbeat per queue once it consumes (worker/app.py).
-            wait_for(lambda: all(client.hexists(heartbeat_key(INTERACTIVE), n) for n in self.nodes),
-                     timeout=90, message="the Celery workers to consume `interactive`", watch=self.workers)
+            wait_for(
+                lambda: all(client.hexists(heartbeat_key(INTERACTIVE), n) for n in self.nodes),
+                timeout=90,
+                message="the Celery workers to consume `interactive`",
+                watch=self.workers,
+            )
         finally:
             client.close()
 
@@ -191,11 +219,14 @@ class Proxy:
         body = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "ping"}]}
         resp = requests.post(self.url + "/v1/chat/completions", json=body, headers=headers, timeout=30)
         if resp.status_code != 200 or resp.headers.get("x-llmproxy-provider") != "openai":
-            raise BenchError(f"the proxy's first request failed: {resp.status_code} "
-                             f"{resp.headers.get('x-llmproxy-provider')!r} {resp.text[:500]}\n"
-                             f"--- web:\n{self.web.tail()}\n--- worker1:\n{self.workers[0].tail()}")
-        with requests.post(self.url + "/v1/chat/completions", json={**body, "stream": True}, headers=headers,
-                           timeout=30, stream=True) as resp:
+            raise BenchError(
+                f"the proxy's first request failed: {resp.status_code} "
+                f"{resp.headers.get('x-llmproxy-provider')!r} {resp.text[:500]}\n"
+                f"--- web:\n{self.web.tail()}\n--- worker1:\n{self.workers[0].tail()}"
+            )
+        with requests.post(
+            self.url + "/v1/chat/completions", json={**body, "stream": True}, headers=headers, timeout=30, stream=True
+        ) as resp:
             text = resp.text
         if resp.status_code != 200 or "data: [DONE]" not in text:
             raise BenchError(f"the proxy's first stream failed: {resp.status_code} {text[:500]}")
@@ -217,19 +248,54 @@ class Proxy:
         and, with `beat`, the scheduler; wait until the worker consumes."""
         cfg = self.config
         node = "benchbatch@localhost"
-        self.batch_worker = self.procs.start("batch", [
-            PYTHON, "-m", "celery", "-A", "worker.main", "worker", "-Q", BATCH, "-P", "threads",
-            "-c", str(cfg.batch_threads), "-n", node, "--loglevel", cfg.worker_loglevel], self.env)
+        self.batch_worker = self.procs.start(
+            "batch",
+            [
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "worker.main",
+                "worker",
+                "-Q",
+                BATCH,
+                "-P",
+                "threads",
+                "-c",
+                str(cfg.batch_threads),
+                "-n",
+                node,
+                "--loglevel",
+                cfg.worker_loglevel,
+            ],
+            self.env,
+        )
         if beat:
             schedule = self.procs.log_dir / "celerybeat-schedule"  # not the default ./celerybeat-schedule
-            self.beat = self.procs.start("beat", [
-                PYTHON, "-m", "celery", "-A", "worker.main", "beat", "-s", str(schedule),
-                "--loglevel", cfg.worker_loglevel], self.env)
+            self.beat = self.procs.start(
+                "beat",
+                [
+                    PYTHON,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "worker.main",
+                    "beat",
+                    "-s",
+                    str(schedule),
+                    "--loglevel",
+                    cfg.worker_loglevel,
+                ],
+                self.env,
+            )
         client = redis.Redis.from_url(cfg.redis_url)
         try:
-            wait_for(lambda: client.hexists(heartbeat_key(BATCH), node), timeout=90,
-                     message="the Celery batch worker to consume `batch`",
-                     watch=[self.batch_worker, *([self.beat] if self.beat else [])])
+            wait_for(
+                lambda: client.hexists(heartbeat_key(BATCH), node),
+                timeout=90,
+                message="the Celery batch worker to consume `batch`",
+                watch=[self.batch_worker, *([self.beat] if self.beat else [])],
+            )
         finally:
             client.close()
         # The ideal of the report is threads / latency: make sure the worker runs that many (Celery's banner).
@@ -244,8 +310,13 @@ class Proxy:
     def describe(self) -> dict:
         """The topology, for the report."""
         cfg = self.config
-        return {"web_workers": cfg.web_workers, "web_threads": cfg.web_threads, "worker_procs": cfg.worker_procs,
-                "worker_threads": cfg.worker_threads, "access_log": cfg.access_log,
-                "worker_loglevel": cfg.worker_loglevel,
-                "database": make_url(cfg.database_url).render_as_string(hide_password=True),
-                "redis": cfg.redis_url}
+        return {
+            "web_workers": cfg.web_workers,
+            "web_threads": cfg.web_threads,
+            "worker_procs": cfg.worker_procs,
+            "worker_threads": cfg.worker_threads,
+            "access_log": cfg.access_log,
+            "worker_loglevel": cfg.worker_loglevel,
+            "database": make_url(cfg.database_url).render_as_string(hide_password=True),
+            "redis": cfg.redis_url,
+        }

@@ -7,6 +7,7 @@ same run side by side, their difference or ratio, a target or check, PASS/MISS):
   batch      batch throughput vs its ideal; a sync probe while the batch drains vs idle; the output
              file checked line by line (`batch.rows`)
 """
+
 from __future__ import annotations
 
 import json
@@ -35,10 +36,28 @@ def _status(passed: bool | None) -> str | None:
     return None if passed is None else ("PASS" if passed else "MISS")
 
 
-def _row(scenario: str, metric: str, stub: float | None, proxy: float | None, *, kind: str,
-         target: str | None = None, passed: bool | None = None, unit: str = "ms") -> dict:
-    return {"scenario": scenario, "metric": metric, "unit": unit, "stub": stub, "proxy": proxy,
-            "delta": _compare(stub, proxy, kind), "delta_kind": kind, "target": target, "status": _status(passed)}
+def _row(
+    scenario: str,
+    metric: str,
+    stub: float | None,
+    proxy: float | None,
+    *,
+    kind: str,
+    target: str | None = None,
+    passed: bool | None = None,
+    unit: str = "ms",
+) -> dict:
+    return {
+        "scenario": scenario,
+        "metric": metric,
+        "unit": unit,
+        "stub": stub,
+        "proxy": proxy,
+        "delta": _compare(stub, proxy, kind),
+        "delta_kind": kind,
+        "target": target,
+        "status": _status(passed),
+    }
 
 
 def build_rows(stub: Results, proxy: Results) -> list[dict]:
@@ -51,27 +70,51 @@ def build_rows(stub: Results, proxy: Results) -> list[dict]:
         scenario = f"sync c={c}"
         added = _delta(s.latency_ms.p50, p.latency_ms.p50)
         if c == sync_levels[0]:
-            rows.append(_row(scenario, "p50 latency", s.latency_ms.p50, p.latency_ms.p50, kind="added",
-                             target=f"added ≤ {ADDED_P50_MS_MAX:g} ms",
-                             passed=clean and added is not None and added <= ADDED_P50_MS_MAX))
+            rows.append(
+                _row(
+                    scenario,
+                    "p50 latency",
+                    s.latency_ms.p50,
+                    p.latency_ms.p50,
+                    kind="added",
+                    target=f"added ≤ {ADDED_P50_MS_MAX:g} ms",
+                    passed=clean and added is not None and added <= ADDED_P50_MS_MAX,
+                )
+            )
         else:
             rows.append(_row(scenario, "p50 latency", s.latency_ms.p50, p.latency_ms.p50, kind="added"))
         rows.append(_row(scenario, "p99 latency", s.latency_ms.p99, p.latency_ms.p99, kind="added"))
         ratio = p.throughput_rps / s.throughput_rps if s.throughput_rps else None
         if c == sync_levels[-1] and c > 1:
-            rows.append(_row(scenario, "throughput", s.throughput_rps, p.throughput_rps, kind="ratio", unit="req/s",
-                             target=f"≥ {THROUGHPUT_RATIO_MIN:g}× stub",
-                             passed=clean and ratio is not None and ratio >= THROUGHPUT_RATIO_MIN))
+            rows.append(
+                _row(
+                    scenario,
+                    "throughput",
+                    s.throughput_rps,
+                    p.throughput_rps,
+                    kind="ratio",
+                    unit="req/s",
+                    target=f"≥ {THROUGHPUT_RATIO_MIN:g}× stub",
+                    passed=clean and ratio is not None and ratio >= THROUGHPUT_RATIO_MIN,
+                )
+            )
         else:
-            rows.append(_row(scenario, "throughput", s.throughput_rps, p.throughput_rps, kind="ratio",
-                             unit="req/s"))
+            rows.append(_row(scenario, "throughput", s.throughput_rps, p.throughput_rps, kind="ratio", unit="req/s"))
     for c in sorted(set(stub.get("stream", {})) & set(proxy.get("stream", {}))):
         s, p = stub["stream"][c], proxy["stream"][c]
         scenario = f"stream c={c}"
         added = _delta(s.ttft_ms.p50, p.ttft_ms.p50)
-        rows.append(_row(scenario, "TTFT p50", s.ttft_ms.p50, p.ttft_ms.p50, kind="added",
-                         target=f"added ≤ {TTFT_ADDED_P50_MS_MAX:g} ms",
-                         passed=p.errors == 0 and added is not None and added <= TTFT_ADDED_P50_MS_MAX))
+        rows.append(
+            _row(
+                scenario,
+                "TTFT p50",
+                s.ttft_ms.p50,
+                p.ttft_ms.p50,
+                kind="added",
+                target=f"added ≤ {TTFT_ADDED_P50_MS_MAX:g} ms",
+                passed=p.errors == 0 and added is not None and added <= TTFT_ADDED_P50_MS_MAX,
+            )
+        )
         rows.append(_row(scenario, "TTFT p99", s.ttft_ms.p99, p.ttft_ms.p99, kind="added"))
         rows.append(_row(scenario, "throughput", s.throughput_rps, p.throughput_rps, kind="ratio", unit="req/s"))
     return rows
@@ -89,16 +132,19 @@ def _num(value: float | None, unit: str) -> str:
     return f"{value:.0f}" if unit in ("req/s", "lines/s") and value >= 100 else f"{value:.1f}"
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], *, left: int = 2,
-           right_until: int | None = None) -> list[str]:
+def _table(
+    header: tuple[str, ...], rows: list[tuple[str, ...]], *, left: int = 2, right_until: int | None = None
+) -> list[str]:
     """Aligned plain-text columns: the first `left` left-aligned, the figures right-aligned, the rest left."""
     table = [header, *rows]
     right_until = len(header) - 2 if right_until is None else right_until
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     lines = []
     for i, row in enumerate(table):
-        cells = [cell.ljust(w) if j < left or j >= right_until else cell.rjust(w)
-                 for j, (cell, w) in enumerate(zip(row, widths))]
+        cells = [
+            cell.ljust(w) if j < left or j >= right_until else cell.rjust(w)
+            for j, (cell, w) in enumerate(zip(row, widths))
+        ]
         lines.append("  ".join(cells).rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
@@ -119,21 +165,35 @@ def render(report: dict) -> str:
     """The report as plain-text tables."""
     cfg, proxy = report["config"], report["proxy_topology"]
     scenarios = cfg.get("scenarios", ["base"])
-    loads = (f"{cfg['requests_per_thread']} requests per client thread (+{cfg['warmup_per_thread']} warm-up); "
-             if "base" in scenarios or "admission" in scenarios else "")
+    loads = (
+        f"{cfg['requests_per_thread']} requests per client thread (+{cfg['warmup_per_thread']} warm-up); "
+        if "base" in scenarios or "admission" in scenarios
+        else ""
+    )
     lines = [
         f"LLM Proxy benchmark: stub latency {cfg['latency_ms']:g} ms, {report['machine']['cpus']} CPUs, "
         f"{loads}scenarios: {', '.join(scenarios)}",
     ]
     if "base" in scenarios or "admission" in scenarios:
-        lines.append(f"proxy: gunicorn {proxy['web_workers']} workers × {proxy['web_threads']} threads, "
-                     f"celery {proxy['worker_procs']} × {proxy['worker_threads']} threads (-P threads, -Q interactive)")
+        lines.append(
+            f"proxy: gunicorn {proxy['web_workers']} workers × {proxy['web_threads']} threads, "
+            f"celery {proxy['worker_procs']} × {proxy['worker_threads']} threads (-P threads, -Q interactive)"
+        )
     lines.append("")
     if report["rows"]:
         lines.append("base: the bare stub vs the same load through the proxy (key without limits)")
-        table = [(r["scenario"], f"{r['metric']} ({r['unit']})", _num(r["stub"], r["unit"]),
-                  _num(r["proxy"], r["unit"]), _delta_text(r["delta"], r["delta_kind"]), r["target"] or "",
-                  r["status"] or "") for r in report["rows"]]
+        table = [
+            (
+                r["scenario"],
+                f"{r['metric']} ({r['unit']})",
+                _num(r["stub"], r["unit"]),
+                _num(r["proxy"], r["unit"]),
+                _delta_text(r["delta"], r["delta_kind"]),
+                r["target"] or "",
+                r["status"] or "",
+            )
+            for r in report["rows"]
+        ]
         lines.extend(_table(("scenario", "metric", "stub", "proxy", "proxy−stub", "target", "result"), table))
         lines.append("")
     if report.get("admission"):
@@ -144,17 +204,29 @@ def render(report: dict) -> str:
         lines.append("")
     lines.extend(_cpu_table(_cpu_rows(report), report["machine"]["cpus"]))
     lines.append("")
-    errors = [f"{side} {mode} c={c}: {n} errors, e.g. {samples[0] if samples else '?'}"
-              for side in ("stub", "proxy") for mode, levels in report["results"][side].items()
-              for c, lvl in levels.items() for n, samples in [(lvl["errors"], lvl["error_samples"])] if n]
+    errors = [
+        f"{side} {mode} c={c}: {n} errors, e.g. {samples[0] if samples else '?'}"
+        for side in ("stub", "proxy")
+        for mode, levels in report["results"][side].items()
+        for c, lvl in levels.items()
+        for n, samples in [(lvl["errors"], lvl["error_samples"])]
+        if n
+    ]
     adm = report.get("admission") or {}
-    errors += [f"admission {name} c={c}: {lvl['errors']} errors {lvl['error_statuses']}, "
-               f"e.g. {(lvl['error_samples'] or ['?'])[0]}"
-               for name, levels in adm.get("results", {}).items() for c, lvl in levels.items() if lvl["errors"]]
+    errors += [
+        f"admission {name} c={c}: {lvl['errors']} errors {lvl['error_statuses']}, "
+        f"e.g. {(lvl['error_samples'] or ['?'])[0]}"
+        for name, levels in adm.get("results", {}).items()
+        for c, lvl in levels.items()
+        if lvl["errors"]
+    ]
     bat = report.get("batch") or {}
-    errors += [f"batch probe {when}: {lvl['errors']} errors {lvl['error_statuses']}, "
-               f"e.g. {(lvl['error_samples'] or ['?'])[0]}"
-               for when in ("probe_idle", "probe_draining") for lvl in [bat.get(when)] if lvl and lvl["errors"]]
+    errors += [
+        f"batch probe {when}: {lvl['errors']} errors {lvl['error_statuses']}, e.g. {(lvl['error_samples'] or ['?'])[0]}"
+        for when in ("probe_idle", "probe_draining")
+        for lvl in [bat.get(when)]
+        if lvl and lvl["errors"]
+    ]
     errors += [f"batch output: {s}" for s in (bat.get("output") or {}).get("error_samples", [])]
     lines.extend(errors or ["no request failed"])
     if report["targets"]:
@@ -165,33 +237,61 @@ def render(report: dict) -> str:
 
 
 def _render_admission(adm: dict) -> list[str]:
-    lines = [f"admission: the same proxy with a key without limits and with generous limits "
-             f"(rpm {adm['limits']['rpm']:,}, tpm {adm['limits']['tpm']:,}, budget ${adm['limits']['budget_usd']}), "
-             f"A-B-B-A halves pooled"]
-    table = [(r["scenario"], f"{r['metric']} ({r['unit']})", _num(r["stub"], r["unit"]),
-              _num(r["no_limits"], r["unit"]), _num(r["limits"], r["unit"]), _delta_text(r["delta"], r["delta_kind"]),
-              r["target"] or "", r["status"] or "") for r in adm["rows"]]
-    lines.extend(_table(("scenario", "metric", "stub", "no limits", "limits", "limits−none", "check", "result"),
-                        table))
+    lines = [
+        f"admission: the same proxy with a key without limits and with generous limits "
+        f"(rpm {adm['limits']['rpm']:,}, tpm {adm['limits']['tpm']:,}, budget ${adm['limits']['budget_usd']}), "
+        f"A-B-B-A halves pooled"
+    ]
+    table = [
+        (
+            r["scenario"],
+            f"{r['metric']} ({r['unit']})",
+            _num(r["stub"], r["unit"]),
+            _num(r["no_limits"], r["unit"]),
+            _num(r["limits"], r["unit"]),
+            _delta_text(r["delta"], r["delta_kind"]),
+            r["target"] or "",
+            r["status"] or "",
+        )
+        for r in adm["rows"]
+    ]
+    lines.extend(_table(("scenario", "metric", "stub", "no limits", "limits", "limits−none", "check", "result"), table))
     return lines
 
 
 def _render_batch(bat: dict) -> list[str]:
-    lines = [f"batch: {bat['lines']:,} lines via /v1/files + /v1/batches; celery `batch` 1 × {bat['threads']} "
-             f"threads, `interactive` {bat['interactive_procs']} × {bat['interactive_threads']} threads"
-             f"{' + beat' if bat.get('beat') else ''}; ideal = {bat['threads']} threads / {bat['latency_ms']:g} ms; "
-             f"probe: 1 sync request at a time, {bat['probe_gap_ms']:g} ms apart"]
-    table = [(r["scenario"], f"{r['metric']} ({r['unit']})", _num(r["reference"], r["unit"]),
-              _num(r["measured"], r["unit"]), _delta_text(r["delta"], r["delta_kind"]), r["target"] or "",
-              r["status"] or "") for r in bat["rows"]]
+    lines = [
+        f"batch: {bat['lines']:,} lines via /v1/files + /v1/batches; celery `batch` 1 × {bat['threads']} "
+        f"threads, `interactive` {bat['interactive_procs']} × {bat['interactive_threads']} threads"
+        f"{' + beat' if bat.get('beat') else ''}; ideal = {bat['threads']} threads / {bat['latency_ms']:g} ms; "
+        f"probe: 1 sync request at a time, {bat['probe_gap_ms']:g} ms apart"
+    ]
+    table = [
+        (
+            r["scenario"],
+            f"{r['metric']} ({r['unit']})",
+            _num(r["reference"], r["unit"]),
+            _num(r["measured"], r["unit"]),
+            _delta_text(r["delta"], r["delta_kind"]),
+            r["target"] or "",
+            r["status"] or "",
+        )
+        for r in bat["rows"]
+    ]
     lines.extend(_table(("scenario", "metric", "reference", "measured", "measured/ref", "check", "result"), table))
-    finalize = (f"{bat['finalize_s']:.1f} s" if bat.get("finalize_s") is not None
-                else f"< {bat.get('poll_s', 0.5):g} s (seen at the same poll as the last lines; included in drain)")
-    lines.append(f"batch timing: upload {bat['upload_s']:.2f} s, create {bat['create_s']:.2f} s, "
-                 f"drain {bat['drain_s']:.1f} s (polled every {bat.get('poll_s', 0.5):g} s), finalize {finalize}")
+    finalize = (
+        f"{bat['finalize_s']:.1f} s"
+        if bat.get("finalize_s") is not None
+        else f"< {bat.get('poll_s', 0.5):g} s (seen at the same poll as the last lines; included in drain)"
+    )
+    lines.append(
+        f"batch timing: upload {bat['upload_s']:.2f} s, create {bat['create_s']:.2f} s, "
+        f"drain {bat['drain_s']:.1f} s (polled every {bat.get('poll_s', 0.5):g} s), finalize {finalize}"
+    )
     if bat.get("cores_busy"):
-        busy = ", ".join(f"{k} {v:.2f}" for k, v in sorted(bat["cores_busy"].items(), key=lambda kv: -kv[1])
-                         if v >= 0.01)
+        busy = ", ".join(
+            f"{k} {v:.2f}" for k, v in sorted(bat["cores_busy"].items(), key=lambda kv: -kv[1]) if v >= 0.01
+        )
         lines.append(f"cores busy while draining (1.00 = one core all the time): {busy}")
     return lines
 
@@ -231,14 +331,22 @@ def _cpu_table(rows: list[tuple[str, dict, float]], cpus: int | None) -> list[st
         # Share of the whole machine that processes outside the bench took during this level.
         if per.get("other", 0) * rate / (1000.0 * (cpus or 1)) > 0.15:
             others.append(label)
-    columns = [k for k in _CPU_COLUMNS if k in ("web", "worker", "postgres", "redis", "stub", "loadgen", "other")
-               or any(per.get(k) for _, per, _ in per_rows)]
-    table = [(f"{label}", *[f"{per[k]:.2f}" if per.get(k) else "-" for k in columns],
-              f"{cpu['machine_busy_pct']:.0f}%") for label, per, cpu in per_rows]
+    columns = [
+        k
+        for k in _CPU_COLUMNS
+        if k in ("web", "worker", "postgres", "redis", "stub", "loadgen", "other")
+        or any(per.get(k) for _, per, _ in per_rows)
+    ]
+    table = [
+        (f"{label}", *[f"{per[k]:.2f}" if per.get(k) else "-" for k in columns], f"{cpu['machine_busy_pct']:.0f}%")
+        for label, per, cpu in per_rows
+    ]
     lines = _table(("CPU ms/request", *columns, "machine busy"), table, left=1, right_until=len(columns) + 2)
     if others:
-        lines.append(f"note: processes outside the bench took over 15% of the machine during {', '.join(others)}; "
-                     "those figures are skewed (run on a quiet machine)")
+        lines.append(
+            f"note: processes outside the bench took over 15% of the machine during {', '.join(others)}; "
+            "those figures are skewed (run on a quiet machine)"
+        )
     return lines
 
 
@@ -251,8 +359,18 @@ def admission_rows(stub_sync: dict[int, LevelResult], results: dict[str, dict[in
         scenario = f"admission sync c={c}"
 
         def row(metric, unit, sv, av, bv, kind, target=None, passed=None):
-            return {"scenario": scenario, "metric": metric, "unit": unit, "stub": sv, "no_limits": av, "limits": bv,
-                    "delta": _compare(av, bv, kind), "delta_kind": kind, "target": target, "status": _status(passed)}
+            return {
+                "scenario": scenario,
+                "metric": metric,
+                "unit": unit,
+                "stub": sv,
+                "no_limits": av,
+                "limits": bv,
+                "delta": _compare(av, bv, kind),
+                "delta_kind": kind,
+                "target": target,
+                "status": _status(passed),
+            }
 
         rows.append(row("p50 latency", "ms", s and s.latency_ms.p50, a.latency_ms.p50, b.latency_ms.p50, "added"))
         rows.append(row("p99 latency", "ms", s and s.latency_ms.p99, a.latency_ms.p99, b.latency_ms.p99, "added"))
@@ -262,10 +380,30 @@ def admission_rows(stub_sync: dict[int, LevelResult], results: dict[str, dict[in
         if web_a is not None and web_b is not None:
             rows.append(row("web CPU", "ms/req", None, web_a, web_b, "added"))
         refused_a, refused_b = a.error_statuses.get("429", 0), b.error_statuses.get("429", 0)
-        rows.append(row("429 responses", "count", None, refused_a, refused_b, "count", target="0",
-                        passed=refused_a == 0 and refused_b == 0))
-        rows.append(row("other errors", "count", None, a.errors - refused_a, b.errors - refused_b, "count",
-                        target="0", passed=a.errors == refused_a and b.errors == refused_b))
+        rows.append(
+            row(
+                "429 responses",
+                "count",
+                None,
+                refused_a,
+                refused_b,
+                "count",
+                target="0",
+                passed=refused_a == 0 and refused_b == 0,
+            )
+        )
+        rows.append(
+            row(
+                "other errors",
+                "count",
+                None,
+                a.errors - refused_a,
+                b.errors - refused_b,
+                "count",
+                target="0",
+                passed=a.errors == refused_a and b.errors == refused_b,
+            )
+        )
     return rows
 
 
@@ -274,45 +412,114 @@ def batch_rows(bat: dict) -> list[dict]:
     rows = []
 
     def row(scenario, metric, unit, ref, measured, kind, target=None, passed=None):
-        return {"scenario": scenario, "metric": metric, "unit": unit, "reference": ref, "measured": measured,
-                "delta": _compare(ref, measured, kind), "delta_kind": kind, "target": target,
-                "status": _status(passed)}
+        return {
+            "scenario": scenario,
+            "metric": metric,
+            "unit": unit,
+            "reference": ref,
+            "measured": measured,
+            "delta": _compare(ref, measured, kind),
+            "delta_kind": kind,
+            "target": target,
+            "status": _status(passed),
+        }
 
     name = f"batch {bat['lines']} lines"
     ideal = bat["ideal_lines_per_s"]
-    rows.append(row(name, "throughput, until all lines ended (vs ideal)", "lines/s", ideal, bat["lines_per_s"],
-                    "ratio"))
-    rows.append(row(name, "throughput, steady 10–90% (vs ideal)", "lines/s", ideal, bat["steady_lines_per_s"],
-                    "ratio"))
-    rows.append(row(name, "throughput, incl. finalize (vs ideal)", "lines/s", ideal, bat["end_to_end_lines_per_s"],
-                    "ratio"))
+    rows.append(
+        row(name, "throughput, until all lines ended (vs ideal)", "lines/s", ideal, bat["lines_per_s"], "ratio")
+    )
+    rows.append(row(name, "throughput, steady 10–90% (vs ideal)", "lines/s", ideal, bat["steady_lines_per_s"], "ratio"))
+    rows.append(
+        row(name, "throughput, incl. finalize (vs ideal)", "lines/s", ideal, bat["end_to_end_lines_per_s"], "ratio")
+    )
     idle, busy = bat["probe_idle"], bat["probe_draining"]
     probe = "sync probe c=1"
-    rows.append(row(probe, "p50 latency, draining (vs idle)", "ms", idle.latency_ms.p50, busy.latency_ms.p50,
-                    "ratio"))
-    rows.append(row(probe, "p99 latency, draining (vs idle)", "ms", idle.latency_ms.p99, busy.latency_ms.p99,
-                    "ratio"))
+    rows.append(row(probe, "p50 latency, draining (vs idle)", "ms", idle.latency_ms.p50, busy.latency_ms.p50, "ratio"))
+    rows.append(row(probe, "p99 latency, draining (vs idle)", "ms", idle.latency_ms.p99, busy.latency_ms.p99, "ratio"))
     rows.append(row(probe, "requests, draining (vs idle)", "count", idle.requests, busy.requests, "none"))
-    rows.append(row(probe, "errors, draining (vs idle)", "count", idle.errors, busy.errors, "none", target="0",
-                    passed=idle.errors == 0 and busy.errors == 0))
+    rows.append(
+        row(
+            probe,
+            "errors, draining (vs idle)",
+            "count",
+            idle.errors,
+            busy.errors,
+            "none",
+            target="0",
+            passed=idle.errors == 0 and busy.errors == 0,
+        )
+    )
     out = bat.get("output") or {}
     n = bat["lines"]
-    rows.append(row("batch output", f"status ({bat['status']})", "count", None, None, "none", target="completed",
-                    passed=bat["status"] == "completed"))
-    rows.append(row("batch output", "output file lines", "count", n, out.get("output_lines"), "count",
-                    target=f"= {n}", passed=out.get("output_lines") == n))
-    unique_ok = (out.get("custom_ids_unique") == n and not out.get("custom_ids_duplicated")
-                 and not out.get("custom_ids_missing") and not out.get("custom_ids_unknown"))
-    rows.append(row("batch output", "unique custom_ids (= input's)", "count", n, out.get("custom_ids_unique"),
-                    "count", target=f"= {n}, none missing", passed=unique_ok))
+    rows.append(
+        row(
+            "batch output",
+            f"status ({bat['status']})",
+            "count",
+            None,
+            None,
+            "none",
+            target="completed",
+            passed=bat["status"] == "completed",
+        )
+    )
+    rows.append(
+        row(
+            "batch output",
+            "output file lines",
+            "count",
+            n,
+            out.get("output_lines"),
+            "count",
+            target=f"= {n}",
+            passed=out.get("output_lines") == n,
+        )
+    )
+    unique_ok = (
+        out.get("custom_ids_unique") == n
+        and not out.get("custom_ids_duplicated")
+        and not out.get("custom_ids_missing")
+        and not out.get("custom_ids_unknown")
+    )
+    rows.append(
+        row(
+            "batch output",
+            "unique custom_ids (= input's)",
+            "count",
+            n,
+            out.get("custom_ids_unique"),
+            "count",
+            target=f"= {n}, none missing",
+            passed=unique_ok,
+        )
+    )
     failed = (bat.get("request_counts") or {}).get("failed")
-    rows.append(row("batch output", f"errors (request_counts.failed {failed})", "count", 0, out.get("errors"),
-                    "count", target="0", passed=out.get("errors") == 0 and not failed))
+    rows.append(
+        row(
+            "batch output",
+            f"errors (request_counts.failed {failed})",
+            "count",
+            0,
+            out.get("errors"),
+            "count",
+            target="0",
+            passed=out.get("errors") == 0 and not failed,
+        )
+    )
     return rows
 
 
-def build_report(*, config: dict, machine: dict, proxy_topology: dict, stub: Results, proxy: Results,
-                 admission: dict | None = None, batch: dict | None = None) -> dict:
+def build_report(
+    *,
+    config: dict,
+    machine: dict,
+    proxy_topology: dict,
+    stub: Results,
+    proxy: Results,
+    admission: dict | None = None,
+    batch: dict | None = None,
+) -> dict:
     """Everything the run measured, JSON-ready.
 
     `admission`: {"limits", "stub_sync": level -> LevelResult, "results": key name -> level -> LevelResult};
@@ -326,23 +533,33 @@ def build_report(*, config: dict, machine: dict, proxy_topology: dict, stub: Res
         "rows": rows,
         "targets_met": sum(r["status"] == "PASS" for r in rows),
         "targets": sum(r["status"] is not None for r in rows),
-        "results": {side: {mode: {str(c): lvl.as_dict() for c, lvl in levels.items()} for mode, levels in res.items()}
-                    for side, res in (("stub", stub), ("proxy", proxy))},
+        "results": {
+            side: {mode: {str(c): lvl.as_dict() for c, lvl in levels.items()} for mode, levels in res.items()}
+            for side, res in (("stub", stub), ("proxy", proxy))
+        },
     }
     checks = []
     if admission:
         adm_rows = admission_rows(admission["stub_sync"], admission["results"])
         checks += adm_rows
         report["admission"] = {
-            "limits": admission["limits"], "rows": adm_rows,
+            "limits": admission["limits"],
+            "rows": adm_rows,
             "usage_requests": admission.get("usage_requests"),
-            "results": {name: {str(c): lvl.as_dict() for c, lvl in levels.items()}
-                        for name, levels in admission["results"].items()}}
+            "results": {
+                name: {str(c): lvl.as_dict() for c, lvl in levels.items()}
+                for name, levels in admission["results"].items()
+            },
+        }
     if batch:
         bat_rows = batch_rows(batch)
         checks += bat_rows
-        report["batch"] = {**batch, "rows": bat_rows, "probe_idle": batch["probe_idle"].as_dict(),
-                           "probe_draining": batch["probe_draining"].as_dict()}
+        report["batch"] = {
+            **batch,
+            "rows": bat_rows,
+            "probe_idle": batch["probe_idle"].as_dict(),
+            "probe_draining": batch["probe_draining"].as_dict(),
+        }
     report["checks_passed"] = sum(r["status"] == "PASS" for r in checks)
     report["checks"] = sum(r["status"] is not None for r in checks)
     return report

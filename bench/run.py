@@ -7,6 +7,7 @@ Scenario groups (`--scenarios`, default all, in this order in one run):
 
 Every process the bench starts is stopped when it ends, on success, failure or Ctrl-C.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,7 +39,7 @@ STUB_KEY = "sk-bench"
 #   holds its thread while it waits for the worker's hand-off, so threads carry the concurrency; 32 per
 #   process covers c=20 with room even if one process gets most connections.
 # - celery: 2 processes × 16 threads. The worker is the proxy's biggest CPU user per request (Celery/kombu
-#   bookkeeping and late acks, the `requests` call, claim and billing statements), so a single process saturates its one core
+#   bookkeeping and late acks, the `requests` call, claim and billing statements), so one process saturates its core
 #   (GIL) long before the machine does; two processes let it use both cores, and 16 threads each still
 #   keep 32 upstream calls in flight. More processes than cores only add broker polling and memory.
 DEFAULT_LEVELS = (1, 20)
@@ -58,56 +59,111 @@ QUICK_PROBE_REQUESTS = 30
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--latency-ms", type=float, default=50.0, help="stub upstream latency (default 50)")
-    parser.add_argument("--requests", type=int, default=None,
-                        help=f"measured requests per client thread and level (default {DEFAULT_REQUESTS}; "
-                             f"so c=20 sends 20× as many as c=1)")
-    parser.add_argument("--warmup", type=int, default=None,
-                        help=f"warm-up requests per client thread before measuring (default {DEFAULT_WARMUP})")
-    parser.add_argument("--concurrency", default=",".join(map(str, DEFAULT_LEVELS)),
-                        help="comma-separated client thread counts (default 1,20)")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=None,
+        help=f"measured requests per client thread and level (default {DEFAULT_REQUESTS}; "
+        f"so c=20 sends 20× as many as c=1)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help=f"warm-up requests per client thread before measuring (default {DEFAULT_WARMUP})",
+    )
+    parser.add_argument(
+        "--concurrency",
+        default=",".join(map(str, DEFAULT_LEVELS)),
+        help="comma-separated client thread counts (default 1,20)",
+    )
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes (default 2)")
     parser.add_argument("--web-threads", type=int, default=32, help="gunicorn threads per worker (default 32)")
     parser.add_argument("--worker-procs", type=int, default=2, help="celery worker processes (default 2)")
     parser.add_argument("--worker-threads", type=int, default=16, help="threads per celery worker (default 16)")
-    parser.add_argument("--worker-loglevel", default="info",
-                        help="celery --loglevel (default info, as the Procfile runs it)")
+    parser.add_argument(
+        "--worker-loglevel", default="info", help="celery --loglevel (default info, as the Procfile runs it)"
+    )
     parser.add_argument("--access-log", action="store_true", help="keep gunicorn's access log on (default off)")
-    parser.add_argument("--database-url", default=None,
-                        help=f"PostgreSQL for the proxy (default {DEFAULT_DATABASE_URL}, recreated on every run; "
-                             "a URL given here is created if missing but never dropped)")
-    parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL,
-                        help=f"Redis for the proxy, a database of its own: it is flushed (default {DEFAULT_REDIS_URL})")
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS),
-                        help="comma-separated scenario groups: base (stub vs proxy, sync and stream), admission "
-                             "(key without vs with limits), batch (files + batches API, sync probe while it drains); "
-                             "default all")
-    parser.add_argument("--modes", default="sync,stream",
-                        help="which request kinds the base scenario runs (default sync,stream)")
-    parser.add_argument("--batch-lines", type=int, default=None,
-                        help=f"lines of the batch scenario's input file (default {DEFAULT_BATCH_LINES}; "
-                             f"--quick: {QUICK_BATCH_LINES})")
-    parser.add_argument("--batch-threads", type=int, default=DEFAULT_BATCH_THREADS,
-                        help=f"threads of the `batch` Celery worker process (default {DEFAULT_BATCH_THREADS}); "
-                             "the ideal is threads / stub latency")
-    parser.add_argument("--batch-interactive-procs", type=int, default=1,
-                        help="`interactive` worker processes during the batch scenario (default 1, as the Procfile; "
-                             "extra ones of the other scenarios are stopped first)")
-    parser.add_argument("--batch-timeout", type=float, default=3600.0,
-                        help="give up if the batch has not ended after this many seconds (default 3600)")
-    parser.add_argument("--batch-stall", type=float, default=120.0,
-                        help="give up if no line of the batch ends for this many seconds (default 120)")
-    parser.add_argument("--beat", action="store_true",
-                        help="also run `celery beat` during the batch scenario (default off: nothing it does is "
-                             "needed by a healthy batch; it re-sends lost lines and finalizes stalled batches)")
-    parser.add_argument("--probe-requests", type=int, default=None,
-                        help=f"requests of the idle probe of the batch scenario (default {DEFAULT_PROBE_REQUESTS}; "
-                             f"--quick: {QUICK_PROBE_REQUESTS})")
-    parser.add_argument("--probe-gap-ms", type=float, default=50.0,
-                        help="pause between two probe requests (default 50 ms: a light, steady caller)")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help=f"PostgreSQL for the proxy (default {DEFAULT_DATABASE_URL}, recreated on every run; "
+        "a URL given here is created if missing but never dropped)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=DEFAULT_REDIS_URL,
+        help=f"Redis for the proxy, a database of its own: it is flushed (default {DEFAULT_REDIS_URL})",
+    )
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help="comma-separated scenario groups: base (stub vs proxy, sync and stream), admission "
+        "(key without vs with limits), batch (files + batches API, sync probe while it drains); "
+        "default all",
+    )
+    parser.add_argument(
+        "--modes", default="sync,stream", help="which request kinds the base scenario runs (default sync,stream)"
+    )
+    parser.add_argument(
+        "--batch-lines",
+        type=int,
+        default=None,
+        help=f"lines of the batch scenario's input file (default {DEFAULT_BATCH_LINES}; --quick: {QUICK_BATCH_LINES})",
+    )
+    parser.add_argument(
+        "--batch-threads",
+        type=int,
+        default=DEFAULT_BATCH_THREADS,
+        help=f"threads of the `batch` Celery worker process (default {DEFAULT_BATCH_THREADS}); "
+        "the ideal is threads / stub latency",
+    )
+    parser.add_argument(
+        "--batch-interactive-procs",
+        type=int,
+        default=1,
+        help="`interactive` worker processes during the batch scenario (default 1, as the Procfile; "
+        "extra ones of the other scenarios are stopped first)",
+    )
+    parser.add_argument(
+        "--batch-timeout",
+        type=float,
+        default=3600.0,
+        help="give up if the batch has not ended after this many seconds (default 3600)",
+    )
+    parser.add_argument(
+        "--batch-stall",
+        type=float,
+        default=120.0,
+        help="give up if no line of the batch ends for this many seconds (default 120)",
+    )
+    parser.add_argument(
+        "--beat",
+        action="store_true",
+        help="also run `celery beat` during the batch scenario (default off: nothing it does is "
+        "needed by a healthy batch; it re-sends lost lines and finalizes stalled batches)",
+    )
+    parser.add_argument(
+        "--probe-requests",
+        type=int,
+        default=None,
+        help=f"requests of the idle probe of the batch scenario (default {DEFAULT_PROBE_REQUESTS}; "
+        f"--quick: {QUICK_PROBE_REQUESTS})",
+    )
+    parser.add_argument(
+        "--probe-gap-ms",
+        type=float,
+        default=50.0,
+        help="pause between two probe requests (default 50 ms: a light, steady caller)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS_DIR / "latest.json", help="where to write the JSON")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"a short smoke run ({QUICK_REQUESTS} requests per thread, {QUICK_WARMUP} warm-up, "
-                             f"a {QUICK_BATCH_LINES}-line batch)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a short smoke run ({QUICK_REQUESTS} requests per thread, {QUICK_WARMUP} warm-up, "
+        f"a {QUICK_BATCH_LINES}-line batch)",
+    )
     args = parser.parse_args(argv)
     try:
         args.levels = sorted({int(c) for c in args.concurrency.split(",") if c.strip()})
@@ -130,16 +186,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.batch_lines = QUICK_BATCH_LINES if args.quick else DEFAULT_BATCH_LINES
     if args.probe_requests is None:
         args.probe_requests = QUICK_PROBE_REQUESTS if args.quick else DEFAULT_PROBE_REQUESTS
-    if min(args.requests, args.web_workers, args.web_threads, args.worker_procs, args.worker_threads,
-           args.batch_lines, args.batch_threads, args.batch_interactive_procs, args.probe_requests) < 1:
+    if (
+        min(
+            args.requests,
+            args.web_workers,
+            args.web_threads,
+            args.worker_procs,
+            args.worker_threads,
+            args.batch_lines,
+            args.batch_threads,
+            args.batch_interactive_procs,
+            args.probe_requests,
+        )
+        < 1
+    ):
         parser.error("counts must be positive")
     if args.probe_gap_ms < 0 or args.batch_timeout <= 0 or args.batch_stall <= 0:
         parser.error("--probe-gap-ms must be ≥ 0, --batch-timeout and --batch-stall positive")
     return args
 
 
-def measure(label: str, base_url: str, api_key: str, args: argparse.Namespace,
-            watch: list[Child], meter: CpuMeter, modes: list[str] | None = None) -> dict[str, dict[int, LevelResult]]:
+def measure(
+    label: str,
+    base_url: str,
+    api_key: str,
+    args: argparse.Namespace,
+    watch: list[Child],
+    meter: CpuMeter,
+    modes: list[str] | None = None,
+) -> dict[str, dict[int, LevelResult]]:
     """Run every (mode, level) against one target, printing a line per level."""
     results: dict[str, dict[int, LevelResult]] = {}
     for mode in modes or args.modes:
@@ -147,16 +222,26 @@ def measure(label: str, base_url: str, api_key: str, args: argparse.Namespace,
             for child in watch:
                 child.check_alive()
             before: list[dict | None] = []
-            res = run_level(base_url, api_key, stream=mode == "stream", concurrency=c,
-                            requests_per_thread=args.requests, warmup_per_thread=args.warmup,
-                            on_start=lambda: before.append(meter.snapshot()))
-            res.cpu = CpuMeter.delta(before[0] if before else None, meter.snapshot(), wall_s=res.duration_s,
-                                     requests=res.requests)
+            res = run_level(
+                base_url,
+                api_key,
+                stream=mode == "stream",
+                concurrency=c,
+                requests_per_thread=args.requests,
+                warmup_per_thread=args.warmup,
+                on_start=lambda: before.append(meter.snapshot()),
+            )
+            res.cpu = CpuMeter.delta(
+                before[0] if before else None, meter.snapshot(), wall_s=res.duration_s, requests=res.requests
+            )
             results.setdefault(mode, {})[c] = res
             figure = res.ttft_ms if mode == "stream" else res.latency_ms
             name = "TTFT" if mode == "stream" else "latency"
-            print(f"  {label:5} {mode:6} c={c:<3} {res.requests:5d} ok {res.errors:3d} err  "
-                  f"{res.throughput_rps:7.1f} req/s  {name} p50 {_ms(figure.p50)}  p99 {_ms(figure.p99)}", flush=True)
+            print(
+                f"  {label:5} {mode:6} c={c:<3} {res.requests:5d} ok {res.errors:3d} err  "
+                f"{res.throughput_rps:7.1f} req/s  {name} p50 {_ms(figure.p50)}  p99 {_ms(figure.p99)}",
+                flush=True,
+            )
             if res.cpu:
                 print(f"        {describe_cpu(res.cpu)}", flush=True)
     return results
@@ -168,12 +253,21 @@ def _ms(value: float | None) -> str:
 
 def _machine() -> dict:
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                timeout=5).stdout.strip() or None
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         commit = None
-    return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()], "git_commit": commit}
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "git_commit": commit,
+    }
 
 
 def _raise_interrupt(signum, _frame):
@@ -192,13 +286,23 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_interrupt)
     config = ProxyConfig(
-        database_url=args.database_url or DEFAULT_DATABASE_URL, fresh_database=args.database_url is None,
-        redis_url=args.redis_url, web_workers=args.web_workers, web_threads=args.web_threads,
-        worker_procs=args.worker_procs, worker_threads=args.worker_threads, access_log=args.access_log,
-        worker_loglevel=args.worker_loglevel, batch_threads=args.batch_threads)
+        database_url=args.database_url or DEFAULT_DATABASE_URL,
+        fresh_database=args.database_url is None,
+        redis_url=args.redis_url,
+        web_workers=args.web_workers,
+        web_threads=args.web_threads,
+        worker_procs=args.worker_procs,
+        worker_threads=args.worker_threads,
+        access_log=args.access_log,
+        worker_loglevel=args.worker_loglevel,
+        batch_threads=args.batch_threads,
+    )
     if machine["loadavg_at_start"][0] > 0.5 * (machine["cpus"] or 1):
-        print(f"bench: note: load average is {machine['loadavg_at_start'][0]} before starting; "
-              "other work on this machine will skew the figures", file=sys.stderr)
+        print(
+            f"bench: note: load average is {machine['loadavg_at_start'][0]} before starting; "
+            "other work on this machine will skew the figures",
+            file=sys.stderr,
+        )
     started = time.monotonic()
     report = None
     scenarios = args.scenarios
@@ -219,24 +323,30 @@ def main(argv: list[str] | None = None) -> int:
             admission_stub = {c: r for c, r in stub_results.get("sync", {}).items() if c in args.levels}
             if set(admission_stub) != set(args.levels):
                 print(f"measuring the bare stub (sync, for the admission scenario) at {stub_url}", flush=True)
-                admission_stub = measure("stub", stub_url, STUB_KEY, args, [stub], CpuMeter(stub_cpu),
-                                         modes=["sync"])["sync"]
+                admission_stub = measure("stub", stub_url, STUB_KEY, args, [stub], CpuMeter(stub_cpu), modes=["sync"])[
+                    "sync"
+                ]
         reset_stub(stub_url)
 
         print("starting the proxy (setup: migrate + seed, providers → stub, keys; workers; web) …", flush=True)
         proxy.setup(stub_url)
         limited_key = None
         if "admission" in scenarios:
-            limited_key = proxy.create_key("limited", rpm=admission_scenario.LIMITS["rpm"],
-                                           tpm=admission_scenario.LIMITS["tpm"],
-                                           budget_usd=admission_scenario.LIMITS["budget_usd"])
+            limited_key = proxy.create_key(
+                "limited",
+                rpm=admission_scenario.LIMITS["rpm"],
+                tpm=admission_scenario.LIMITS["tpm"],
+                budget_usd=admission_scenario.LIMITS["budget_usd"],
+            )
         interactive_only = "base" in scenarios or "admission" in scenarios
         proxy.start(interactive_procs=None if interactive_only else args.batch_interactive_procs)
 
         def proxy_meter() -> CpuMeter:
             # Built per phase: the set of worker processes changes between scenarios.
-            components = {"web": tree(lambda: proxy.web.pid),
-                          **{w.name: tree(lambda w=w: w.pid) for w in proxy.workers}}
+            components = {
+                "web": tree(lambda: proxy.web.pid),
+                **{w.name: tree(lambda w=w: w.pid) for w in proxy.workers},
+            }
             if proxy.batch_worker is not None:
                 components["batch"] = tree(lambda: proxy.batch_worker.pid)
             if proxy.beat is not None:
@@ -246,47 +356,87 @@ def main(argv: list[str] | None = None) -> int:
         proxy_results: dict[str, dict[int, LevelResult]] = {}
         if "base" in scenarios:
             print(f"measuring the proxy at {proxy.url}", flush=True)
-            proxy_results = measure("proxy", proxy.url + "/v1", proxy.key, args, [stub, *proxy.children()],
-                                    proxy_meter())
+            proxy_results = measure(
+                "proxy", proxy.url + "/v1", proxy.key, args, [stub, *proxy.children()], proxy_meter()
+            )
             reset_stub(stub_url)
 
         admission = None
         if "admission" in scenarios:
             headers = admission_scenario.check_limited_key(proxy.url + "/v1", limited_key)
-            print(f"measuring admission at {proxy.url}: key without limits vs key with limits "
-                  f"(x-ratelimit-limit-requests {headers.get('x-ratelimit-limit-requests')}, "
-                  f"-tokens {headers.get('x-ratelimit-limit-tokens')})", flush=True)
+            print(
+                f"measuring admission at {proxy.url}: key without limits vs key with limits "
+                f"(x-ratelimit-limit-requests {headers.get('x-ratelimit-limit-requests')}, "
+                f"-tokens {headers.get('x-ratelimit-limit-tokens')})",
+                flush=True,
+            )
             results = admission_scenario.run_admission(
-                proxy.url + "/v1", {"none": proxy.key, "limits": limited_key}, levels=args.levels,
-                requests_per_thread=args.requests, warmup_per_thread=args.warmup, watch=[stub, *proxy.children()],
-                meter_factory=proxy_meter)
-            admission = {"limits": admission_scenario.LIMITS, "stub_sync": admission_stub, "results": results,
-                         "usage_requests": {"limits": admission_scenario.usage_requests(proxy.url, limited_key)}}
+                proxy.url + "/v1",
+                {"none": proxy.key, "limits": limited_key},
+                levels=args.levels,
+                requests_per_thread=args.requests,
+                warmup_per_thread=args.warmup,
+                watch=[stub, *proxy.children()],
+                meter_factory=proxy_meter,
+            )
+            admission = {
+                "limits": admission_scenario.LIMITS,
+                "stub_sync": admission_stub,
+                "results": results,
+                "usage_requests": {"limits": admission_scenario.usage_requests(proxy.url, limited_key)},
+            }
             reset_stub(stub_url)
 
         batch = None
         if "batch" in scenarios:
             proxy.keep_interactive(args.batch_interactive_procs)
-            print(f"starting the batch worker (-Q batch -c {args.batch_threads})"
-                  f"{' and beat' if args.beat else ''}; `interactive`: {len(proxy.workers)} process(es)", flush=True)
+            print(
+                f"starting the batch worker (-Q batch -c {args.batch_threads})"
+                f"{' and beat' if args.beat else ''}; `interactive`: {len(proxy.workers)} process(es)",
+                flush=True,
+            )
             proxy.start_batch_worker(beat=args.beat)
             print(f"measuring a {args.batch_lines}-line batch at {proxy.url} (probe idle first)", flush=True)
             batch = batch_scenario.run_batch(
-                proxy.url, proxy.key, lines=args.batch_lines, latency_ms=args.latency_ms,
-                threads=proxy.config.batch_threads, probe_requests=args.probe_requests, probe_warmup=args.warmup,
-                probe_gap_s=args.probe_gap_ms / 1000.0, timeout_s=args.batch_timeout, stall_s=args.batch_stall,
-                watch=[stub, *proxy.children()], meter_factory=proxy_meter)
-            batch.update({"interactive_procs": len(proxy.workers), "interactive_threads": args.worker_threads,
-                          "beat": args.beat})
+                proxy.url,
+                proxy.key,
+                lines=args.batch_lines,
+                latency_ms=args.latency_ms,
+                threads=proxy.config.batch_threads,
+                probe_requests=args.probe_requests,
+                probe_warmup=args.warmup,
+                probe_gap_s=args.probe_gap_ms / 1000.0,
+                timeout_s=args.batch_timeout,
+                stall_s=args.batch_stall,
+                watch=[stub, *proxy.children()],
+                meter_factory=proxy_meter,
+            )
+            batch.update(
+                {"interactive_procs": len(proxy.workers), "interactive_threads": args.worker_threads, "beat": args.beat}
+            )
 
         report = build_report(
-            config={"scenarios": scenarios, "latency_ms": args.latency_ms, "levels": args.levels,
-                    "modes": args.modes, "requests_per_thread": args.requests, "warmup_per_thread": args.warmup,
-                    "quick": args.quick, "batch_lines": args.batch_lines, "batch_threads": args.batch_threads,
-                    "probe_requests": args.probe_requests, "probe_gap_ms": args.probe_gap_ms,
-                    "duration_s": round(time.monotonic() - started, 1)},
-            machine=machine, proxy_topology=proxy.describe(), stub=stub_results, proxy=proxy_results,
-            admission=admission, batch=batch)
+            config={
+                "scenarios": scenarios,
+                "latency_ms": args.latency_ms,
+                "levels": args.levels,
+                "modes": args.modes,
+                "requests_per_thread": args.requests,
+                "warmup_per_thread": args.warmup,
+                "quick": args.quick,
+                "batch_lines": args.batch_lines,
+                "batch_threads": args.batch_threads,
+                "probe_requests": args.probe_requests,
+                "probe_gap_ms": args.probe_gap_ms,
+                "duration_s": round(time.monotonic() - started, 1),
+            },
+            machine=machine,
+            proxy_topology=proxy.describe(),
+            stub=stub_results,
+            proxy=proxy_results,
+            admission=admission,
+            batch=batch,
+        )
         write_json(report, args.output)
     except KeyboardInterrupt:
         print("\nbench: interrupted; stopping everything it started", file=sys.stderr)

@@ -1,4 +1,5 @@
 """The stub upstream (tests/support/stub_upstream.py) in its own process, with a set latency."""
+
 from __future__ import annotations
 
 import re
@@ -12,8 +13,21 @@ _URL = re.compile(r"^(http://\S+/v1)\s*$", re.MULTILINE)
 
 def start_stub(procs: ProcessSet, *, latency_ms: float, timeout: float = 30.0) -> tuple[Child, str]:
     """Start the stub on a free loopback port; return it and its OpenAI-style base URL (…/v1)."""
-    child = procs.start("stub", [PYTHON, "-u", "-m", "tests.support.stub_upstream", "--host", "127.0.0.1",
-                                 "--port", "0", "--latency-ms", str(latency_ms)])
+    child = procs.start(
+        "stub",
+        [
+            PYTHON,
+            "-u",
+            "-m",
+            "tests.support.stub_upstream",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--latency-ms",
+            str(latency_ms),
+        ],
+    )
 
     def listening() -> str | None:
         match = _URL.search(child.output())

@@ -1,4 +1,5 @@
 """`python -m llmproxy …`: the admin CLI."""
+
 from llmproxy.devtools.cli import main
 
 main()

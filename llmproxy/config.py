@@ -1,4 +1,5 @@
 """Settings read from the environment once and validated at start."""
+
 from __future__ import annotations
 
 import logging
@@ -56,7 +57,7 @@ def normalize_database_url(url: str) -> str:
     """Make `postgresql://` and `postgres://` URLs use the psycopg 3 driver."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -117,9 +118,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if env.get("IV"):
         log.warning("IV is set but ignored: every stored value gets its own nonce")
     provider_keys = {
-        name: env[var]
-        for name, var in (("openai", "OPENAI_API_KEY"), ("mistral", "MISTRAL_API_KEY"))
-        if env.get(var)
+        name: env[var] for name, var in (("openai", "OPENAI_API_KEY"), ("mistral", "MISTRAL_API_KEY")) if env.get(var)
     }
     return Settings(
         encryption_key=bytes.fromhex(key_hex),

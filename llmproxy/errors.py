@@ -1,4 +1,5 @@
 """The one error type that reaches the HTTP edge, rendered there as OpenAI's error body."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -52,5 +53,9 @@ def forbidden(message: str, code: str) -> ApiError:
 
 def dependency_unavailable(what: str) -> ApiError:
     """503 when Redis or the database does not answer."""
-    return ApiError(503, f"{what} is unavailable; nothing was done, try again", type="service_unavailable",
-                    code="dependency_unavailable")
+    return ApiError(
+        503,
+        f"{what} is unavailable; nothing was done, try again",
+        type="service_unavailable",
+        code="dependency_unavailable",
+    )

@@ -1,4 +1,5 @@
 """Small checks for JSON input; each failure is a 400 naming the field."""
+
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation

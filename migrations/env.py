@@ -1,4 +1,5 @@
 """Alembic environment: the URL comes from the caller (llmproxy.migrate) or DATABASE_URL."""
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,9 @@ def run_migrations_online() -> None:
 
 
 def _run(connection) -> None:
-    context.configure(connection=connection, target_metadata=Base.metadata,
-                      render_as_batch=connection.dialect.name == "sqlite")
+    context.configure(
+        connection=connection, target_metadata=Base.metadata, render_as_batch=connection.dialect.name == "sqlite"
+    )
     with context.begin_transaction():
         context.run_migrations()
 

@@ -1,4 +1,5 @@
 """Shared fixtures: real Redis, a real database (TEST_DATABASE_URL or SQLite), the app, real workers, a stub upstream."""
+
 from __future__ import annotations
 
 import os
@@ -194,8 +195,12 @@ def upstream(stub, db, settings):
     stub.reset()
     with session_scope(db) as session:
         for name, url in (("openai", stub.url), ("mistral", stub.mistral_url)):
-            update_provider(session, name, {"api_base": url, "api_key": f"sk-{name}-default"},
-                                    encryption_key=settings.encryption_key)
+            update_provider(
+                session,
+                name,
+                {"api_base": url, "api_key": f"sk-{name}-default"},
+                encryption_key=settings.encryption_key,
+            )
     announce(settings.redis_url)
     return stub
 

@@ -1,4 +1,5 @@
 """Admin API: keys, providers, models; validation errors are 400 in OpenAI's shape and change nothing."""
+
 from decimal import Decimal
 
 import pytest
@@ -18,8 +19,11 @@ def snapshot(session_factory):
 
 
 def test_key_lifecycle(client, admin_headers):
-    created = client.post("/admin/keys", json={"name": "team-a", "rpm_limit": 60, "tpm_limit": 1000,
-                                               "budget_usd": "10.50", "models": ["gpt-4"]}, headers=admin_headers)
+    created = client.post(
+        "/admin/keys",
+        json={"name": "team-a", "rpm_limit": 60, "tpm_limit": 1000, "budget_usd": "10.50", "models": ["gpt-4"]},
+        headers=admin_headers,
+    )
     assert created.status_code == 201
     body = created.json
     assert body["key"].startswith("sk-") and len(body["key"]) >= 3 + 43  # 256 bits, base64url
@@ -45,12 +49,14 @@ def test_key_models_restrict_model_list(client, make_key):
 
 def test_defaults_are_seeded_with_prices_per_million(client, admin_headers):
     models = {m["name"]: m for m in client.get("/admin/models", headers=admin_headers).json["data"]}
-    assert set(models) == {"gpt-3.5-turbo", "gpt-4", "mistral-tiny", "mistral-small", "mistral-medium",
-                           "mistral-large"}
+    assert set(models) == {"gpt-3.5-turbo", "gpt-4", "mistral-tiny", "mistral-small", "mistral-medium", "mistral-large"}
     assert models["gpt-3.5-turbo"]["fallbacks"] == ["mistral-tiny"]
     assert models["gpt-4"]["fallbacks"] == ["mistral-large"]
     assert (models["gpt-3.5-turbo"]["input_cost_per_1m"], models["gpt-3.5-turbo"]["output_cost_per_1m"]) == ("1.5", "2")
-    assert (models["mistral-tiny"]["input_cost_per_1m"], models["mistral-tiny"]["output_cost_per_1m"]) == ("0.15", "0.75")
+    assert (models["mistral-tiny"]["input_cost_per_1m"], models["mistral-tiny"]["output_cost_per_1m"]) == (
+        "0.15",
+        "0.75",
+    )
     providers = {p["name"]: p for p in client.get("/admin/providers", headers=admin_headers).json["data"]}
     assert providers["openai"]["api_base"] == "https://api.openai.com/v1"
     assert providers["mistral"]["api_base"] == "https://api.mistral.ai/v1"
@@ -65,14 +71,31 @@ def test_seeding_is_idempotent(db):
 
 
 def test_provider_and_model_crud(client, admin_headers):
-    p = client.post("/admin/providers", json={"name": "local", "kind": "openai_compatible",
-                                              "api_base": "http://127.0.0.1:9/v1/", "api_key": "sk-local"},
-                    headers=admin_headers)
+    p = client.post(
+        "/admin/providers",
+        json={
+            "name": "local",
+            "kind": "openai_compatible",
+            "api_base": "http://127.0.0.1:9/v1/",
+            "api_key": "sk-local",
+        },
+        headers=admin_headers,
+    )
     assert p.status_code == 201 and p.json["has_api_key"] is True and "api_key" not in p.json
     assert p.json["api_base"] == "http://127.0.0.1:9/v1"
-    m = client.post("/admin/models", json={"name": "llama", "provider": "local", "upstream_model": "llama3:8b",
-                                           "fallbacks": ["mistral-tiny"], "input_cost_per_1m": "0.1",
-                                           "output_cost_per_1m": 0.2, "context_window": 8192}, headers=admin_headers)
+    m = client.post(
+        "/admin/models",
+        json={
+            "name": "llama",
+            "provider": "local",
+            "upstream_model": "llama3:8b",
+            "fallbacks": ["mistral-tiny"],
+            "input_cost_per_1m": "0.1",
+            "output_cost_per_1m": 0.2,
+            "context_window": 8192,
+        },
+        headers=admin_headers,
+    )
     assert m.status_code == 201, m.json
     assert m.json["output_cost_per_1m"] == "0.2"
     e = client.patch("/admin/models/llama", json={"input_cost_per_1m": "0.000001"}, headers=admin_headers)
@@ -90,25 +113,28 @@ def test_money_is_exact(client, admin_headers, db):
     assert price == Decimal("0.123456789012")
 
 
-@pytest.mark.parametrize("method, path, body, code", [
-    ("post", "/admin/models", {"name": "m1", "provider": "nope"}, "provider_not_found"),
-    ("post", "/admin/models", {"name": "m1", "provider": "openai", "input_cost_per_1m": -1}, "invalid_request"),
-    ("post", "/admin/models", {"name": "m1", "provider": "openai", "output_cost_per_1m": "abc"}, "invalid_request"),
-    ("post", "/admin/models", {"name": "m1", "provider": "openai", "fallbacks": ["m1"]}, "fallback_loop"),
-    ("post", "/admin/models", {"name": "m1", "provider": "openai", "fallbacks": ["ghost"]}, "model_not_found"),
-    ("post", "/admin/models", {"provider": "openai"}, "missing_field"),
-    ("post", "/admin/models", {"name": "gpt-4", "provider": "openai"}, "already_exists"),
-    ("post", "/admin/models", {"name": "m1", "provider": "openai", "colour": "red"}, "unknown_field"),
-    ("patch", "/admin/models/mistral-tiny", {"fallbacks": ["gpt-3.5-turbo"]}, "fallback_loop"),
-    ("patch", "/admin/models/gpt-4", {"input_cost_per_1m": "5", "output_cost_per_1m": -0.5}, "invalid_request"),
-    ("patch", "/admin/models/gpt-4", {"provider": "nope", "input_cost_per_1m": "1"}, "provider_not_found"),
-    ("post", "/admin/providers", {"name": "x", "kind": "bogus", "api_base": "http://x"}, "invalid_request"),
-    ("post", "/admin/providers", {"name": "x", "kind": "openai", "api_base": "ftp://x"}, "invalid_request"),
-    ("post", "/admin/providers", {"name": "openai", "kind": "openai", "api_base": "http://x"}, "already_exists"),
-    ("post", "/admin/keys", {"rpm_limit": -5}, "invalid_request"),
-    ("post", "/admin/keys", {"budget_usd": "-1"}, "invalid_request"),
-    ("post", "/admin/keys", {"models": ["ghost"]}, "model_not_found"),
-])
+@pytest.mark.parametrize(
+    "method, path, body, code",
+    [
+        ("post", "/admin/models", {"name": "m1", "provider": "nope"}, "provider_not_found"),
+        ("post", "/admin/models", {"name": "m1", "provider": "openai", "input_cost_per_1m": -1}, "invalid_request"),
+        ("post", "/admin/models", {"name": "m1", "provider": "openai", "output_cost_per_1m": "abc"}, "invalid_request"),
+        ("post", "/admin/models", {"name": "m1", "provider": "openai", "fallbacks": ["m1"]}, "fallback_loop"),
+        ("post", "/admin/models", {"name": "m1", "provider": "openai", "fallbacks": ["ghost"]}, "model_not_found"),
+        ("post", "/admin/models", {"provider": "openai"}, "missing_field"),
+        ("post", "/admin/models", {"name": "gpt-4", "provider": "openai"}, "already_exists"),
+        ("post", "/admin/models", {"name": "m1", "provider": "openai", "colour": "red"}, "unknown_field"),
+        ("patch", "/admin/models/mistral-tiny", {"fallbacks": ["gpt-3.5-turbo"]}, "fallback_loop"),
+        ("patch", "/admin/models/gpt-4", {"input_cost_per_1m": "5", "output_cost_per_1m": -0.5}, "invalid_request"),
+        ("patch", "/admin/models/gpt-4", {"provider": "nope", "input_cost_per_1m": "1"}, "provider_not_found"),
+        ("post", "/admin/providers", {"name": "x", "kind": "bogus", "api_base": "http://x"}, "invalid_request"),
+        ("post", "/admin/providers", {"name": "x", "kind": "openai", "api_base": "ftp://x"}, "invalid_request"),
+        ("post", "/admin/providers", {"name": "openai", "kind": "openai", "api_base": "http://x"}, "already_exists"),
+        ("post", "/admin/keys", {"rpm_limit": -5}, "invalid_request"),
+        ("post", "/admin/keys", {"budget_usd": "-1"}, "invalid_request"),
+        ("post", "/admin/keys", {"models": ["ghost"]}, "model_not_found"),
+    ],
+)
 def test_validation_errors_are_400_and_change_nothing(client, admin_headers, db, method, path, body, code):
     before = snapshot(db)
     response = getattr(client, method)(path, json=body, headers=admin_headers)
@@ -122,7 +148,10 @@ def test_http_errors_use_openai_body(client, admin_headers, app):
     for response, status in [
         (client.get("/no/such/route"), 404),
         (client.put("/admin/keys", headers=admin_headers), 405),
-        (client.post("/admin/keys", data="{not json", headers={**admin_headers, "Content-Type": "application/json"}), 400),
+        (
+            client.post("/admin/keys", data="{not json", headers={**admin_headers, "Content-Type": "application/json"}),
+            400,
+        ),
         (client.post("/admin/keys", data="[1,2]", headers=admin_headers), 400),
     ]:
         assert response.status_code == status

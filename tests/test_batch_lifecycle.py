@@ -1,5 +1,6 @@
 """Batch internals that need no worker: dispatch in chunks, lost-line detection, finalizing exactly once
 (also when many try at once, or when a finalizer died), and retention (the ledger stays)."""
+
 import threading
 from datetime import timedelta
 
@@ -23,11 +24,19 @@ def make_batch(db, settings, key_id: str, n: int) -> str:
     """A batch stored straight through llmproxy (nothing is sent to any queue)."""
     with session_scope(db) as session:
         key = session.get(ApiKey, key_id)
-        source = files.upload_file(session, api_key_id=key_id, purpose="batch", filename="in.jsonl",
-                                   content=b.file_of(n), settings=settings)
+        source = files.upload_file(
+            session, api_key_id=key_id, purpose="batch", filename="in.jsonl", content=b.file_of(n), settings=settings
+        )
         session.flush()
-        return store.create_batch(session, key=key, input_file_id=source.id, endpoint="/v1/chat/completions",
-                                    completion_window="24h", metadata=None, settings=settings).id
+        return store.create_batch(
+            session,
+            key=key,
+            input_file_id=source.id,
+            endpoint="/v1/chat/completions",
+            completion_window="24h",
+            metadata=None,
+            settings=settings,
+        ).id
 
 
 def end_lines(db, batch_id: str, failed: int = 0) -> None:
@@ -36,11 +45,19 @@ def end_lines(db, batch_id: str, failed: int = 0) -> None:
         ids = list(session.scalars(select(Job.id).where(Job.batch_id == batch_id).order_by(Job.id)))
         for i, job_id in enumerate(ids):
             ok = i >= failed
-            session.execute(update(Job).where(Job.id == job_id).values(
-                status=JobStatus.COMPLETED if ok else JobStatus.FAILED, completed_at=utcnow(), error_status=None if ok else 400,
-                result={"object": "chat.completion", "choices": []} if ok else None,
-                error=None if ok else {"message": "bad", "type": "invalid_request_error", "code": None,
-                                       "param": None}))
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id)
+                .values(
+                    status=JobStatus.COMPLETED if ok else JobStatus.FAILED,
+                    completed_at=utcnow(),
+                    error_status=None if ok else 400,
+                    result={"object": "chat.completion", "choices": []} if ok else None,
+                    error=None
+                    if ok
+                    else {"message": "bad", "type": "invalid_request_error", "code": None, "param": None},
+                )
+            )
 
 
 def set_column(db, model, ident, **values):
@@ -102,8 +119,12 @@ def test_lost_lines(db, settings, make_key, redis_client):
     # Sent an hour ago and never picked up; two of them ran lately (paced lines touch their marker).
     with session_scope(db) as session:
         session.execute(update(Job).where(Job.batch_id == batch_id).values(enqueued_at=utcnow() - timedelta(hours=1)))
-        single = create_job(session, api_key=session.get(ApiKey, key["id"]), queue=Queue.BATCH,
-                                 body={"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "x"}]})
+        single = create_job(
+            session,
+            api_key=session.get(ApiKey, key["id"]),
+            queue=Queue.BATCH,
+            body={"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "x"}]},
+        )
         single_id = single.id
         session.execute(update(Job).where(Job.id == single_id).values(created_at=utcnow() - timedelta(hours=1)))
     for job_id in ids[:2]:
@@ -148,8 +169,10 @@ def test_finalized_exactly_once_when_many_try(db, settings, make_key):
         assert (batch.status, batch.total, batch.completed, batch.failed) == ("completed", 30, 26, 4)
         outputs = list(session.scalars(select(StoredFile).where(StoredFile.purpose == "batch_output")))
         assert {f.id for f in outputs} == {batch.output_file_id, batch.error_file_id}
-        output, errors = b.parse(session.get(StoredFile, batch.output_file_id).content), \
-            b.parse(session.get(StoredFile, batch.error_file_id).content)
+        output, errors = (
+            b.parse(session.get(StoredFile, batch.output_file_id).content),
+            b.parse(session.get(StoredFile, batch.error_file_id).content),
+        )
     assert len(output) == 26 and len(errors) == 4
     assert len({x["custom_id"] for x in output + errors}) == 30
 
@@ -191,8 +214,15 @@ def test_retention_keeps_the_ledger(db, settings, make_key):
         session.execute(update(Job).where(Job.id == lines[0]).values(status="completed", completed_at=old))
         session.execute(update(Job).where(Job.batch_id == ended).values(completed_at=old))
         billed_job = b.batch_jobs(db, ended)[0].id
-        session.add(UsageEntry(job_id=billed_job, api_key_id=key["id"], model_requested="gpt-3.5-turbo",
-                               outcome="completed", created_at=old))
+        session.add(
+            UsageEntry(
+                job_id=billed_job,
+                api_key_id=key["id"],
+                model_requested="gpt-3.5-turbo",
+                outcome="completed",
+                created_at=old,
+            )
+        )
         session.execute(update(StoredFile).values(expires_at=utcnow() - timedelta(seconds=1)))
     counts = retention.purge(db, retention_days=30)
     assert counts == {"batches": 1, "jobs": 2, "files": 3}  # 2 inputs, the ended batch's output

@@ -1,4 +1,5 @@
 """The admin CLI does what the admin API does, against the same database."""
+
 import json
 import os
 import subprocess
@@ -10,8 +11,14 @@ from llmproxy.keys import crypto
 
 
 def cli(env, *args, stdin=None, ok=True):
-    done = subprocess.run([sys.executable, "-m", "llmproxy", *args], env={**os.environ, **env}, input=stdin,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "llmproxy", *args],
+        env={**os.environ, **env},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if ok:
         assert done.returncode == 0, done.stderr
     return done
@@ -24,12 +31,40 @@ def test_keys_providers_models_and_rotation(env, db):
     assert [k["id"] for k in listed] == [created["id"]]
     assert json.loads(cli(env, "keys", "revoke", created["id"]).stdout)["active"] is False
 
-    cli(env, "providers", "add", "local", "--kind", "openai_compatible", "--api-base", "http://127.0.0.1:1/v1",
-        "--api-key-stdin", stdin="sk-from-stdin\n")
-    cli(env, "models", "add", "llama", "--provider", "local", "--input-per-1m", "0.1", "--output-per-1m", "0.2",
-        "--fallback", "mistral-tiny")
-    priced = json.loads(cli(env, "models", "set-price", "llama", "--input-per-1m", "0.3", "--output-per-1m", "0.4").stdout)
-    assert (priced["input_cost_per_1m"], priced["output_cost_per_1m"], priced["fallbacks"]) == ("0.3", "0.4", ["mistral-tiny"])
+    cli(
+        env,
+        "providers",
+        "add",
+        "local",
+        "--kind",
+        "openai_compatible",
+        "--api-base",
+        "http://127.0.0.1:1/v1",
+        "--api-key-stdin",
+        stdin="sk-from-stdin\n",
+    )
+    cli(
+        env,
+        "models",
+        "add",
+        "llama",
+        "--provider",
+        "local",
+        "--input-per-1m",
+        "0.1",
+        "--output-per-1m",
+        "0.2",
+        "--fallback",
+        "mistral-tiny",
+    )
+    priced = json.loads(
+        cli(env, "models", "set-price", "llama", "--input-per-1m", "0.3", "--output-per-1m", "0.4").stdout
+    )
+    assert (priced["input_cost_per_1m"], priced["output_cost_per_1m"], priced["fallbacks"]) == (
+        "0.3",
+        "0.4",
+        ["mistral-tiny"],
+    )
 
     bad = cli(env, "models", "edit", "mistral-tiny", "--fallback", "llama", ok=False)
     assert bad.returncode == 1 and "loops" in bad.stderr
@@ -43,7 +78,12 @@ def test_keys_providers_models_and_rotation(env, db):
 
 
 def test_cli_reports_missing_settings(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "llmproxy", "keys", "list"], cwd=tmp_path,
-                          env={"PATH": os.environ["PATH"], "PYTHONPATH": os.getcwd()},
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "llmproxy", "keys", "list"],
+        cwd=tmp_path,
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": os.getcwd()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and "ENCRYPTION_KEY" in done.stderr

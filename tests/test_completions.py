@@ -4,6 +4,7 @@ Every request goes web (Flask test client) → Redis → the session's Celery wo
 upstream → back over the job's Redis Stream; the assertions read the job row and the usage
 ledger the worker wrote.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,11 @@ MISTRAL_TINY = ("0.15", "0.75")
 
 
 def chat(client, secret, model="gpt-3.5-turbo", **fields):
-    return client.post("/v1/chat/completions", json={"model": model, "messages": MESSAGES, **fields},
-                       headers={"Authorization": f"Bearer {secret}"})
+    return client.post(
+        "/v1/chat/completions",
+        json={"model": model, "messages": MESSAGES, **fields},
+        headers={"Authorization": f"Bearer {secret}"},
+    )
 
 
 def save_keys(client, secret, **keys):
@@ -106,8 +110,7 @@ def test_rate_limited_upstream_is_retried_then_served(client, make_key, upstream
     assert r.json["choices"][0]["message"]["content"] == "after the wait"
     assert r.headers["x-llmproxy-attempts"] == "2"
     job = served_job(db, r)
-    assert outcomes(job) == [("openai", "gpt-3.5-turbo", "rate_limited", 429),
-                             ("openai", "gpt-3.5-turbo", "ok", 200)]
+    assert outcomes(job) == [("openai", "gpt-3.5-turbo", "rate_limited", 429), ("openai", "gpt-3.5-turbo", "ok", 200)]
     assert_attempt_records(job)
     assert upstream_models(upstream) == ["gpt-3.5-turbo", "gpt-3.5-turbo"]
     assert len(records.ledger(db, job.id)) == 1
@@ -122,8 +125,10 @@ def test_retry_after_beyond_the_cap_goes_to_the_fallback_at_once(client, make_ke
 
     assert r.status_code == 200, r.json
     assert r.json["model"] == "mistral-tiny"
-    assert outcomes(served_job(db, r)) == [("openai", "gpt-3.5-turbo", "rate_limited", 429),
-                                           ("mistral", "mistral-tiny", "ok", 200)]
+    assert outcomes(served_job(db, r)) == [
+        ("openai", "gpt-3.5-turbo", "rate_limited", 429),
+        ("mistral", "mistral-tiny", "ok", 200),
+    ]
     assert upstream_models(upstream) == ["gpt-3.5-turbo", "mistral-tiny"]
 
 
@@ -138,7 +143,8 @@ def test_server_errors_are_retried_then_served(client, make_key, upstream, worke
     assert r.json["choices"][0]["message"]["content"] == "third time lucky"
     job = served_job(db, r)
     assert outcomes(job) == [("openai", "gpt-3.5-turbo", "unavailable", 500)] * 2 + [
-        ("openai", "gpt-3.5-turbo", "ok", 200)]
+        ("openai", "gpt-3.5-turbo", "ok", 200)
+    ]
     assert_attempt_records(job)
     assert len(records.ledger(db, job.id)) == 1
 
@@ -159,10 +165,12 @@ def test_timeout_is_retried_then_the_exhausted_chain_is_a_502_listing_it(client,
     assert "mistral/mistral-tiny: context_too_long (400)" in error["message"]
     job = served_job(db, r)
     assert job.status == "failed"
-    assert outcomes(job) == [("openai", "gpt-3.5-turbo", "timeout", None),
-                             ("openai", "gpt-3.5-turbo", "unavailable", 503),
-                             ("openai", "gpt-3.5-turbo", "unavailable", 503),
-                             ("mistral", "mistral-tiny", "context_too_long", 400)]
+    assert outcomes(job) == [
+        ("openai", "gpt-3.5-turbo", "timeout", None),
+        ("openai", "gpt-3.5-turbo", "unavailable", 503),
+        ("openai", "gpt-3.5-turbo", "unavailable", 503),
+        ("mistral", "mistral-tiny", "context_too_long", 400),
+    ]
     assert_attempt_records(job)
     assert records.ledger(db) == []
 
@@ -178,11 +186,13 @@ def test_answer_slower_than_the_web_redis_socket_timeout_is_delivered(client, ma
     assert r.status_code == 200, r.json
     assert r.json["choices"][0]["message"]["content"] == "finally"
     assert outcomes(served_job(db, r)) == [("openai", "gpt-3.5-turbo", "timeout", None)] * 2 + [
-        ("openai", "gpt-3.5-turbo", "ok", 200)]
+        ("openai", "gpt-3.5-turbo", "ok", 200)
+    ]
 
 
 def test_saved_invalid_openai_key_is_served_by_the_mistral_fallback_at_mistrals_price(
-        client, make_key, upstream, worker, db):
+    client, make_key, upstream, worker, db
+):
     """The original proxy's scenario: the caller's own OpenAI key is wrong; Mistral answers instead."""
     secret, key = make_key(name="own-keys")
     save_keys(client, secret, openaiKey="bad-key-of-the-caller-0123")
@@ -205,18 +215,17 @@ def test_saved_invalid_openai_key_is_served_by_the_mistral_fallback_at_mistrals_
     assert mistral_call["headers"]["Authorization"] == "Bearer sk-mistral-default"
 
     job = served_job(db, r)
-    assert outcomes(job) == [("openai", "gpt-3.5-turbo", "auth_failed", 401),
-                             ("mistral", "mistral-tiny", "ok", 200)]
+    assert outcomes(job) == [("openai", "gpt-3.5-turbo", "auth_failed", 401), ("mistral", "mistral-tiny", "ok", 200)]
     assert_attempt_records(job)
     # The stub echoes the rejected key in its 401 message; the proxy must not keep it.
     assert "bad-key-of-the-caller" not in json.dumps(job.attempts)
 
-    expected = (Decimal(1234) * Decimal("0.15") / Decimal(1_000_000)
-                + Decimal(567) * Decimal("0.75") / Decimal(1_000_000))
+    expected = Decimal(1234) * Decimal("0.15") / Decimal(1_000_000) + Decimal(567) * Decimal("0.75") / Decimal(
+        1_000_000
+    )
     assert expected == Decimal("0.00061035")
     (row,) = records.ledger(db)
-    assert (row.model_requested, row.model_served, row.provider_served) == ("gpt-3.5-turbo", "mistral-tiny",
-                                                                           "mistral")
+    assert (row.model_requested, row.model_served, row.provider_served) == ("gpt-3.5-turbo", "mistral-tiny", "mistral")
     assert (row.prompt_tokens, row.completion_tokens) == (1234, 567)
     assert (row.input_cost_per_1m, row.output_cost_per_1m) == (Decimal("0.15"), Decimal("0.75"))
     assert row.cost_usd == expected
@@ -238,15 +247,21 @@ def test_model_with_no_credential_anywhere_is_skipped(client, make_key, upstream
     assert r.json["model"] == "mistral-tiny"
     assert upstream_models(upstream) == ["mistral-tiny"]
     job = served_job(db, r)
-    assert outcomes(job) == [("openai", "gpt-3.5-turbo", "no_credentials", None),
-                             ("mistral", "mistral-tiny", "ok", 200)]
+    assert outcomes(job) == [
+        ("openai", "gpt-3.5-turbo", "no_credentials", None),
+        ("mistral", "mistral-tiny", "ok", 200),
+    ]
     assert_attempt_records(job)
 
 
 def test_upstream_bad_request_is_returned_as_is(client, make_key, upstream, worker, db):
     secret, key = make_key(name="400")
-    upstream_error = {"message": "Invalid value for 'temperature': 7 is greater than the maximum of 2",
-                      "type": "invalid_request_error", "param": "temperature", "code": "invalid_value"}
+    upstream_error = {
+        "message": "Invalid value for 'temperature': 7 is greater than the maximum of 2",
+        "type": "invalid_request_error",
+        "param": "temperature",
+        "code": "invalid_value",
+    }
     upstream.script("gpt-3.5-turbo", Fail(400, body={"error": upstream_error}))
 
     r = chat(client, secret, temperature=7)
@@ -270,8 +285,10 @@ def test_context_length_error_falls_back(client, make_key, upstream, worker, db)
 
     assert r.status_code == 200, r.json
     assert r.json["model"] == "mistral-tiny"
-    assert outcomes(served_job(db, r)) == [("openai", "gpt-3.5-turbo", "context_too_long", 400),
-                                           ("mistral", "mistral-tiny", "ok", 200)]
+    assert outcomes(served_job(db, r)) == [
+        ("openai", "gpt-3.5-turbo", "context_too_long", 400),
+        ("mistral", "mistral-tiny", "ok", 200),
+    ]
     assert upstream_models(upstream) == ["gpt-3.5-turbo", "mistral-tiny"]
 
 
@@ -295,8 +312,10 @@ def test_exhausted_chain_is_a_502_naming_every_attempt_and_no_secret(client, mak
     job = served_job(db, r)
     assert job.status == "failed"
     assert job.error == error
-    assert outcomes(job) == [("openai", "gpt-3.5-turbo", "auth_failed", 401)] + [
-        ("mistral", "mistral-tiny", "unavailable", 500)] * 3
+    assert (
+        outcomes(job)
+        == [("openai", "gpt-3.5-turbo", "auth_failed", 401)] + [("mistral", "mistral-tiny", "unavailable", 500)] * 3
+    )
     assert_attempt_records(job)
     stored = json.dumps({"attempts": job.attempts, "error": job.error, "result": job.result})
     for leaked in ("bad-secret-openai-key", "sk-mistral-default", "sk-openai-default", secret):
@@ -316,8 +335,11 @@ def test_usage_is_counted_with_tiktoken_when_the_provider_reports_none(client, m
     prompt = count_prompt_tokens(MESSAGES, "gpt-3.5-turbo")
     completion = count_text_tokens(content, "gpt-3.5-turbo")
     assert prompt > 0 and completion > 0
-    assert r.json["usage"] == {"prompt_tokens": prompt, "completion_tokens": completion,
-                               "total_tokens": prompt + completion}
+    assert r.json["usage"] == {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
     (row,) = records.ledger(db)
     assert (row.prompt_tokens, row.completion_tokens, row.tokens_estimated) == (prompt, completion, True)
     assert row.cost_usd == records.cost(prompt, completion, *GPT35)
@@ -326,11 +348,14 @@ def test_usage_is_counted_with_tiktoken_when_the_provider_reports_none(client, m
 
 def test_cost_is_recorded_once_per_served_job(client, make_key, upstream, worker, db):
     secret, key = make_key(name="ledger")
-    upstream.script("gpt-3.5-turbo",
-                    Ok(prompt_tokens=10, completion_tokens=20),                      # served at once
-                    Fail(502), Ok(prompt_tokens=30, completion_tokens=40),           # served on retry
-                    Fail.context_length(),                                           # served by fallback
-                    Fail(400))                                                       # failed: not billed
+    upstream.script(
+        "gpt-3.5-turbo",
+        Ok(prompt_tokens=10, completion_tokens=20),  # served at once
+        Fail(502),
+        Ok(prompt_tokens=30, completion_tokens=40),  # served on retry
+        Fail.context_length(),  # served by fallback
+        Fail(400),
+    )  # failed: not billed
     upstream.script("mistral-tiny", Ok(prompt_tokens=50, completion_tokens=60))
 
     statuses = [chat(client, secret).status_code for _ in range(4)]
@@ -341,6 +366,7 @@ def test_cost_is_recorded_once_per_served_job(client, make_key, upstream, worker
     rows = records.ledger(db)
     assert sorted(row.job_id for row in rows) == sorted(j.id for j in completed)
     assert {row.job_id: row.cost_usd for row in rows} == {j.id: j.cost_usd for j in completed}
-    assert sorted(row.cost_usd for row in rows) == sorted([
-        records.cost(10, 20, *GPT35), records.cost(30, 40, *GPT35), records.cost(50, 60, *MISTRAL_TINY)])
+    assert sorted(row.cost_usd for row in rows) == sorted(
+        [records.cost(10, 20, *GPT35), records.cost(30, 40, *GPT35), records.cost(50, 60, *MISTRAL_TINY)]
+    )
     assert records.key_spend(db, key["id"]) == sum(row.cost_usd for row in rows)

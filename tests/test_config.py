@@ -1,4 +1,5 @@
 """Settings are validated at start; a bad one stops the process with one line naming it."""
+
 import subprocess
 import sys
 
@@ -9,14 +10,17 @@ from llmproxy.config import ConfigError, load_settings, normalize_database_url
 GOOD = {"ENCRYPTION_KEY": "ab" * 32, "ADMIN_API_KEY": "x" * 20}
 
 
-@pytest.mark.parametrize("env, name", [
-    ({"ADMIN_API_KEY": "x" * 20}, "ENCRYPTION_KEY"),
-    ({**GOOD, "ENCRYPTION_KEY": "abc"}, "ENCRYPTION_KEY"),
-    ({**GOOD, "ENCRYPTION_KEY": "zz" * 32}, "ENCRYPTION_KEY"),
-    ({"ENCRYPTION_KEY": "ab" * 32}, "ADMIN_API_KEY"),
-    ({**GOOD, "ADMIN_API_KEY": "short"}, "ADMIN_API_KEY"),
-    ({**GOOD, "PORT": "eighty"}, "PORT"),
-])
+@pytest.mark.parametrize(
+    "env, name",
+    [
+        ({"ADMIN_API_KEY": "x" * 20}, "ENCRYPTION_KEY"),
+        ({**GOOD, "ENCRYPTION_KEY": "abc"}, "ENCRYPTION_KEY"),
+        ({**GOOD, "ENCRYPTION_KEY": "zz" * 32}, "ENCRYPTION_KEY"),
+        ({"ENCRYPTION_KEY": "ab" * 32}, "ADMIN_API_KEY"),
+        ({**GOOD, "ADMIN_API_KEY": "short"}, "ADMIN_API_KEY"),
+        ({**GOOD, "PORT": "eighty"}, "PORT"),
+    ],
+)
 def test_bad_settings_name_the_variable(env, name):
     with pytest.raises(ConfigError) as info:
         load_settings(env)

@@ -1,4 +1,5 @@
 """AES-GCM at rest: round trip, fresh nonces, tampering and wrong keys are detected."""
+
 import os
 
 import pytest
@@ -41,7 +42,7 @@ def test_wrong_key_is_detected():
         crypto.decrypt(sealed, key=os.urandom(32), context="c")
 
 
-@pytest.mark.parametrize("value", ["", "garbage", "v2.abc.def", "v1.xx", "v1.%s.!!!" % crypto.key_id(KEY)])
+@pytest.mark.parametrize("value", ["", "garbage", "v2.abc.def", "v1.xx", f"v1.{crypto.key_id(KEY)}.!!!"])
 def test_malformed_values_raise(value):
     with pytest.raises(crypto.DecryptionError):
         crypto.decrypt(value, key=KEY, context="c")

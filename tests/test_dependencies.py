@@ -1,4 +1,5 @@
 """Redis or the database down: 503 dependency_unavailable, and nothing half-written."""
+
 from sqlalchemy import func, select
 
 from llmproxy.storage.models import Job
@@ -16,9 +17,12 @@ def test_redis_down_is_503_and_stores_no_job(settings, db, make_key):
             payload = BODY if extra is not None else {"body": BODY}
             r = app.test_client().post(path, json=payload, headers={"Authorization": f"Bearer {secret}"})
             assert r.status_code == 503, r.json
-            assert r.json["error"] == {"message": "Redis is unavailable; nothing was done, try again",
-                                       "type": "service_unavailable", "param": None,
-                                       "code": "dependency_unavailable"}
+            assert r.json["error"] == {
+                "message": "Redis is unavailable; nothing was done, try again",
+                "type": "service_unavailable",
+                "param": None,
+                "code": "dependency_unavailable",
+            }
     with db() as s:
         assert s.scalar(select(func.count()).select_from(Job)) == 0
 

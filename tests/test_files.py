@@ -1,11 +1,16 @@
 """Files of the Batch API: upload, read, list, download, delete; limits; isolation between keys."""
+
 import io
 import json
 
 import pytest
 
-LINE = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
-        "body": {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "hi"}]}}
+LINE = {
+    "custom_id": "a",
+    "method": "POST",
+    "url": "/v1/chat/completions",
+    "body": {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "hi"}]},
+}
 
 
 def auth(secret):
@@ -18,8 +23,12 @@ def jsonl(n: int, pad: int = 0) -> bytes:
 
 
 def upload(client, secret, content: bytes, purpose="batch", name="in.jsonl"):
-    return client.post("/v1/files", headers=auth(secret), content_type="multipart/form-data",
-                       data={"purpose": purpose, "file": (io.BytesIO(content), name)})
+    return client.post(
+        "/v1/files",
+        headers=auth(secret),
+        content_type="multipart/form-data",
+        data={"purpose": purpose, "file": (io.BytesIO(content), name)},
+    )
 
 
 def test_upload_read_list_download_delete(client, make_key):
@@ -59,8 +68,7 @@ def test_missing_parts(client, make_key):
     secret, _ = make_key()
     no_file = client.post("/v1/files", headers=auth(secret), data={"purpose": "batch"})
     assert no_file.status_code == 400 and no_file.json["error"]["param"] == "file"
-    no_purpose = client.post("/v1/files", headers=auth(secret),
-                             data={"file": (io.BytesIO(jsonl(1)), "a.jsonl")})
+    no_purpose = client.post("/v1/files", headers=auth(secret), data={"file": (io.BytesIO(jsonl(1)), "a.jsonl")})
     assert no_purpose.status_code == 400 and no_purpose.json["error"]["param"] == "purpose"
     empty = upload(client, secret, b"\n \n")
     assert empty.status_code == 400 and empty.json["error"]["code"] == "empty_file"
@@ -92,8 +100,12 @@ def test_other_keys_get_404(client, make_key):
     mine, _ = make_key()
     theirs, _ = make_key()
     f = upload(client, mine, jsonl(1)).json
-    for method, path in [("get", f"/v1/files/{f['id']}"), ("get", f"/v1/files/{f['id']}/content"),
-                         ("delete", f"/v1/files/{f['id']}"), ("get", f"/v1/files?after={f['id']}")]:
+    for method, path in [
+        ("get", f"/v1/files/{f['id']}"),
+        ("get", f"/v1/files/{f['id']}/content"),
+        ("delete", f"/v1/files/{f['id']}"),
+        ("get", f"/v1/files?after={f['id']}"),
+    ]:
         r = getattr(client, method)(path, headers=auth(theirs))
         assert r.status_code == 404 and r.json["error"]["code"] == "not_found", path
     assert client.get("/v1/files", headers=auth(theirs)).json["data"] == []

@@ -1,4 +1,5 @@
 """Job polling: submit, long-poll, list, cancel, Idempotency-Key, Prefer headers, isolation between keys."""
+
 import pytest
 
 from tests.support.processes import wait_for
@@ -86,8 +87,11 @@ def test_cancel_a_queued_job(client, make_key, upstream, worker):
         return {i: client.get(f"/v1/jobs/{i}", headers=auth(secret)).json["status"] for i in ids}
 
     # Either job may take the single slot; the other waits, queued, for the next minute.
-    done = wait_for(lambda: (s := statuses()) and list(s.values()).count("completed") == 1 and s,
-                    timeout=20, message="one job to complete")
+    done = wait_for(
+        lambda: (s := statuses()) and list(s.values()).count("completed") == 1 and s,
+        timeout=20,
+        message="one job to complete",
+    )
     (waiting,) = [i for i, status in done.items() if status != "completed"]
     assert done[waiting] == "queued"
     cancelled = client.post(f"/v1/jobs/{waiting}/cancel", headers=auth(secret))
@@ -100,21 +104,27 @@ def test_other_keys_get_404(client, make_key, upstream, worker):
     mine, _ = make_key()
     theirs, _ = make_key()
     job = client.post("/v1/jobs", json={"body": BODY}, headers=auth(mine)).json
-    for method, path in [("get", f"/v1/jobs/{job['id']}"), ("post", f"/v1/jobs/{job['id']}/cancel"),
-                         ("get", f"/v1/jobs?after={job['id']}")]:
+    for method, path in [
+        ("get", f"/v1/jobs/{job['id']}"),
+        ("post", f"/v1/jobs/{job['id']}/cancel"),
+        ("get", f"/v1/jobs?after={job['id']}"),
+    ]:
         r = getattr(client, method)(path, headers=auth(theirs))
         assert r.status_code == 404 and r.json["error"]["code"] == "not_found"
     assert client.get("/v1/jobs", headers=auth(theirs)).json["data"] == []
 
 
-@pytest.mark.parametrize("payload, param", [
-    ({}, "body"),
-    ({"body": "text"}, "body"),
-    ({"body": {**BODY, "stream": True}}, "stream"),
-    ({"body": {"model": "ghost", "messages": MSG}}, "model"),
-    ({"body": BODY, "metadata": {"k": 1}}, "metadata"),
-    ({"body": BODY, "extra": 1}, None),
-])
+@pytest.mark.parametrize(
+    "payload, param",
+    [
+        ({}, "body"),
+        ({"body": "text"}, "body"),
+        ({"body": {**BODY, "stream": True}}, "stream"),
+        ({"body": {"model": "ghost", "messages": MSG}}, "model"),
+        ({"body": BODY, "metadata": {"k": 1}}, "metadata"),
+        ({"body": BODY, "extra": 1}, None),
+    ],
+)
 def test_bad_jobs_are_400_and_store_nothing(client, make_key, payload, param):
     secret, _ = make_key()
     r = client.post("/v1/jobs", json=payload, headers=auth(secret))

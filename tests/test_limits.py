@@ -1,4 +1,5 @@
 """Per-key RPM / TPM / budget limits on a real Redis; time is moved by passing `now`."""
+
 from __future__ import annotations
 
 import threading
@@ -16,8 +17,17 @@ T0 = 1_000_000.0  # an arbitrary clock origin in seconds
 
 def admit(client, rid, lim, now, *, tokens=0, cost="0", spent="0", key=KEY, **kw):
     """reserve() with short argument names; money as strings."""
-    return reserve(client, key_id=key, request_id=rid, limits=lim, tokens=tokens,
-                   max_cost_usd=Decimal(cost), spent_usd=Decimal(spent), now=now, **kw)
+    return reserve(
+        client,
+        key_id=key,
+        request_id=rid,
+        limits=lim,
+        tokens=tokens,
+        max_cost_usd=Decimal(cost),
+        spent_usd=Decimal(spent),
+        now=now,
+        **kw,
+    )
 
 
 def snapshot(client):
@@ -64,6 +74,7 @@ def run_concurrently(redis_client, n, fn):
 
 
 # --- RPM -------------------------------------------------------------------
+
 
 def test_rpm_admits_exactly_limit(redis_client):
     lim = KeyLimits(rpm=5)
@@ -116,9 +127,11 @@ def test_refused_reservation_records_nothing(redis_client):
     admit(redis_client, "b", lim, T0 + 1, tokens=100, cost="0.1")
     before = snapshot(redis_client)
     assert before  # the admitted ones are there
-    for refused in (admit(redis_client, "c", lim, T0 + 2, tokens=100, cost="0.1"),  # requests
-                    admit(redis_client, "d", lim, T0 + 2, tokens=5000),  # never fits
-                    admit(redis_client, "e", lim, T0 + 2, cost="0.9")):  # budget
+    for refused in (
+        admit(redis_client, "c", lim, T0 + 2, tokens=100, cost="0.1"),  # requests
+        admit(redis_client, "d", lim, T0 + 2, tokens=5000),  # never fits
+        admit(redis_client, "e", lim, T0 + 2, cost="0.9"),
+    ):  # budget
         assert not refused.allowed
         assert snapshot(redis_client) == before
 
@@ -137,6 +150,7 @@ def test_rpm_zero_is_never(redis_client):
 
 # --- TPM -------------------------------------------------------------------
 
+
 def test_tpm_admits_what_fits_and_settle_frees_capacity(redis_client):
     lim = KeyLimits(tpm=1000)
     assert [admit(redis_client, f"r{i}", lim, T0 + i, tokens=300).allowed for i in range(4)] == [True] * 3 + [False]
@@ -144,14 +158,16 @@ def test_tpm_admits_what_fits_and_settle_frees_capacity(redis_client):
     assert refused.reason == "tokens" and refused.retry_after == pytest.approx(55)  # r0 leaves at T0+60
     assert refused.remaining_tokens == 100
 
-    assert settle(redis_client, key_id=KEY, request_id="r0", actual_tokens=100,
-                  actual_cost_usd=Decimal("0.001"), now=T0 + 6)
+    assert settle(
+        redis_client, key_id=KEY, request_id="r0", actual_tokens=100, actual_cost_usd=Decimal("0.001"), now=T0 + 6
+    )
     fits = admit(redis_client, "r5", lim, T0 + 6, tokens=300)  # 100 + 300 + 300 + 300
     assert fits.allowed and fits.remaining_tokens == 0
 
     # a second settle (the task ran twice) changes nothing
-    assert not settle(redis_client, key_id=KEY, request_id="r0", actual_tokens=0,
-                      actual_cost_usd=Decimal("0"), now=T0 + 7)
+    assert not settle(
+        redis_client, key_id=KEY, request_id="r0", actual_tokens=0, actual_cost_usd=Decimal("0"), now=T0 + 7
+    )
     assert peek(redis_client, key_id=KEY, limits=lim, now=T0 + 7).remaining_tokens == 0
     # the settled entry kept its admission time: its 100 tokens leave at T0 + 60
     assert peek(redis_client, key_id=KEY, limits=lim, now=T0 + 60).remaining_tokens == 100
@@ -176,6 +192,7 @@ def test_request_bigger_than_tpm_is_never_admissible(redis_client):
 
 # --- Budget ----------------------------------------------------------------
 
+
 def test_budget_holds_under_concurrent_reservations(redis_client):
     lim = KeyLimits(budget_usd=Decimal("1.00"))
     results = run_concurrently(redis_client, 30, lambda c, i: admit(c, f"r{i}", lim, T0, cost="0.10", spent="0.25"))
@@ -190,8 +207,9 @@ def test_budget_reached_and_settle_releases_reservation(redis_client):
     assert admit(redis_client, "a", lim, T0, cost="0.6").allowed
     assert admit(redis_client, "b", lim, T0, cost="0.6").reason == "budget"
     # the caller records the real cost in the key's spend, then settles
-    assert settle(redis_client, key_id=KEY, request_id="a", actual_tokens=10,
-                  actual_cost_usd=Decimal("0.2"), now=T0 + 1)
+    assert settle(
+        redis_client, key_id=KEY, request_id="a", actual_tokens=10, actual_cost_usd=Decimal("0.2"), now=T0 + 1
+    )
     assert admit(redis_client, "b", lim, T0 + 1, cost="0.6", spent="0.2").allowed
     # spend that reached the budget refuses even a request of unknown (zero) cost
     assert admit(redis_client, "c", KeyLimits(budget_usd=Decimal("1")), T0, spent="1", key="k2").reason == "budget"
@@ -212,6 +230,7 @@ def test_money_is_stored_as_integer_nano_dollars(redis_client):
 
 # --- release, peek, housekeeping -------------------------------------------
 
+
 def test_release_drops_reservations_but_keeps_the_admission(redis_client):
     lim = KeyLimits(rpm=5, tpm=1000, budget_usd=Decimal("1"))
     assert admit(redis_client, "a", lim, T0, tokens=600, cost="0.8").allowed
@@ -219,8 +238,9 @@ def test_release_drops_reservations_but_keeps_the_admission(redis_client):
     state = peek(redis_client, key_id=KEY, limits=lim, now=T0 + 1)
     assert (state.remaining_tokens, state.reserved_cost_usd, state.remaining_requests) == (1000, 0, 4)
     assert not release(redis_client, key_id=KEY, request_id="a", now=T0 + 2)
-    assert not settle(redis_client, key_id=KEY, request_id="a", actual_tokens=50,
-                      actual_cost_usd=Decimal("0.1"), now=T0 + 2)
+    assert not settle(
+        redis_client, key_id=KEY, request_id="a", actual_tokens=50, actual_cost_usd=Decimal("0.1"), now=T0 + 2
+    )
     assert peek(redis_client, key_id=KEY, limits=lim, now=T0 + 2).remaining_tokens == 1000
 
 
@@ -250,8 +270,17 @@ def test_every_key_gets_a_ttl(redis_client):
 def test_scopes_are_independent(redis_client):
     lim = KeyLimits(rpm=1)
     assert admit(redis_client, "a", lim, T0).allowed
-    assert reserve(redis_client, key_id=KEY, request_id="b", limits=lim, tokens=0, max_cost_usd=Decimal(0),
-                   spent_usd=Decimal(0), now=T0, scope="gpt-4o").allowed
+    assert reserve(
+        redis_client,
+        key_id=KEY,
+        request_id="b",
+        limits=lim,
+        tokens=0,
+        max_cost_usd=Decimal(0),
+        spent_usd=Decimal(0),
+        now=T0,
+        scope="gpt-4o",
+    ).allowed
     assert limit_keys(KEY).req != limit_keys(KEY, "gpt-4o").req
 
 
@@ -298,14 +327,27 @@ def test_running_totals_match_the_entries(redis_client):
         op = rng.random()
         if op < 0.5 or not live:
             rid = f"r{step}"
-            result = admit(redis_client, rid, lim, now, tokens=rng.randint(0, 900),
-                           cost=str(rng.choice([0, "0.01", "0.37"])), reservation_ttl=rng.choice([5, 30, 600]))
+            result = admit(
+                redis_client,
+                rid,
+                lim,
+                now,
+                tokens=rng.randint(0, 900),
+                cost=str(rng.choice([0, "0.01", "0.37"])),
+                reservation_ttl=rng.choice([5, 30, 600]),
+            )
             reasons.add(result.reason)
             if result.allowed:
                 live.append(rid)
         elif op < 0.8:
-            settle(redis_client, key_id=KEY, request_id=live.pop(rng.randrange(len(live))),
-                   actual_tokens=rng.randint(0, 1200), actual_cost_usd=Decimal("0.01"), now=now)
+            settle(
+                redis_client,
+                key_id=KEY,
+                request_id=live.pop(rng.randrange(len(live))),
+                actual_tokens=rng.randint(0, 1200),
+                actual_cost_usd=Decimal("0.01"),
+                now=now,
+            )
         else:
             release(redis_client, key_id=KEY, request_id=live.pop(rng.randrange(len(live))), now=now)
         sums = {f.decode(): int(v) for f, v in redis_client.hgetall(k.sums).items()}
@@ -334,6 +376,14 @@ def test_settled_spend_counts_even_when_the_caller_read_a_stale_spend(redis_clie
     lim = KeyLimits(budget_usd=Decimal("1"))
     assert admit(redis_client, "a", lim, T0, cost="0.6").allowed
     settle(redis_client, key_id=KEY, request_id="a", actual_tokens=5, actual_cost_usd=Decimal("0.6"), now=T0 + 1)
-    stale = reserve(redis_client, key_id=KEY, request_id="b", limits=lim, tokens=1, max_cost_usd=Decimal("0.5"),
-                    spent_usd=Decimal("0"), now=T0 + 2)
+    stale = reserve(
+        redis_client,
+        key_id=KEY,
+        request_id="b",
+        limits=lim,
+        tokens=1,
+        max_cost_usd=Decimal("0.5"),
+        spent_usd=Decimal("0"),
+        now=T0 + 2,
+    )
     assert not stale.allowed and stale.reason == "budget"

@@ -1,4 +1,5 @@
 """Limits at the HTTP edge: 429 bodies name the limit, Retry-After is real, headers on every response."""
+
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -9,8 +10,11 @@ MSG = [{"role": "user", "content": "hello there"}]
 
 
 def ask(client, secret, **body):
-    return client.post("/v1/chat/completions", json={"model": "gpt-3.5-turbo", "messages": MSG, **body},
-                       headers={"Authorization": f"Bearer {secret}"})
+    return client.post(
+        "/v1/chat/completions",
+        json={"model": "gpt-3.5-turbo", "messages": MSG, **body},
+        headers={"Authorization": f"Bearer {secret}"},
+    )
 
 
 def test_rpm_refusal_and_headers(client, make_key, upstream, worker):
@@ -49,8 +53,11 @@ def test_budget_spent_gives_insufficient_quota(client, make_key, upstream, worke
     r = ask(client, secret, max_tokens=10)
     assert r.status_code == 200
     spent = Decimal(r.headers["x-llmproxy-cost-usd"])
-    client.patch(f"/admin/keys/{key['id']}", json={"budget_usd": str(spent)},
-                 headers={"Authorization": "Bearer admin-test-key-0123456789"})
+    client.patch(
+        f"/admin/keys/{key['id']}",
+        json={"budget_usd": str(spent)},
+        headers={"Authorization": "Bearer admin-test-key-0123456789"},
+    )
     refused = ask(client, secret, max_tokens=10)
     assert refused.status_code == 429
     assert refused.json["error"]["code"] == "insufficient_quota"

@@ -1,4 +1,5 @@
 """Limits hold across web processes: two gunicorn processes, one Redis, 3×L requests at once."""
+
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
@@ -29,8 +30,12 @@ def fire(urls, secret, count, **body):
     payload = {"model": "gpt-3.5-turbo", "messages": MSG, **body}
 
     def one(i):
-        return requests.post(f"{urls[i % len(urls)]}/v1/chat/completions", json=payload, timeout=60,
-                             headers={"Authorization": f"Bearer {secret}"})
+        return requests.post(
+            f"{urls[i % len(urls)]}/v1/chat/completions",
+            json=payload,
+            timeout=60,
+            headers={"Authorization": f"Bearer {secret}"},
+        )
 
     with ThreadPoolExecutor(count) as pool:
         return list(pool.map(one, range(count)))
@@ -52,8 +57,9 @@ def test_rpm_holds_across_processes(webs, make_key):
 def test_tpm_holds_across_processes(webs, make_key, upstream, settings):
     limit = 6
     body = {"max_tokens": 50}
-    size = estimate_request_tokens({"model": "gpt-3.5-turbo", "messages": MSG, **body},
-                                   default_max_tokens=settings.default_max_tokens)
+    size = estimate_request_tokens(
+        {"model": "gpt-3.5-turbo", "messages": MSG, **body}, default_max_tokens=settings.default_max_tokens
+    )
     secret, _ = make_key(tpm_limit=size * limit)
     upstream.latency = 1.0  # no request ends (and frees its tokens) while the burst is admitted
     responses = fire(webs, secret, 3 * limit, **body)

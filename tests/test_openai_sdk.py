@@ -2,6 +2,7 @@
 
 Completions, streams, the model list, and every error status raising the SDK's matching exception.
 """
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -44,8 +45,11 @@ def test_plain_completion(caller, upstream, worker, db):
     assert completion.choices[0].message.role == "assistant"
     assert completion.choices[0].message.content == "Hi from upstream"
     assert completion.choices[0].finish_reason == "stop"
-    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens,
-            completion.usage.total_tokens) == (12, 4, 16)
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens, completion.usage.total_tokens) == (
+        12,
+        4,
+        16,
+    )
     job_id = raw.headers["x-request-id"]
     assert job_id.startswith("job_")
     assert raw.headers["x-llmproxy-provider"] == "openai"
@@ -75,15 +79,21 @@ def test_streamed_completion_with_usage(caller, upstream, worker, db):
     client, _ = caller
     upstream.script("gpt-3.5-turbo", Ok(content="with usage please", prompt_tokens=9, completion_tokens=3))
 
-    chunks = list(client.chat.completions.create(model="gpt-3.5-turbo", messages=MESSAGES, stream=True,
-                                                 stream_options={"include_usage": True}))
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-3.5-turbo", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+    )
 
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "with usage please"
     with_usage = [c for c in chunks if c.usage is not None]
     assert with_usage == [chunks[-1]]
     assert chunks[-1].choices == []
-    assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens,
-            chunks[-1].usage.total_tokens) == (9, 3, 12)
+    assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens, chunks[-1].usage.total_tokens) == (
+        9,
+        3,
+        12,
+    )
 
 
 def test_models_list(live, make_key, db):
@@ -129,9 +139,20 @@ def test_unknown_model_is_bad_request(caller, db):
 
 def test_upstream_bad_request_is_bad_request(caller, upstream, worker, db):
     client, _ = caller
-    upstream.script("gpt-3.5-turbo", Fail(400, body={"error": {
-        "message": "'messages' is too short", "type": "invalid_request_error", "param": "messages",
-        "code": "invalid_value"}}))
+    upstream.script(
+        "gpt-3.5-turbo",
+        Fail(
+            400,
+            body={
+                "error": {
+                    "message": "'messages' is too short",
+                    "type": "invalid_request_error",
+                    "param": "messages",
+                    "code": "invalid_value",
+                }
+            },
+        ),
+    )
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model="gpt-3.5-turbo", messages=MESSAGES)
     assert caught.value.status_code == 400

@@ -1,4 +1,5 @@
 """Operations: readiness names what is missing; metrics count requests, attempts, tokens and cost without secrets."""
+
 from tests.support.processes import wait_for
 
 
@@ -10,8 +11,10 @@ def test_readyz_names_what_is_missing(settings, db, redis_client):
     url = f"redis://{scratch['host']}:{scratch['port']}/{scratch['db']}"
     response = create_app(settings.with_(redis_url=url)).test_client().get("/readyz")
     assert response.status_code == 503
-    assert set(response.json["missing"]) == {"no worker consumes the 'interactive' queue",
-                                             "no worker consumes the 'batch' queue"}
+    assert set(response.json["missing"]) == {
+        "no worker consumes the 'interactive' queue",
+        "no worker consumes the 'batch' queue",
+    }
     down = create_app(settings.with_(redis_url="redis://127.0.0.1:1/0")).test_client().get("/readyz")
     assert down.status_code == 503 and down.json["missing"] == ["redis"]
 
@@ -26,13 +29,23 @@ def test_healthz(client):
 
 def test_metrics_count_requests_attempts_tokens_and_cost(client, make_key, upstream, worker):
     secret, _ = make_key()
-    r = client.post("/v1/chat/completions", headers={"Authorization": f"Bearer {secret}"},
-                    json={"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "metrics"}]})
+    r = client.post(
+        "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {secret}"},
+        json={"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "metrics"}]},
+    )
     assert r.status_code == 200
     client.get("/v1/jobs/job_unknown", headers={"Authorization": f"Bearer {secret}"})
     # Workers send their counts once a second (nobody waits for counters): poll for them.
-    text = wait_for(lambda: (t := client.get("/metrics").get_data(as_text=True))
-                    and 'llmproxy_upstream_attempts_total{provider="openai",outcome="ok"}' in t and t, timeout=10, message="the job's metrics")
+    text = wait_for(
+        lambda: (
+            (t := client.get("/metrics").get_data(as_text=True))
+            and 'llmproxy_upstream_attempts_total{provider="openai",outcome="ok"}' in t
+            and t
+        ),
+        timeout=10,
+        message="the job's metrics",
+    )
     assert 'llmproxy_http_requests_total{route="/v1/chat/completions",method="POST",status="200"}' in text
     assert 'llmproxy_http_requests_total{route="/v1/jobs/<job_id>",method="GET",status="404"}' in text
     assert 'llmproxy_upstream_attempts_total{provider="openai",outcome="ok"}' in text

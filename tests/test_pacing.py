@@ -1,4 +1,5 @@
 """Pacing, not refusal: 300 jobs of a key with RPM 60 are all accepted and never run faster than 60 a minute."""
+
 from datetime import UTC
 
 from sqlalchemy import select
@@ -33,11 +34,18 @@ def test_300_jobs_at_rpm_60_are_paced_not_refused(client, make_key, upstream, wo
         assert r.status_code == 202, r.json  # never 429: batch work waits for capacity
         ids.append(r.json["id"])
     share = int(60 * settings.batch_limit_share)
-    first = wait_for(lambda: len(starts(db, key["id"])) >= share and starts(db, key["id"]), timeout=30,
-                     message="the first minute's share of jobs to start")
+    first = wait_for(
+        lambda: len(starts(db, key["id"])) >= share and starts(db, key["id"]),
+        timeout=30,
+        message="the first minute's share of jobs to start",
+    )
     # Past the first window, more jobs start: the rest waited instead of failing.
-    wait_for(lambda: any(t >= first[0] + 60 for t in starts(db, key["id"])), timeout=60 + 45, interval=0.5,
-             message="jobs of the second minute to start")
+    wait_for(
+        lambda: any(t >= first[0] + 60 for t in starts(db, key["id"])),
+        timeout=60 + 45,
+        interval=0.5,
+        message="jobs of the second minute to start",
+    )
     times = starts(db, key["id"])
     assert most_in_any_minute(times) <= 60
     # Admission is exact on Redis time; started_at is stamped a moment later, at the claim, so allow that

@@ -1,4 +1,5 @@
 """The database never holds a virtual key or a provider key in plain text; save-keys stays within its key."""
+
 from sqlalchemy import text
 
 from llmproxy.keys import crypto
@@ -19,8 +20,11 @@ def test_no_plaintext_secrets_in_rows(client, admin_headers, db):
     created = client.post("/admin/keys", json={"name": "n"}, headers=admin_headers).json
     secret = created["key"]
     client.patch("/admin/providers/openai", json={"api_key": "sk-provider-default-SECRET"}, headers=admin_headers)
-    r = client.post("/api/save-keys", json={"openaiKey": "sk-caller-openai-SECRET", "mistralKey": "mistral-SECRET"},
-                    headers={"Authorization": f"Bearer {secret}"})
+    r = client.post(
+        "/api/save-keys",
+        json={"openaiKey": "sk-caller-openai-SECRET", "mistralKey": "mistral-SECRET"},
+        headers={"Authorization": f"Bearer {secret}"},
+    )
     assert r.status_code == 200
     assert "SECRET" not in r.get_data(as_text=True)
     dump = raw_dump(db)
@@ -35,11 +39,18 @@ def test_save_keys_stores_encrypted_and_empty_string_removes(client, make_key, d
     secret, key = make_key()
     auth = {"Authorization": f"Bearer {secret}"}
     assert client.post("/api/save-keys", json={"openaiKey": "sk-a", "mistralKey": "m-b"}, headers=auth).json[
-        "saved_providers"] == ["mistral", "openai"]
+        "saved_providers"
+    ] == ["mistral", "openai"]
     with db() as s:
-        sealed = s.execute(text("SELECT c.api_key_enc FROM key_credentials c JOIN providers p ON p.id = c.provider_id "
-                                "WHERE p.name = 'openai'")).scalar_one()
-    assert crypto.decrypt(sealed, key=settings.encryption_key, context=credential_context(key["id"], "openai")) == "sk-a"
+        sealed = s.execute(
+            text(
+                "SELECT c.api_key_enc FROM key_credentials c JOIN providers p ON p.id = c.provider_id "
+                "WHERE p.name = 'openai'"
+            )
+        ).scalar_one()
+    assert (
+        crypto.decrypt(sealed, key=settings.encryption_key, context=credential_context(key["id"], "openai")) == "sk-a"
+    )
     assert client.post("/api/save-keys", json={"openaiKey": ""}, headers=auth).json["saved_providers"] == ["mistral"]
 
 
@@ -47,8 +58,11 @@ def test_a_key_cannot_save_keys_for_another(client, make_key, db):
     mine, _ = make_key()
     theirs, their_key = make_key()
     before = raw_dump(db)
-    r = client.post("/api/save-keys", json={"virtualKey": theirs, "openaiKey": "sk-evil"},
-                    headers={"Authorization": f"Bearer {mine}"})
+    r = client.post(
+        "/api/save-keys",
+        json={"virtualKey": theirs, "openaiKey": "sk-evil"},
+        headers={"Authorization": f"Bearer {mine}"},
+    )
     assert r.status_code == 403 and r.json["error"]["type"] == "permission_error"
     assert raw_dump(db) == before
 

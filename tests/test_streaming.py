@@ -1,4 +1,5 @@
 """Streaming chat completions (SSE) through the real queue: format, fallback, breaks, cost, disconnects."""
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,11 @@ EVENT = re.compile(r"data: [^\n]+")
 
 
 def stream(client, secret, model="gpt-3.5-turbo", **fields):
-    return client.post("/v1/chat/completions",
-                       json={"model": model, "messages": MESSAGES, "stream": True, **fields},
-                       headers={"Authorization": f"Bearer {secret}"})
+    return client.post(
+        "/v1/chat/completions",
+        json={"model": model, "messages": MESSAGES, "stream": True, **fields},
+        headers={"Authorization": f"Bearer {secret}"},
+    )
 
 
 def sse_events(text: str) -> list[str]:
@@ -28,7 +31,7 @@ def sse_events(text: str) -> list[str]:
     blocks = text[:-2].split("\n\n")
     for block in blocks:
         assert EVENT.fullmatch(block), f"not a single data line: {block!r}"
-    return [block[len("data: "):] for block in blocks]
+    return [block[len("data: ") :] for block in blocks]
 
 
 def chunks_of(events: list[str]) -> list[dict]:
@@ -113,12 +116,12 @@ def test_stream_that_breaks_before_its_first_chunk_falls_back(client, make_key, 
     job = records.wait_for_job(db, r.headers["x-request-id"])
     assert job.status == "completed" and job.served_model == "mistral-tiny"
     assert outcomes(job) == [("openai", "gpt-3.5-turbo", "stream_broken", None)] * 3 + [
-        ("mistral", "mistral-tiny", "ok", 200)]
+        ("mistral", "mistral-tiny", "ok", 200)
+    ]
     assert len(records.ledger(db, job.id)) == 1
 
 
-def test_stream_that_breaks_after_its_first_chunks_ends_with_an_error_event(client, make_key, upstream, worker,
-                                                                            db):
+def test_stream_that_breaks_after_its_first_chunks_ends_with_an_error_event(client, make_key, upstream, worker, db):
     secret, key = make_key(name="break-late")
     upstream.script("gpt-3.5-turbo", BreakStream(2))
 
@@ -170,9 +173,13 @@ def test_client_disconnect_stops_the_upstream_call_and_cancels_the_job(live, mak
     words = " ".join(f"word{i}" for i in range(60))
     upstream.script("gpt-3.5-turbo", Ok(content=words, chunk_delay=0.2))  # ~12 s if read to the end
 
-    response = requests.post(live + "/v1/chat/completions", stream=True, timeout=30,
-                             json={"model": "gpt-3.5-turbo", "messages": MESSAGES, "stream": True},
-                             headers={"Authorization": f"Bearer {secret}"})
+    response = requests.post(
+        live + "/v1/chat/completions",
+        stream=True,
+        timeout=30,
+        json={"model": "gpt-3.5-turbo", "messages": MESSAGES, "stream": True},
+        headers={"Authorization": f"Bearer {secret}"},
+    )
     assert response.status_code == 200
     job_id = response.headers["x-request-id"]
     first = next(line for line in response.iter_lines() if line)
@@ -187,15 +194,19 @@ def test_client_disconnect_stops_the_upstream_call_and_cancels_the_job(live, mak
     assert job.attempts[-1]["outcome"] == "cancelled"
     # What the provider produced before the caller left is billed, once, from our own count.
     (row,) = records.ledger(db, job.id)
-    assert row.outcome == "cancelled" and row.tokens_estimated and 0 < row.completion_tokens
+    assert row.outcome == "cancelled" and row.tokens_estimated and row.completion_tokens > 0
     assert row.cost_usd == records.cost(row.prompt_tokens, row.completion_tokens, *GPT35) == job.cost_usd
 
 
 def test_stream_that_fails_before_any_chunk_gets_a_json_error_status(client, make_key, upstream, worker, db):
     # Nothing was sent yet, so the caller gets the error as OpenAI sends it: a status and a JSON body.
     secret, _ = make_key(name="stream-400")
-    upstream_error = {"message": "Invalid 'logit_bias'", "type": "invalid_request_error", "param": "logit_bias",
-                      "code": "invalid_value"}
+    upstream_error = {
+        "message": "Invalid 'logit_bias'",
+        "type": "invalid_request_error",
+        "param": "logit_bias",
+        "code": "invalid_value",
+    }
     upstream.script("gpt-3.5-turbo", Fail(400, body={"error": upstream_error}))
 
     r = stream(client, secret)
@@ -225,12 +236,10 @@ def test_usage_chunk_when_asked_and_the_provider_reported_none(client, make_key,
     assert chunks[-1]["id"] == chunks[0]["id"]
     (row,) = records.ledger(db)
     assert row.tokens_estimated is True
-    assert (row.prompt_tokens, row.completion_tokens) == (job.usage["prompt_tokens"],
-                                                          job.usage["completion_tokens"])
+    assert (row.prompt_tokens, row.completion_tokens) == (job.usage["prompt_tokens"], job.usage["completion_tokens"])
 
 
-def test_stream_longer_than_the_sync_timeout_is_not_cut_while_chunks_flow(settings, make_key, upstream, worker,
-                                                                         db):
+def test_stream_longer_than_the_sync_timeout_is_not_cut_while_chunks_flow(settings, make_key, upstream, worker, db):
     from web import create_app
 
     secret, _ = make_key(name="long-stream")

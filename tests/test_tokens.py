@@ -1,4 +1,5 @@
 """Token counting: offline cl100k counts, OpenAI's chat accounting, request estimates."""
+
 from __future__ import annotations
 
 import hashlib
@@ -14,12 +15,26 @@ from llmproxy.chat import tokens
 # OpenAI cookbook, "How to count tokens with tiktoken": 129 prompt tokens for
 # gpt-3.5-turbo-0613 and gpt-4 (both cl100k_base).
 COOKBOOK_MESSAGES = [
-    {"role": "system", "content": "You are a helpful, pattern-following assistant that translates corporate jargon into plain English."},
+    {
+        "role": "system",
+        "content": "You are a helpful, pattern-following assistant that translates corporate jargon into plain English.",
+    },
     {"role": "system", "name": "example_user", "content": "New synergies will help drive top-line growth."},
     {"role": "system", "name": "example_assistant", "content": "Things working well together will increase revenue."},
-    {"role": "system", "name": "example_user", "content": "Let's circle back when we have more bandwidth to touch base on opportunities for increased leverage."},
-    {"role": "system", "name": "example_assistant", "content": "Let's talk later when we're less busy about how to do better."},
-    {"role": "user", "content": "This late pivot means we don't have time to boil the ocean for the client deliverable."},
+    {
+        "role": "system",
+        "name": "example_user",
+        "content": "Let's circle back when we have more bandwidth to touch base on opportunities for increased leverage.",
+    },
+    {
+        "role": "system",
+        "name": "example_assistant",
+        "content": "Let's talk later when we're less busy about how to do better.",
+    },
+    {
+        "role": "user",
+        "content": "This late pivot means we don't have time to boil the ocean for the client deliverable.",
+    },
 ]
 
 
@@ -67,7 +82,7 @@ def test_content_parts_and_images():
 
 
 def test_tool_calls_and_tools_count_as_json_text():
-    call = [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]
+    call = [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]
     plain = [{"role": "assistant", "content": None}]
     with_call = [{"role": "assistant", "content": None, "tool_calls": call}]
     json_tokens = tokens.count_text_tokens(json.dumps(call, separators=(",", ":")), "gpt-4")
@@ -89,7 +104,8 @@ def test_estimate_request_tokens():
     assert tokens.estimate_request_tokens(both, default_max_tokens=512) == prompt + 80
     tools = [{"type": "function", "function": {"name": "f"}}]
     assert tokens.estimate_request_tokens(body | {"tools": tools}, default_max_tokens=1) == (
-        tokens.count_prompt_tokens(messages, "gpt-4o-mini", tools=tools) + 1)
+        tokens.count_prompt_tokens(messages, "gpt-4o-mini", tools=tools) + 1
+    )
 
 
 def test_sources_without_o200k_file(fresh_encodings):

@@ -1,4 +1,5 @@
 """Usage: a key's own figures at /api/usage, the admin report at /admin/usage and the `usage` CLI, exact to the last decimal."""
+
 import json
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -30,30 +31,64 @@ LEDGER = [
 def bill(session_factory, key_id, requested, served, provider, prompt, completion, cost, at):
     """A finished job and its ledger row, as jobs.finish_job would leave them (spend included)."""
     with session_scope(session_factory) as s:
-        job = Job(id=llmproxy_ids.new_id("job"), api_key_id=key_id, model=requested, status="completed",
-                  queue="interactive", stream=False, request={"model": requested}, attempts=[], run_count=1,
-                  cancel_requested=False, created_at=at, served_model=served, served_provider=provider,
-                  cost_usd=Decimal(cost))
+        job = Job(
+            id=llmproxy_ids.new_id("job"),
+            api_key_id=key_id,
+            model=requested,
+            status="completed",
+            queue="interactive",
+            stream=False,
+            request={"model": requested},
+            attempts=[],
+            run_count=1,
+            cancel_requested=False,
+            created_at=at,
+            served_model=served,
+            served_provider=provider,
+            cost_usd=Decimal(cost),
+        )
         s.add(job)
         s.flush()
-        s.add(UsageEntry(job_id=job.id, api_key_id=key_id, model_requested=requested, model_served=served,
-                         provider_served=provider, prompt_tokens=prompt, completion_tokens=completion,
-                         cost_usd=Decimal(cost), outcome="completed", created_at=at))
+        s.add(
+            UsageEntry(
+                job_id=job.id,
+                api_key_id=key_id,
+                model_requested=requested,
+                model_served=served,
+                provider_served=provider,
+                prompt_tokens=prompt,
+                completion_tokens=completion,
+                cost_usd=Decimal(cost),
+                outcome="completed",
+                created_at=at,
+            )
+        )
         s.execute(update(ApiKey).where(ApiKey.id == key_id).values(spend_usd=ApiKey.spend_usd + Decimal(cost)))
 
 
 @pytest.fixture
 def ledger(db, make_key):
     """Two keys with the LEDGER rows, plus a job that was never billed (it must count nowhere)."""
-    made = {"a": make_key(name="alpha", rpm_limit=10, tpm_limit=5000, budget_usd="1"),
-            "b": make_key(name="beta")}
+    made = {"a": make_key(name="alpha", rpm_limit=10, tpm_limit=5000, budget_usd="1"), "b": make_key(name="beta")}
     ids = {name: body["id"] for name, (_secret, body) in made.items()}
     for key, *row in LEDGER:
         bill(db, ids[key], *row)
     with session_scope(db) as s:
-        s.add(Job(id=llmproxy_ids.new_id("job"), api_key_id=ids["a"], model="gpt-4", status="failed", queue="interactive",
-                  stream=False, request={"model": "gpt-4"}, attempts=[], run_count=1, cancel_requested=False,
-                  created_at=DAY1))
+        s.add(
+            Job(
+                id=llmproxy_ids.new_id("job"),
+                api_key_id=ids["a"],
+                model="gpt-4",
+                status="failed",
+                queue="interactive",
+                stream=False,
+                request={"model": "gpt-4"},
+                attempts=[],
+                run_count=1,
+                cancel_requested=False,
+                created_at=DAY1,
+            )
+        )
     return {name: {"secret": secret, "id": body["id"], "body": body} for name, (secret, body) in made.items()}
 
 
@@ -63,15 +98,22 @@ def expected(group_by, ids, since=None, until=None):
     for key, requested, served, provider, prompt, completion, cost, at in LEDGER:
         if (since and at < since) or (until and at >= until):
             continue
-        group = {"key": ids[key], "model": served, "model_requested": requested, "provider": provider,
-                 "day": at.date().isoformat()}[group_by]
+        group = {
+            "key": ids[key],
+            "model": served,
+            "model_requested": requested,
+            "provider": provider,
+            "day": at.date().isoformat(),
+        }[group_by]
         row = sums[group]
         row[0] += 1
         row[1] += prompt
         row[2] += completion
         row[3] += Decimal(cost)
-    return [{"group": g, "requests": r, "prompt_tokens": p, "completion_tokens": c, "cost_usd": money(cost)}
-            for g, (r, p, c, cost) in sorted(sums.items())]
+    return [
+        {"group": g, "requests": r, "prompt_tokens": p, "completion_tokens": c, "cost_usd": money(cost)}
+        for g, (r, p, c, cost) in sorted(sums.items())
+    ]
 
 
 def report(client, admin_headers, **params):
@@ -104,24 +146,29 @@ def test_since_until_are_half_open_and_take_several_forms(client, admin_headers,
     since, until = DAY1 + timedelta(days=1), DAY1 + timedelta(days=3)
     want = expected("model", ids, since, until)
     assert len(want) == 2
-    for s, u in [(int(since.timestamp()), int(until.timestamp())),
-                 ("2024-03-02", "2024-03-04"),
-                 ("2024-03-02T01:00:00+01:00", "2024-03-03T23:00:00-01:00"),
-                 ("2024-03-02T00:00:00Z", "2024-03-04 00:00:00")]:
+    for s, u in [
+        (int(since.timestamp()), int(until.timestamp())),
+        ("2024-03-02", "2024-03-04"),
+        ("2024-03-02T01:00:00+01:00", "2024-03-03T23:00:00-01:00"),
+        ("2024-03-02T00:00:00Z", "2024-03-04 00:00:00"),
+    ]:
         assert report(client, admin_headers, group_by="model", since=s, until=u) == want
     assert report(client, admin_headers, group_by="key", since="2030-01-01") == []
     only_last = report(client, admin_headers, group_by="day", since=int((DAY1 + timedelta(days=3)).timestamp()))
     assert only_last == expected("day", ids, since=DAY1 + timedelta(days=3))
 
 
-@pytest.mark.parametrize("params, param", [
-    ({"group_by": "team"}, "group_by"),
-    ({"group_by": "key", "since": "yesterday"}, "since"),
-    ({"group_by": "key", "until": "2024-13-01"}, "until"),
-    ({"group_by": "key", "since": "nan"}, "since"),
-    ({"group_by": "key", "since": "1e300"}, "since"),
-    ({"group_by": "key", "since": "2024-03-02", "until": "2024-03-01"}, "until"),
-])
+@pytest.mark.parametrize(
+    "params, param",
+    [
+        ({"group_by": "team"}, "group_by"),
+        ({"group_by": "key", "since": "yesterday"}, "since"),
+        ({"group_by": "key", "until": "2024-13-01"}, "until"),
+        ({"group_by": "key", "since": "nan"}, "since"),
+        ({"group_by": "key", "since": "1e300"}, "since"),
+        ({"group_by": "key", "since": "2024-03-02", "until": "2024-03-01"}, "until"),
+    ],
+)
 def test_bad_parameters_are_400_naming_the_parameter(client, admin_headers, ledger, params, param):
     response = client.get("/admin/usage", query_string=params, headers=admin_headers)
     assert response.status_code == 400
@@ -166,10 +213,10 @@ def test_key_usage_needs_a_virtual_key(client, admin_headers, ledger):
 
 def test_cli_prints_the_same_figures(env, client, admin_headers, ledger):
     for group_by in ("key", "day"):
-        out = json.loads(cli(env, "usage", "--group-by", group_by, "--since", "2024-03-01T12:00:00Z",
-                             "--until", "2024-03-04").stdout)
-        assert out == report(client, admin_headers, group_by=group_by, since="2024-03-01T12:00:00Z",
-                             until="2024-03-04")
+        out = json.loads(
+            cli(env, "usage", "--group-by", group_by, "--since", "2024-03-01T12:00:00Z", "--until", "2024-03-04").stdout
+        )
+        assert out == report(client, admin_headers, group_by=group_by, since="2024-03-01T12:00:00Z", until="2024-03-04")
         assert out
     mine = json.loads(cli(env, "usage", "--key", ledger["b"]["id"]).stdout)
     web = client.get("/api/usage", headers={"Authorization": f"Bearer {ledger['b']['secret']}"}).json

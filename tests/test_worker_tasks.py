@@ -1,5 +1,6 @@
 """The periodic tasks beat sends, called the way a worker calls them (a wrong signature fails here,
 not only when a worker dies and the sweeper is needed)."""
+
 import pytest
 
 import worker.app as worker_app

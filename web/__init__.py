@@ -1,4 +1,5 @@
 """The web process: `create_app()` builds the Flask app; nothing happens at import."""
+
 from __future__ import annotations
 
 import logging

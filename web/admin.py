@@ -1,4 +1,5 @@
 """Admin routes (ADMIN_API_KEY): keys, providers, models."""
+
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
@@ -86,7 +87,9 @@ def get_provider(name):
 @bp.patch("/providers/<name>")
 def update_provider(name):
     """Change a provider."""
-    provider = provider_config.update_provider(db(), name, json_body(), encryption_key=services().settings.encryption_key)
+    provider = provider_config.update_provider(
+        db(), name, json_body(), encryption_key=services().settings.encryption_key
+    )
     return jsonify(provider_json(provider))
 
 

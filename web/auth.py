@@ -1,4 +1,5 @@
 """Who is calling: a virtual key on client routes, ADMIN_API_KEY on admin routes."""
+
 from __future__ import annotations
 
 import hmac
@@ -34,8 +35,11 @@ def authenticate_client() -> KeyInfo:
     """
     token = bearer_token()
     if token is None:
-        raise unauthorized("Missing bearer authentication in header" if "Authorization" not in request.headers
-                           else "Authorization must use the Bearer scheme with a virtual key")
+        raise unauthorized(
+            "Missing bearer authentication in header"
+            if "Authorization" not in request.headers
+            else "Authorization must use the Bearer scheme with a virtual key"
+        )
     snapshots = services().snapshots
     snapshots.sync(services().redis)
     key = snapshots.get(("key", hash_secret(token)), lambda: key_info(find_active_key(db(), token)))

@@ -1,4 +1,5 @@
 """OpenAI's Batch API: POST /v1/batches, GET /v1/batches[/{id}], POST /v1/batches/{id}/cancel."""
+
 from __future__ import annotations
 
 import logging
@@ -46,10 +47,16 @@ def create_batch():
     for name in ("input_file_id", "endpoint", "completion_window"):
         if not isinstance(data.get(name), str) or not data[name]:
             raise bad_request(f"Missing required parameter: '{name}'", code="missing_field", param=name)
-    batch = store.create_batch(db(), key=current_key(), input_file_id=data["input_file_id"],
-                                 endpoint=data["endpoint"], completion_window=data["completion_window"],
-                                 metadata=validate_metadata(data.get("metadata")), settings=services().settings,
-                                 output_expires_after=data.get("output_expires_after"))
+    batch = store.create_batch(
+        db(),
+        key=current_key(),
+        input_file_id=data["input_file_id"],
+        endpoint=data["endpoint"],
+        completion_window=data["completion_window"],
+        metadata=validate_metadata(data.get("metadata")),
+        settings=services().settings,
+        output_expires_after=data.get("output_expires_after"),
+    )
     commit()
     if batch.status == BatchStatus.IN_PROGRESS:
         hand_off(batch.id)
@@ -65,8 +72,7 @@ def get_batch(batch_id):
 @bp.get("")
 def list_batches():
     """This key's batches, newest first: ?after=&limit=."""
-    page, has_more = store.list_batches(db(), current_key().id, limit=limit_param(),
-                                          after=request.args.get("after"))
+    page, has_more = store.list_batches(db(), current_key().id, limit=limit_param(), after=request.args.get("after"))
     return list_response([store.batch_json(db(), b) for b in page], has_more)
 
 
@@ -83,7 +89,8 @@ def cancel_batch(batch_id):
             # The cancel is committed; long-pollers of these lines see it when their wait ends.
             log.warning("could not wake the long-pollers of batch %s's cancelled lines", batch.id)
     if batch.status == BatchStatus.CANCELLING:
-        results.finalize_if_done(services().session_factory, batch.id,
-                                       retention_days=services().settings.retention_days)
+        results.finalize_if_done(
+            services().session_factory, batch.id, retention_days=services().settings.retention_days
+        )
         db().refresh(batch)
     return jsonify(store.batch_json(db(), batch))

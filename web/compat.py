@@ -1,4 +1,5 @@
 """The original proxy's routes: /api/generate-virtual-key and /api/save-keys."""
+
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
@@ -23,6 +24,7 @@ def _announce_changes(response):
         announce_config_change()
     return response
 
+
 _SAVE_FIELDS = {"openaiKey": "openai", "mistralKey": "mistral"}
 
 
@@ -44,8 +46,9 @@ def save_keys():
         raise bad_request("'virtualKey' must be a string", param="virtualKey")
     if is_admin_token(token):
         if not named:
-            raise bad_request("With the admin key, name the key in 'virtualKey'", code="missing_field",
-                              param="virtualKey")
+            raise bad_request(
+                "With the admin key, name the key in 'virtualKey'", code="missing_field", param="virtualKey"
+            )
         key = virtual_keys.find_active_key(db(), named)
         if key is None:
             raise bad_request("Unknown or revoked virtualKey", code="invalid_api_key", param="virtualKey")
@@ -66,7 +69,12 @@ def save_keys():
             raise bad_request(f"'{field}' must be a string", param=field)
     for field, value in fields.items():
         provider = provider_config.get_provider(db(), _SAVE_FIELDS[field])
-        save_credential(db(), api_key_id=key.id, provider=provider, secret=value or "",
-                        encryption_key=services().settings.encryption_key)
+        save_credential(
+            db(),
+            api_key_id=key.id,
+            provider=provider,
+            secret=value or "",
+            encryption_key=services().settings.encryption_key,
+        )
     db().flush()
     return jsonify({"message": "Keys saved", "key_id": key.id, "saved_providers": saved_providers(db(), key.id)})

@@ -1,4 +1,5 @@
 """POST /v1/chat/completions: store the job, enqueue it, wait for the worker's hand-off."""
+
 from __future__ import annotations
 
 import json
@@ -66,8 +67,15 @@ def chat_completions():
     stream = bool(body.get("stream"))
     wait = prefer_wait(prefer)
     job_id = new_job_id()
-    admission = admit(db(), services().redis, key=key, request_id=job_id, body=body,
-                      default_max_tokens=settings.default_max_tokens, chain=chain)
+    admission = admit(
+        db(),
+        services().redis,
+        key=key,
+        request_id=job_id,
+        body=body,
+        default_max_tokens=settings.default_max_tokens,
+        chain=chain,
+    )
     try:
         create_job(db(), api_key=key, body=body, queue=Queue.INTERACTIVE, stream=stream, job_id=job_id)
         commit()
@@ -139,9 +147,13 @@ def _still_running(job_id: str, wait: float):
 
 
 def _sync_timeout(job_id: str):
-    raise ApiError(504, f"The request did not finish in time; it is still running as job {job_id}. "
-                        f"Read it at /v1/jobs/{job_id}.", type="timeout", code="sync_timeout",
-                   headers=result_headers(job_id))
+    raise ApiError(
+        504,
+        f"The request did not finish in time; it is still running as job {job_id}. Read it at /v1/jobs/{job_id}.",
+        type="timeout",
+        code="sync_timeout",
+        headers=result_headers(job_id),
+    )
 
 
 def _final_response(job_id: str, done: dict):
@@ -178,13 +190,29 @@ def _sse_response(job_id: str, first: job_events.Event, events, include_usage: b
             while True:
                 if event is None:
                     # Stalled: nobody can resume an SSE stream, so stop the job too (finally below).
-                    yield _sse({"error": {"message": "The stream stalled: no data within the sync timeout; "
-                                                     f"job {job_id} was stopped",
-                                          "type": "timeout", "param": None, "code": "sync_timeout"}})
+                    yield _sse(
+                        {
+                            "error": {
+                                "message": "The stream stalled: no data within the sync timeout; "
+                                f"job {job_id} was stopped",
+                                "type": "timeout",
+                                "param": None,
+                                "code": "sync_timeout",
+                            }
+                        }
+                    )
                     return
                 if event.run != run:
-                    yield _sse({"error": {"message": "The worker serving this stream was lost",
-                                          "type": "upstream_error", "param": None, "code": "stream_interrupted"}})
+                    yield _sse(
+                        {
+                            "error": {
+                                "message": "The worker serving this stream was lost",
+                                "type": "upstream_error",
+                                "param": None,
+                                "code": "stream_interrupted",
+                            }
+                        }
+                    )
                     finished = True
                     return
                 if event.kind == job_events.CHUNK:

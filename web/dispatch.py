@@ -1,4 +1,5 @@
 """Handing a stored job to the queue."""
+
 from __future__ import annotations
 
 from llmproxy.errors import dependency_unavailable
@@ -12,7 +13,7 @@ def enqueue(job_id: str, queue: str) -> None:
     """Send the job's task; if the broker is down, remove the job so nothing is half-written."""
     try:
         services().celery.send_task(RUN_JOB_TASK, args=[job_id], queue=queue)
-    except Exception as exc:  # noqa: BLE001 - any broker failure means the job was not accepted
+    except Exception as exc:
         session = db()
         job = store.get_job(session, job_id)
         if job is not None:

@@ -1,4 +1,5 @@
 """The one place errors become HTTP responses: OpenAI's error body for every failure."""
+
 from __future__ import annotations
 
 import logging
@@ -13,8 +14,11 @@ from llmproxy.errors import ApiError, dependency_unavailable
 log = logging.getLogger(__name__)
 
 _HTTP_CODES = {
-    400: "invalid_request", 404: "not_found", 405: "method_not_allowed",
-    413: "request_too_large", 415: "unsupported_media_type",
+    400: "invalid_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
 }
 
 
@@ -24,8 +28,11 @@ def to_api_error(exc: BaseException) -> ApiError:
         return exc
     if isinstance(exc, HTTPException):
         status = exc.code or 500
-        message = {404: "Not found", 405: "Method not allowed",
-                   413: "Request body is larger than the configured limit"}.get(status, exc.description or exc.name)
+        message = {
+            404: "Not found",
+            405: "Method not allowed",
+            413: "Request body is larger than the configured limit",
+        }.get(status, exc.description or exc.name)
         return ApiError(status, message, code=_HTTP_CODES.get(status, "http_error"))
     if isinstance(exc, redis.RedisError):
         log.warning("Redis failed: %s", exc.__class__.__name__, exc_info=exc)

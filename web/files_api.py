@@ -1,4 +1,5 @@
 """Files of the Batch API: POST /v1/files (multipart), GET /v1/files[/{id}[/content]], DELETE /v1/files/{id}."""
+
 from __future__ import annotations
 
 import re
@@ -30,14 +31,20 @@ def upload_file():
     """Store a batch input file: multipart `file` and `purpose=batch`."""
     upload = request.files.get("file")
     if upload is None:
-        raise bad_request("Missing required parameter: 'file' (multipart/form-data)", code="missing_field",
-                          param="file")
+        raise bad_request(
+            "Missing required parameter: 'file' (multipart/form-data)", code="missing_field", param="file"
+        )
     purpose = request.form.get("purpose")
     if purpose is None:
         raise bad_request("Missing required parameter: 'purpose'", code="missing_field", param="purpose")
-    row = files.upload_file(db(), api_key_id=current_key().id, purpose=purpose,
-                            filename=upload.filename or "upload.jsonl", content=upload.read(),
-                            settings=services().settings)
+    row = files.upload_file(
+        db(),
+        api_key_id=current_key().id,
+        purpose=purpose,
+        filename=upload.filename or "upload.jsonl",
+        content=upload.read(),
+        settings=services().settings,
+    )
     return jsonify(files.file_json(row))
 
 
@@ -48,8 +55,14 @@ def list_files():
     order = request.args.get("order", "desc")
     if order not in ("asc", "desc"):
         raise bad_request("'order' must be 'asc' or 'desc'", param="order")
-    page, has_more = files.list_files(db(), current_key().id, purpose=request.args.get("purpose"), limit=limit,
-                                      after=request.args.get("after"), newest_first=order == "desc")
+    page, has_more = files.list_files(
+        db(),
+        current_key().id,
+        purpose=request.args.get("purpose"),
+        limit=limit,
+        after=request.args.get("after"),
+        newest_first=order == "desc",
+    )
     return list_response([files.file_json(row) for row in page], has_more)
 
 
@@ -64,8 +77,11 @@ def file_content(file_id):
     """The file's bytes (JSONL)."""
     row = files.get_own_file(db(), current_key().id, file_id)
     safe_name = re.sub(r"[^A-Za-z0-9._-]", "_", row.filename) or "file.jsonl"
-    return Response(row.content, mimetype="application/octet-stream",
-                    headers={"Content-Disposition": f'attachment; filename="{safe_name}"'})
+    return Response(
+        row.content,
+        mimetype="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{safe_name}"'},
+    )
 
 
 @bp.delete("/<file_id>")

@@ -1,11 +1,12 @@
 """Gunicorn settings for the web process (threads, because a synchronous request waits on Redis)."""
+
 import multiprocessing
 import os
 
 worker_class = "gthread"
-workers = int(os.environ.get("WEB_CONCURRENCY", min(4, multiprocessing.cpu_count())))
-threads = int(os.environ.get("WEB_THREADS", 32))
-timeout = int(float(os.environ.get("SYNC_TIMEOUT_SECONDS", 600))) + 30
+workers = int(os.environ.get("WEB_CONCURRENCY", str(min(4, multiprocessing.cpu_count()))))
+threads = int(os.environ.get("WEB_THREADS", "32"))
+timeout = int(float(os.environ.get("SYNC_TIMEOUT_SECONDS", "600"))) + 30
 keepalive = 30
 # ACCESS_LOG: a path, "-" (stdout, the default) or "off". Off means gunicorn skips the line entirely;
 # /dev/null would still format one per request (measured: 7% of the web's CPU under load).

@@ -1,4 +1,5 @@
 """Job polling: POST /v1/jobs, GET /v1/jobs[/{id}] (long-poll with ?wait=N), POST /v1/jobs/{id}/cancel."""
+
 from __future__ import annotations
 
 import time
@@ -33,11 +34,17 @@ def validate_metadata(metadata) -> dict | None:
     """OpenAI's metadata rules: at most 16 string pairs, keys ≤ 64 and values ≤ 512 characters."""
     if metadata is None:
         return None
-    if not isinstance(metadata, dict) or len(metadata) > 16 or not all(
-            isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 512
-            for k, v in metadata.items()):
-        raise bad_request("'metadata' must be an object of at most 16 string pairs "
-                          "(keys ≤ 64, values ≤ 512 characters)", param="metadata")
+    if (
+        not isinstance(metadata, dict)
+        or len(metadata) > 16
+        or not all(
+            isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 512 for k, v in metadata.items()
+        )
+    ):
+        raise bad_request(
+            "'metadata' must be an object of at most 16 string pairs (keys ≤ 64, values ≤ 512 characters)",
+            param="metadata",
+        )
     return metadata
 
 
@@ -66,8 +73,9 @@ def submit_job(body: dict, metadata: dict | None, *, queue: str = Queue.BATCH):
         if existing is not None:
             return _replay(existing, fingerprint)
     try:
-        job = store.create_job(db(), api_key=key, body=body, queue=queue, metadata=metadata,
-                              idempotency_key=idem, request_hash=fingerprint)
+        job = store.create_job(
+            db(), api_key=key, body=body, queue=queue, metadata=metadata, idempotency_key=idem, request_hash=fingerprint
+        )
         commit()
     except IntegrityError:
         # Another request with the same Idempotency-Key won the insert.
@@ -76,8 +84,9 @@ def submit_job(body: dict, metadata: dict | None, *, queue: str = Queue.BATCH):
             existing = find_by_idempotency_key(db(), key.id, idem)
             if existing is not None:
                 return _replay(existing, fingerprint)
-            raise ApiError(409, "A request with this Idempotency-Key is in flight; retry shortly",
-                           code="idempotency_conflict") from None
+            raise ApiError(
+                409, "A request with this Idempotency-Key is in flight; retry shortly", code="idempotency_conflict"
+            ) from None
         raise
     enqueue(job.id, queue)
     return job_response(job, 202)
@@ -85,8 +94,7 @@ def submit_job(body: dict, metadata: dict | None, *, queue: str = Queue.BATCH):
 
 def _replay(existing, fingerprint: str):
     if existing.request_hash != fingerprint:
-        raise ApiError(422, "This Idempotency-Key was used with a different request body",
-                       code="idempotency_mismatch")
+        raise ApiError(422, "This Idempotency-Key was used with a different request body", code="idempotency_mismatch")
     return job_response(existing, 202)
 
 
@@ -151,8 +159,9 @@ def list_jobs():
     batch_id = request.args.get("batch_id")
     if batch_id is not None:
         get_own_batch(db(), current_key().id, batch_id)  # another key's batch is 404, like an unknown one
-    page, has_more = store.list_jobs(db(), current_key().id, status=status, limit=limit_param(),
-                                    after=request.args.get("after"), batch_id=batch_id)
+    page, has_more = store.list_jobs(
+        db(), current_key().id, status=status, limit=limit_param(), after=request.args.get("after"), batch_id=batch_id
+    )
     return list_response([job_json(j) for j in page], has_more)
 
 
@@ -164,5 +173,7 @@ def cancel_job(job_id):
         job_events.request_cancel(services().redis, job.id)
     commit()
     if job.status == JobStatus.CANCELLED:
-        job_events.publish(services().redis, job.id, job_events.DONE, {"status": JobStatus.CANCELLED}, run=job.run_count)
+        job_events.publish(
+            services().redis, job.id, job_events.DONE, {"status": JobStatus.CANCELLED}, run=job.run_count
+        )
     return job_response(job)

@@ -1,4 +1,5 @@
 """Parse a request body as JSON, with OpenAI-style errors."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,9 @@ def json_body(*, optional: bool = False) -> dict:
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise bad_request("We could not parse the JSON body of your request. Send valid JSON.",
-                          code="invalid_json") from None
+        raise bad_request(
+            "We could not parse the JSON body of your request. Send valid JSON.", code="invalid_json"
+        ) from None
     if not isinstance(data, dict):
         raise bad_request("The request body must be a JSON object", code="invalid_json")
     return data

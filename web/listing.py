@@ -1,4 +1,5 @@
 """Query parameters and body of OpenAI-style list responses."""
+
 from __future__ import annotations
 
 from flask import jsonify, request
@@ -19,5 +20,12 @@ def limit_param(default: int = 20, maximum: int = 100) -> int:
 
 def list_response(data: list[dict], has_more: bool):
     """OpenAI's list object with its cursors."""
-    return jsonify({"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
-                    "last_id": data[-1]["id"] if data else None, "has_more": has_more})
+    return jsonify(
+        {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": has_more,
+        }
+    )

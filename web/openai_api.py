@@ -1,4 +1,5 @@
 """OpenAI-compatible client routes (virtual key)."""
+
 from __future__ import annotations
 
 from flask import Blueprint, jsonify

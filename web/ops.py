@@ -1,4 +1,5 @@
 """Operations routes: liveness, readiness, metrics."""
+
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
@@ -63,8 +64,9 @@ def init_metrics(app) -> None:
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
         if route != "/metrics":
             try:
-                metrics.record_http(services().counters, route=route, method=request.method,
-                                    status=response.status_code)
-            except Exception:  # noqa: BLE001 - metrics must never fail a request
+                metrics.record_http(
+                    services().counters, route=route, method=request.method, status=response.status_code
+                )
+            except Exception:
                 log.warning("could not record a metric", exc_info=True)
         return response

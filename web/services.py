@@ -1,4 +1,5 @@
 """Connections a web process holds: database, Redis and the task producer, created lazily."""
+
 from __future__ import annotations
 
 import threading
@@ -44,8 +45,12 @@ class Services:
                         raise RuntimeError("REDIS_URL is not set")
                     # socket_timeout must exceed channels.MAX_BLOCK_MS, the longest blocking read.
                     self._redis = redis.Redis.from_url(
-                        self.settings.redis_url, socket_connect_timeout=2, socket_timeout=10,
-                        health_check_interval=30, max_connections=256)
+                        self.settings.redis_url,
+                        socket_connect_timeout=2,
+                        socket_timeout=10,
+                        health_check_interval=30,
+                        max_connections=256,
+                    )
         return self._redis
 
     @property

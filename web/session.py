@@ -1,4 +1,5 @@
 """One database session per request: opened on first use, committed before the response, always closed."""
+
 from __future__ import annotations
 
 import logging

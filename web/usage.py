@@ -1,4 +1,5 @@
 """Usage routes: a key's own figures (`/api/usage`) and the admin report (`/admin/usage`)."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -21,8 +22,9 @@ def _remaining(key) -> dict:
     """What the key may still use now; Redis is asked only when the key has a rate limit."""
     remaining = {"requests": None, "tokens": None, "budget_usd": None}
     if key.rpm_limit is not None or key.tpm_limit is not None:
-        state = reservations.peek(services().redis, key_id=key.id,
-                            limits=reservations.KeyLimits(rpm=key.rpm_limit, tpm=key.tpm_limit))
+        state = reservations.peek(
+            services().redis, key_id=key.id, limits=reservations.KeyLimits(rpm=key.rpm_limit, tpm=key.tpm_limit)
+        )
         remaining.update(requests=state.remaining_requests, tokens=state.remaining_tokens)
     if key.budget_usd is not None:
         remaining["budget_usd"] = money(max(key.budget_usd - key.spend_usd, Decimal(0)))
@@ -41,7 +43,9 @@ def usage_report():
     """Ledger totals grouped by key, model, provider or UTC day over [since, until)."""
     authenticate_admin()
     rows = usage_reports.usage_report(
-        db(), group_by=request.args.get("group_by", "key"),
+        db(),
+        group_by=request.args.get("group_by", "key"),
         since=usage_reports.parse_time(request.args.get("since"), "since"),
-        until=usage_reports.parse_time(request.args.get("until"), "until"))
+        until=usage_reports.parse_time(request.args.get("until"), "until"),
+    )
     return jsonify({"object": "list", "data": rows})

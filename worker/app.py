@@ -1,4 +1,5 @@
 """Celery app factory and the per-process resources its tasks use."""
+
 from __future__ import annotations
 
 import logging
@@ -87,7 +88,7 @@ _heartbeat_stop = threading.Event()
 
 @signals.worker_ready.connect
 def _start_heartbeat(sender=None, **_kwargs) -> None:
-    queues = [q.name for q in sender.app.amqp.queues.consume_from.values()] if sender else list(list(Queue))
+    queues = [q.name for q in sender.app.amqp.queues.consume_from.values()] if sender else list(Queue)
     name = getattr(sender, "hostname", None) or f"{socket.gethostname()}:{os.getpid()}"
     threading.Thread(target=_heartbeat_loop, args=(name, queues, _heartbeat_stop), daemon=True).start()
 

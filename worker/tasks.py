@@ -1,4 +1,5 @@
 """Thin Celery tasks: each calls one llmproxy service with this process's resources."""
+
 from __future__ import annotations
 
 import logging
@@ -26,16 +27,23 @@ def run_job(self, job_id: str) -> str | None:
     if queue == Queue.BATCH:
         dispatch.touch(res.redis, job_id)  # this line's message is alive (see batch_dispatch)
     try:
-        status = execute_job(job_id, session_factory=res.session_factory, redis_client=res.redis,
-                                       settings=res.settings, queue=queue, snapshots=res.snapshots,
-                                       counters=res.counters)
+        status = execute_job(
+            job_id,
+            session_factory=res.session_factory,
+            redis_client=res.redis,
+            settings=res.settings,
+            queue=queue,
+            snapshots=res.snapshots,
+            counters=res.counters,
+        )
     except Deferred as wait:
         # Paced: the key has no capacity now; come back when it returns.
         run_job.apply_async(args=[job_id], queue=queue, countdown=wait.delay)
         return "deferred"
     if status in FINAL_JOB_STATUSES and queue == Queue.BATCH:
-        results.line_ended(res.session_factory, job_id, send=send_batch_lines,
-                                 retention_days=res.settings.retention_days)
+        results.line_ended(
+            res.session_factory, job_id, send=send_batch_lines, retention_days=res.settings.retention_days
+        )
     return status
 
 
@@ -46,8 +54,7 @@ def send_batch_lines(job_ids: list[str]) -> None:
             run_job.apply_async(args=[job_id], queue=Queue.BATCH, producer=producer)
 
 
-@shared_task(name=dispatch.DISPATCH_BATCH_TASK, acks_late=True, reject_on_worker_lost=True,
-             ignore_result=True)
+@shared_task(name=dispatch.DISPATCH_BATCH_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def dispatch_batch(batch_id: str) -> int:
     """Send a new batch's first window of lines (if this task dies, the sweeper sends them)."""
     return dispatch.top_up(resources().session_factory, batch_id, send=send_batch_lines)
@@ -64,8 +71,9 @@ def sweep_jobs() -> int:
         run_job.apply_async(args=[job_id], queue=queue)
     if targets:
         log.info("re-enqueued %d lost jobs", len(targets))
-    lines = dispatch.requeue_lost(res.session_factory, res.redis, send=send_batch_lines,
-                                        stale_seconds=res.settings.batch_lost_after_seconds)
+    lines = dispatch.requeue_lost(
+        res.session_factory, res.redis, send=send_batch_lines, stale_seconds=res.settings.batch_lost_after_seconds
+    )
     if lines:
         log.info("re-enqueued %d batch-queue jobs whose message was lost", lines)
     return len(targets) + lines
@@ -75,8 +83,13 @@ def sweep_jobs() -> int:
 def sweep_batches() -> int:
     """Expire batches past their window, top up running ones, finalize those whose finalizer died or never ran."""
     res = resources()
-    return results.sweep(res.session_factory, send=send_batch_lines, retention_days=res.settings.retention_days,
-                               stale_seconds=res.settings.batch_lost_after_seconds, redis_client=res.redis)
+    return results.sweep(
+        res.session_factory,
+        send=send_batch_lines,
+        retention_days=res.settings.retention_days,
+        stale_seconds=res.settings.batch_lost_after_seconds,
+        redis_client=res.redis,
+    )
 
 
 @shared_task(name="llmproxy.purge_records", ignore_result=True)

@@ -15,6 +15,7 @@ its message is not waiting there), and no task has touched it lately: paced line
 default) has no message left and is sent again. A duplicate message costs nothing: claiming a job is
 idempotent and the ledger's unique job_id bills it once.
 """
+
 from __future__ import annotations
 
 import time
@@ -54,28 +55,40 @@ def claim_unsent(session: Session, batch_id: str, n: int) -> list[str]:
         want = n - len(claimed)
         if want <= 0:
             break
-        ids = list(session.scalars(select(Job.id).where(
-            Job.batch_id == batch_id, Job.status == JobStatus.QUEUED, Job.enqueued_at.is_(None))
-            .limit(want).with_for_update(skip_locked=True)))
+        ids = list(
+            session.scalars(
+                select(Job.id)
+                .where(Job.batch_id == batch_id, Job.status == JobStatus.QUEUED, Job.enqueued_at.is_(None))
+                .limit(want)
+                .with_for_update(skip_locked=True)
+            )
+        )
         if not ids:
             break
         for start in range(0, len(ids), CHUNK):
             claimed += session.scalars(
-                update(Job).where(Job.id.in_(ids[start:start + CHUNK]), Job.enqueued_at.is_(None))
-                .values(enqueued_at=utcnow()).returning(Job.id)
-                .execution_options(synchronize_session=False)).all()
+                update(Job)
+                .where(Job.id.in_(ids[start : start + CHUNK]), Job.enqueued_at.is_(None))
+                .values(enqueued_at=utcnow())
+                .returning(Job.id)
+                .execution_options(synchronize_session=False)
+            ).all()
     return claimed
 
 
 def _send_claimed(session_factory: sessionmaker, ids: list[str], send: Send) -> int:
     try:
         for start in range(0, len(ids), CHUNK):
-            send(ids[start:start + CHUNK])
+            send(ids[start : start + CHUNK])
     except BaseException:
         # Unsent lines go back to waiting for the window (a partly sent chunk only duplicates messages).
         with session_scope(session_factory) as session:
-            session.execute(update(Job).where(Job.id.in_(ids), Job.status == JobStatus.QUEUED)
-                            .values(enqueued_at=None).execution_options(synchronize_session=False))
+            session.execute(
+                update(Job)
+                .where(Job.id.in_(ids), Job.status == JobStatus.QUEUED)
+                .values(enqueued_at=None)
+                .execution_options(synchronize_session=False)
+            )
         raise
     return len(ids)
 
@@ -86,8 +99,11 @@ def top_up(session_factory: sessionmaker, batch_id: str, *, send: Send) -> int:
         batch = session.get(Batch, batch_id)
         if batch is None or batch.status not in RUNNING_BATCH_STATUSES:
             return 0
-        in_flight = session.scalar(select(func.count()).select_from(Job).where(
-            Job.batch_id == batch_id, Job.status.in_(UNFINISHED_JOB_STATUSES), Job.enqueued_at.is_not(None)))
+        in_flight = session.scalar(
+            select(func.count())
+            .select_from(Job)
+            .where(Job.batch_id == batch_id, Job.status.in_(UNFINISHED_JOB_STATUSES), Job.enqueued_at.is_not(None))
+        )
         ids = claim_unsent(session, batch_id, window_of(session.get(ApiKey, batch.api_key_id)) - in_flight)
     return _send_claimed(session_factory, ids, send) if ids else 0
 
@@ -102,10 +118,18 @@ def send_next(session_factory: sessionmaker, batch_id: str, *, send: Send) -> in
 def top_up_running(session_factory: sessionmaker, *, send: Send, limit: int = 100) -> int:
     """The sweeper's pass: top up every running batch that still has lines to send; return how many were sent."""
     with session_scope(session_factory) as session:
-        waiting = list(session.scalars(select(Batch.id).where(
-            Batch.status == BatchStatus.IN_PROGRESS,
-            select(Job.id).where(Job.batch_id == Batch.id, Job.status == JobStatus.QUEUED,
-                                 Job.enqueued_at.is_(None)).exists()).limit(limit)))
+        waiting = list(
+            session.scalars(
+                select(Batch.id)
+                .where(
+                    Batch.status == BatchStatus.IN_PROGRESS,
+                    select(Job.id)
+                    .where(Job.batch_id == Batch.id, Job.status == JobStatus.QUEUED, Job.enqueued_at.is_(None))
+                    .exists(),
+                )
+                .limit(limit)
+            )
+        )
     return sum(top_up(session_factory, batch_id, send=send) for batch_id in waiting)
 
 
@@ -114,17 +138,27 @@ def touch(client: redis.Redis, job_id: str) -> None:
     client.zadd(TOUCHED_KEY, {job_id: time.time()})
 
 
-def lost_lines(session_factory: sessionmaker, client: redis.Redis, *, stale_seconds: float,
-               limit: int = 1000) -> list[str]:
+def lost_lines(
+    session_factory: sessionmaker, client: redis.Redis, *, stale_seconds: float, limit: int = 1000
+) -> list[str]:
     """Queued batch-queue jobs with no live message (see the module docstring)."""
     cutoff = utcnow() - timedelta(seconds=stale_seconds)
     with session_scope(session_factory) as session:
-        candidates = list(session.scalars(select(Job.id).where(
-            Job.status == JobStatus.QUEUED, Job.queue == Queue.BATCH,
-            or_(Job.enqueued_at < cutoff,
-                # Single jobs of the batch queue are sent by the web itself and never stamped.
-                and_(Job.enqueued_at.is_(None), Job.batch_id.is_(None), Job.created_at < cutoff)))
-            .limit(limit)))
+        candidates = list(
+            session.scalars(
+                select(Job.id)
+                .where(
+                    Job.status == JobStatus.QUEUED,
+                    Job.queue == Queue.BATCH,
+                    or_(
+                        Job.enqueued_at < cutoff,
+                        # Single jobs of the batch queue are sent by the web itself and never stamped.
+                        and_(Job.enqueued_at.is_(None), Job.batch_id.is_(None), Job.created_at < cutoff),
+                    ),
+                )
+                .limit(limit)
+            )
+        )
         if not candidates:
             return []
         lost: list[str] = []
@@ -134,8 +168,12 @@ def lost_lines(session_factory: sessionmaker, client: redis.Redis, *, stale_seco
             lost = [job_id for job_id, score in zip(candidates, scores) if score is None or score < recent]
         # Restamp every candidate: lost ones are sent now, the others need no look for another period.
         for start in range(0, len(candidates), CHUNK):
-            session.execute(update(Job).where(Job.id.in_(candidates[start:start + CHUNK]))
-                            .values(enqueued_at=utcnow()).execution_options(synchronize_session=False))
+            session.execute(
+                update(Job)
+                .where(Job.id.in_(candidates[start : start + CHUNK]))
+                .values(enqueued_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
     client.zremrangebyscore(TOUCHED_KEY, 0, time.time() - max(3600.0, stale_seconds * 4))
     return lost
 
@@ -144,5 +182,5 @@ def requeue_lost(session_factory: sessionmaker, client: redis.Redis, *, stale_se
     """Send a new task for every lost line; return how many."""
     lost = lost_lines(session_factory, client, stale_seconds=stale_seconds)
     for start in range(0, len(lost), CHUNK):
-        send(lost[start:start + CHUNK])
+        send(lost[start : start + CHUNK])
     return len(lost)

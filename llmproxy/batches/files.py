@@ -24,13 +24,22 @@ class FilePurpose(StrEnum):
     BATCH_OUTPUT = "batch_output"
 
 
-def store_file(session: Session, *, api_key_id: str, purpose: str, filename: str, content: bytes,
-               retention_days: float) -> StoredFile:
+def store_file(
+    session: Session, *, api_key_id: str, purpose: str, filename: str, content: bytes, retention_days: float
+) -> StoredFile:
     """Insert a file row (the caller commits); it expires with the retention period."""
     now = utcnow()
-    row = StoredFile(id=new_file_id(), api_key_id=api_key_id, purpose=purpose, filename=filename[-512:],
-                     size_bytes=len(content), content=content, status="processed", created_at=now,
-                     expires_at=now + timedelta(days=retention_days))
+    row = StoredFile(
+        id=new_file_id(),
+        api_key_id=api_key_id,
+        purpose=purpose,
+        filename=filename[-512:],
+        size_bytes=len(content),
+        content=content,
+        status="processed",
+        created_at=now,
+        expires_at=now + timedelta(days=retention_days),
+    )
     session.add(row)
     return row
 
@@ -48,22 +57,37 @@ def count_lines(content: bytes, stop_after: int) -> int:
     return count
 
 
-def upload_file(session: Session, *, api_key_id: str, purpose: str | None, filename: str, content: bytes,
-                settings: Settings) -> StoredFile:
+def upload_file(
+    session: Session, *, api_key_id: str, purpose: str | None, filename: str, content: bytes, settings: Settings
+) -> StoredFile:
     """Accept a batch input file within the size and line limits; 400/413 otherwise, nothing stored."""
     if purpose != FilePurpose.BATCH:
-        raise bad_request("'purpose' must be 'batch': this proxy stores files for the Batch API only",
-                          code="invalid_purpose", param="purpose")
+        raise bad_request(
+            "'purpose' must be 'batch': this proxy stores files for the Batch API only",
+            code="invalid_purpose",
+            param="purpose",
+        )
     if len(content) > settings.max_batch_file_bytes:
-        raise ApiError(413, f"The file is larger than the limit of {settings.max_batch_file_bytes} bytes",
-                       code="file_too_large", param="file")
+        raise ApiError(
+            413,
+            f"The file is larger than the limit of {settings.max_batch_file_bytes} bytes",
+            code="file_too_large",
+            param="file",
+        )
     if not content.strip():
         raise bad_request("The file is empty", code="empty_file", param="file")
     if count_lines(content, settings.max_batch_lines) > settings.max_batch_lines:
-        raise bad_request(f"The file has more than {settings.max_batch_lines} requests", code="too_many_lines",
-                          param="file")
-    return store_file(session, api_key_id=api_key_id, purpose=purpose, filename=filename, content=content,
-                      retention_days=settings.retention_days)
+        raise bad_request(
+            f"The file has more than {settings.max_batch_lines} requests", code="too_many_lines", param="file"
+        )
+    return store_file(
+        session,
+        api_key_id=api_key_id,
+        purpose=purpose,
+        filename=filename,
+        content=content,
+        retention_days=settings.retention_days,
+    )
 
 
 def get_own_file(session: Session, api_key_id: str, file_id: str) -> StoredFile:
@@ -74,8 +98,9 @@ def get_own_file(session: Session, api_key_id: str, file_id: str) -> StoredFile:
     return row
 
 
-def list_files(session: Session, api_key_id: str, *, purpose: str | None, limit: int, after: str | None,
-               newest_first: bool = True) -> tuple[list[StoredFile], bool]:
+def list_files(
+    session: Session, api_key_id: str, *, purpose: str | None, limit: int, after: str | None, newest_first: bool = True
+) -> tuple[list[StoredFile], bool]:
     """This key's files after the cursor file; returns (page, has_more)."""
     query = select(StoredFile).where(StoredFile.api_key_id == api_key_id)
     if purpose:
@@ -92,6 +117,14 @@ def delete_file(session: Session, row: StoredFile) -> dict:
 
 def file_json(row: StoredFile) -> dict:
     """OpenAI's file object."""
-    return {"id": row.id, "object": "file", "bytes": row.size_bytes, "created_at": to_epoch(row.created_at),
-            "expires_at": to_epoch(row.expires_at), "filename": row.filename, "purpose": row.purpose,
-            "status": row.status, "status_details": None}
+    return {
+        "id": row.id,
+        "object": "file",
+        "bytes": row.size_bytes,
+        "created_at": to_epoch(row.created_at),
+        "expires_at": to_epoch(row.expires_at),
+        "filename": row.filename,
+        "purpose": row.purpose,
+        "status": row.status,
+        "status_details": None,
+    }

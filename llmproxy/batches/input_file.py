@@ -1,4 +1,5 @@
 """Validation of a batch input file: each line a POST to the batch's endpoint, a valid body, a unique custom_id."""
+
 from __future__ import annotations
 
 import io
@@ -41,8 +42,9 @@ def iter_lines(content: bytes) -> Iterator[tuple[int, str]]:
             yield number, raw
 
 
-def validate_input(session: Session, key: ApiKey, content: bytes, *, endpoint: str,
-                   max_lines: int) -> tuple[int, list[dict]]:
+def validate_input(
+    session: Session, key: ApiKey, content: bytes, *, endpoint: str, max_lines: int
+) -> tuple[int, list[dict]]:
     """Check every line; return the number of requests and the errors of bad lines (at most MAX_REPORTED_ERRORS).
 
     Only the custom_ids are kept, so a file at the size limit is checked without holding every body.
@@ -62,8 +64,9 @@ def validate_input(session: Session, key: ApiKey, content: bytes, *, endpoint: s
             try:
                 line = parse_line(session, key, raw, number, endpoint=endpoint, lookup=lookup)
                 if line.custom_id in seen:
-                    raise LineError("duplicate_custom_id",
-                                    f"custom_id '{line.custom_id}' is used by an earlier line", "custom_id")
+                    raise LineError(
+                        "duplicate_custom_id", f"custom_id '{line.custom_id}' is used by an earlier line", "custom_id"
+                    )
                 seen.add(line.custom_id)
             except LineError as bad:
                 errors.append(error_json(bad.code, bad.message, number, bad.param))
@@ -111,8 +114,9 @@ def parse_line(session: Session, key: ApiKey, raw: str, number: int, *, endpoint
     try:
         validate_chat_request(session, key, body, lookup=lookup)
     except ApiError as invalid:
-        raise LineError(invalid.code or "invalid_body", invalid.message,
-                        f"body.{invalid.param}" if invalid.param else "body") from None
+        raise LineError(
+            invalid.code or "invalid_body", invalid.message, f"body.{invalid.param}" if invalid.param else "body"
+        ) from None
     return Line(number=number, custom_id=custom_id, body=body)
 
 

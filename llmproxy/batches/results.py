@@ -8,6 +8,7 @@ Finalizing is guarded twice so that any number of workers may try at once:
    sweeper (`finalize_stalled`), and a late original then writes nothing.
 Counts come from the jobs table at that point, never from increments.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,7 @@ def _unfinished(batch_id):
     return exists().where(Job.batch_id == batch_id, Job.status.in_(UNFINISHED_JOB_STATUSES))
 
 
-def line_ended(session_factory: sessionmaker, job_id: str, *, send: dispatch.Send,
-               retention_days: float) -> str | None:
+def line_ended(session_factory: sessionmaker, job_id: str, *, send: dispatch.Send, retention_days: float) -> str | None:
     """After a job ended: send its batch's next line, or finalize the batch if this was its last; return its status."""
     with session_scope(session_factory) as session:
         # One read for the common case (not a batch line, or not its last): this runs after every job.
@@ -57,17 +57,23 @@ def finalize_if_done(session_factory: sessionmaker, batch_id: str, *, retention_
     with session_scope(session_factory) as session:
         if session.scalar(select(_unfinished(batch_id))):
             return None  # the common case, read-only: an UPDATE would take SQLite's write lock per line
-        claimed = session.execute(
-            update(Batch).where(Batch.id == batch_id, Batch.status.in_(RUNNING_BATCH_STATUSES), ~_unfinished(batch_id))
-            .values(status=BatchStatus.FINALIZING, finalizing_at=now)
-            .execution_options(synchronize_session=False)).rowcount == 1
+        claimed = (
+            session.execute(
+                update(Batch)
+                .where(Batch.id == batch_id, Batch.status.in_(RUNNING_BATCH_STATUSES), ~_unfinished(batch_id))
+                .values(status=BatchStatus.FINALIZING, finalizing_at=now)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            == 1
+        )
     if not claimed:
         return None
     return write_results(session_factory, batch_id, claim=now, retention_days=retention_days)
 
 
-def write_results(session_factory: sessionmaker, batch_id: str, *, claim: datetime,
-                  retention_days: float) -> str | None:
+def write_results(
+    session_factory: sessionmaker, batch_id: str, *, claim: datetime, retention_days: float
+) -> str | None:
     """Write the output and error files and the final status, if our claim on `finalizing` still holds."""
     with session_scope(session_factory) as session:
         batch = session.get(Batch, batch_id)
@@ -76,25 +82,43 @@ def write_results(session_factory: sessionmaker, batch_id: str, *, claim: dateti
         outcome = target_status(batch)
         output, errors, counts = result_lines(session, batch_id, cancelled_code=_cancel_code(outcome))
         files = {}
-        file_days = (batch.output_expires_seconds / 86400 if batch.output_expires_seconds is not None
-                     else retention_days)
+        file_days = batch.output_expires_seconds / 86400 if batch.output_expires_seconds is not None else retention_days
         for name, lines in (("output", output), ("error", errors)):
             if lines:
-                files[name] = store_file(session, api_key_id=batch.api_key_id, purpose=FilePurpose.BATCH_OUTPUT,
-                                         filename=f"{batch_id}_{name}.jsonl", content=b"".join(lines),
-                                         retention_days=file_days)
+                files[name] = store_file(
+                    session,
+                    api_key_id=batch.api_key_id,
+                    purpose=FilePurpose.BATCH_OUTPUT,
+                    filename=f"{batch_id}_{name}.jsonl",
+                    content=b"".join(lines),
+                    retention_days=file_days,
+                )
         now = utcnow()
-        values = dict(status=outcome, output_file_id=files["output"].id if "output" in files else None,
-                      error_file_id=files["error"].id if "error" in files else None,
-                      usage=store.line_usage(session, batch_id), **counts)
-        values[{BatchStatus.COMPLETED: "completed_at", BatchStatus.CANCELLED: "cancelled_at",
-                BatchStatus.EXPIRED: "expired_at"}[outcome]] = now
+        values = dict(
+            status=outcome,
+            output_file_id=files["output"].id if "output" in files else None,
+            error_file_id=files["error"].id if "error" in files else None,
+            usage=store.line_usage(session, batch_id),
+            **counts,
+        )
+        values[
+            {
+                BatchStatus.COMPLETED: "completed_at",
+                BatchStatus.CANCELLED: "cancelled_at",
+                BatchStatus.EXPIRED: "expired_at",
+            }[outcome]
+        ] = now
         if outcome == BatchStatus.EXPIRED:
             values["expired_at"] = batch.expired_at or now
-        done = session.execute(
-            update(Batch).where(Batch.id == batch_id, Batch.status == BatchStatus.FINALIZING,
-                                Batch.finalizing_at == claim)
-            .values(**values).execution_options(synchronize_session=False)).rowcount == 1
+        done = (
+            session.execute(
+                update(Batch)
+                .where(Batch.id == batch_id, Batch.status == BatchStatus.FINALIZING, Batch.finalizing_at == claim)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            == 1
+        )
         if not done:
             # Someone else took over a finalization they thought stalled: theirs stands.
             session.rollback()
@@ -123,12 +147,18 @@ def result_lines(session: Session, batch_id: str, *, cancelled_code: str) -> tup
     counts = {"total": 0, "completed": 0, "failed": 0}
     rows = session.execute(
         select(Job.id, Job.custom_id, Job.status, Job.result, Job.error, Job.error_status)
-        .where(Job.batch_id == batch_id).order_by(Job.created_at, Job.id)
-        .execution_options(yield_per=1000))
+        .where(Job.batch_id == batch_id)
+        .order_by(Job.created_at, Job.id)
+        .execution_options(yield_per=1000)
+    )
     for job_id, custom_id, status, result, error, error_status in rows:
         counts["total"] += 1
-        line = {"id": "batch_req_" + job_id.removeprefix("job_"), "custom_id": custom_id,
-                "response": None, "error": None}
+        line = {
+            "id": "batch_req_" + job_id.removeprefix("job_"),
+            "custom_id": custom_id,
+            "response": None,
+            "error": None,
+        }
         if status == JobStatus.COMPLETED:
             counts["completed"] += 1
             line["response"] = {"status_code": 200, "request_id": job_id, "body": result}
@@ -147,23 +177,34 @@ def result_lines(session: Session, batch_id: str, *, cancelled_code: str) -> tup
 
 def unfinalized(session: Session, limit: int = 100) -> list[str]:
     """Running batches whose lines have all ended (the worker that ended the last one died before finalizing)."""
-    return list(session.scalars(select(Batch.id).where(Batch.status.in_(RUNNING_BATCH_STATUSES),
-                                                       ~_unfinished(Batch.id)).limit(limit)))
+    return list(
+        session.scalars(
+            select(Batch.id).where(Batch.status.in_(RUNNING_BATCH_STATUSES), ~_unfinished(Batch.id)).limit(limit)
+        )
+    )
 
 
 def finalize_stalled(session_factory: sessionmaker, *, stale_seconds: float, retention_days: float) -> int:
     """Take over finalizations that have not ended within `stale_seconds` (their process died); return how many."""
     cutoff = utcnow() - timedelta(seconds=stale_seconds)
     with session_scope(session_factory) as session:
-        stalled = list(session.execute(select(Batch.id, Batch.finalizing_at).where(
-            Batch.status == BatchStatus.FINALIZING, Batch.finalizing_at < cutoff).limit(20)))
+        stalled = list(
+            session.execute(
+                select(Batch.id, Batch.finalizing_at)
+                .where(Batch.status == BatchStatus.FINALIZING, Batch.finalizing_at < cutoff)
+                .limit(20)
+            )
+        )
     taken = 0
     for batch_id, old_claim in stalled:
         claim = utcnow()
         with session_scope(session_factory) as session:
-            won = session.execute(update(Batch).where(Batch.id == batch_id, Batch.status == BatchStatus.FINALIZING,
-                                                      Batch.finalizing_at == old_claim)
-                                  .values(finalizing_at=claim).execution_options(synchronize_session=False))
+            won = session.execute(
+                update(Batch)
+                .where(Batch.id == batch_id, Batch.status == BatchStatus.FINALIZING, Batch.finalizing_at == old_claim)
+                .values(finalizing_at=claim)
+                .execution_options(synchronize_session=False)
+            )
             if won.rowcount != 1:
                 continue
         if write_results(session_factory, batch_id, claim=claim, retention_days=retention_days):
@@ -171,8 +212,14 @@ def finalize_stalled(session_factory: sessionmaker, *, stale_seconds: float, ret
     return taken
 
 
-def sweep(session_factory: sessionmaker, *, send: dispatch.Send, stale_seconds: float,
-          retention_days: float, redis_client: redis.Redis | None = None) -> int:
+def sweep(
+    session_factory: sessionmaker,
+    *,
+    send: dispatch.Send,
+    stale_seconds: float,
+    retention_days: float,
+    redis_client: redis.Redis | None = None,
+) -> int:
     """The periodic pass: expire batches past their window, top up running ones, finalize ended or stalled ones.
 
     With a Redis client, long-pollers of the lines an expiry cancelled are woken.
@@ -187,7 +234,7 @@ def sweep(session_factory: sessionmaker, *, send: dispatch.Send, stale_seconds: 
     dispatch.top_up_running(session_factory, send=send)
     with session_scope(session_factory) as session:
         ended = unfinalized(session)
-    done = sum(1 for batch_id in ended
-               if finalize_if_done(session_factory, batch_id, retention_days=retention_days))
-    return len(due) + done + finalize_stalled(session_factory, stale_seconds=stale_seconds,
-                                              retention_days=retention_days)
+    done = sum(1 for batch_id in ended if finalize_if_done(session_factory, batch_id, retention_days=retention_days))
+    return (
+        len(due) + done + finalize_stalled(session_factory, stale_seconds=stale_seconds, retention_days=retention_days)
+    )

@@ -5,6 +5,7 @@ its request counts are read from the jobs table, so nothing has to be incremente
 can be lost) when many workers finish lines at once. The end of a batch (finalizing, result
 files, final counts) is in llmproxy.batch_results.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -35,39 +36,66 @@ def validate_output_expiry(value: object) -> int | None:
     if value is None:
         return None
     low, high = OUTPUT_EXPIRY_SECONDS
-    if (not isinstance(value, dict) or set(value) != {"anchor", "seconds"} or value["anchor"] != "created_at"
-            or not isinstance(value["seconds"], int) or isinstance(value["seconds"], bool)
-            or not low <= value["seconds"] <= high):
-        raise bad_request(f"'output_expires_after' must be {{\"anchor\": \"created_at\", \"seconds\": N}} "
-                          f"with N from {low} to {high}", code="invalid_output_expires_after",
-                          param="output_expires_after")
+    if (
+        not isinstance(value, dict)
+        or set(value) != {"anchor", "seconds"}
+        or value["anchor"] != "created_at"
+        or not isinstance(value["seconds"], int)
+        or isinstance(value["seconds"], bool)
+        or not low <= value["seconds"] <= high
+    ):
+        raise bad_request(
+            f'\'output_expires_after\' must be {{"anchor": "created_at", "seconds": N}} with N from {low} to {high}',
+            code="invalid_output_expires_after",
+            param="output_expires_after",
+        )
     return value["seconds"]
 
 
-def create_batch(session: Session, *, key: ApiKey, input_file_id: str, endpoint: str, completion_window: str,
-                 metadata: dict | None, settings: Settings, output_expires_after: object = None) -> Batch:
+def create_batch(
+    session: Session,
+    *,
+    key: ApiKey,
+    input_file_id: str,
+    endpoint: str,
+    completion_window: str,
+    metadata: dict | None,
+    settings: Settings,
+    output_expires_after: object = None,
+) -> Batch:
     """Validate the input file and store the batch: `failed` with per-line errors, or `in_progress` with its jobs.
 
     The caller commits, then hands the batch to a worker to enqueue its lines.
     """
     if endpoint not in ENDPOINTS:
-        raise bad_request(f"'endpoint' must be one of {', '.join(ENDPOINTS)}", code="invalid_endpoint",
-                          param="endpoint")
+        raise bad_request(
+            f"'endpoint' must be one of {', '.join(ENDPOINTS)}", code="invalid_endpoint", param="endpoint"
+        )
     if completion_window not in COMPLETION_WINDOWS:
-        raise bad_request("'completion_window' must be '24h'", code="invalid_completion_window",
-                          param="completion_window")
+        raise bad_request(
+            "'completion_window' must be '24h'", code="invalid_completion_window", param="completion_window"
+        )
     output_expires_seconds = validate_output_expiry(output_expires_after)
     source = get_own_file(session, key.id, input_file_id)
     if source.purpose != FilePurpose.BATCH:
-        raise bad_request("The input file must have purpose 'batch'", code="invalid_input_file",
-                          param="input_file_id")
+        raise bad_request("The input file must have purpose 'batch'", code="invalid_input_file", param="input_file_id")
     now = utcnow()
-    batch = Batch(id=new_id("batch"), api_key_id=key.id, endpoint=endpoint, input_file_id=source.id,
-                  completion_window=completion_window, status=BatchStatus.VALIDATING, total=0, completed=0, failed=0,
-                  meta=metadata, created_at=now, output_expires_seconds=output_expires_seconds,
-                  expires_at=now + timedelta(seconds=settings.batch_completion_window_seconds))
-    total, errors = validate_input(session, key, source.content, endpoint=endpoint,
-                                   max_lines=settings.max_batch_lines)
+    batch = Batch(
+        id=new_id("batch"),
+        api_key_id=key.id,
+        endpoint=endpoint,
+        input_file_id=source.id,
+        completion_window=completion_window,
+        status=BatchStatus.VALIDATING,
+        total=0,
+        completed=0,
+        failed=0,
+        meta=metadata,
+        created_at=now,
+        output_expires_seconds=output_expires_seconds,
+        expires_at=now + timedelta(seconds=settings.batch_completion_window_seconds),
+    )
+    total, errors = validate_input(session, key, source.content, endpoint=endpoint, max_lines=settings.max_batch_lines)
     if errors:
         batch.status, batch.failed_at = BatchStatus.FAILED, now
         batch.errors = {"object": "list", "data": errors}
@@ -79,9 +107,24 @@ def create_batch(session: Session, *, key: ApiKey, input_file_id: str, endpoint:
     session.flush()
     rows: list[dict] = []
     for custom_id, body in read_lines(source.content):
-        rows.append(dict(id=new_job_id(), api_key_id=key.id, model=body["model"], status=JobStatus.QUEUED,
-                         queue=Queue.BATCH, stream=False, request=body, meta=None, batch_id=batch.id,
-                         custom_id=custom_id, attempts=[], run_count=0, cancel_requested=False, created_at=now))
+        rows.append(
+            dict(
+                id=new_job_id(),
+                api_key_id=key.id,
+                model=body["model"],
+                status=JobStatus.QUEUED,
+                queue=Queue.BATCH,
+                stream=False,
+                request=body,
+                meta=None,
+                batch_id=batch.id,
+                custom_id=custom_id,
+                attempts=[],
+                run_count=0,
+                cancel_requested=False,
+                created_at=now,
+            )
+        )
         if len(rows) == INSERT_CHUNK:
             _insert(session, rows)
     _insert(session, rows)
@@ -113,20 +156,28 @@ def list_batches(session: Session, api_key_id: str, *, limit: int, after: str | 
 def line_counts(session: Session, batch_id: str) -> dict[str, int]:
     """How many of the batch's lines are in each job status, read from the jobs table."""
     rows = session.execute(select(Job.status, func.count()).where(Job.batch_id == batch_id).group_by(Job.status))
-    return {status: count for status, count in rows}
+    return dict(rows)
 
 
 def line_usage(session: Session, batch_id: str) -> dict:
     """OpenAI's batch `usage`: the tokens the ledger billed for the batch's lines so far."""
     prompt, completion, cached = session.execute(
-        select(func.coalesce(func.sum(UsageEntry.prompt_tokens), 0),
-               func.coalesce(func.sum(UsageEntry.completion_tokens), 0),
-               func.coalesce(func.sum(UsageEntry.cached_prompt_tokens), 0))
-        .join(Job, Job.id == UsageEntry.job_id).where(Job.batch_id == batch_id)).one()
+        select(
+            func.coalesce(func.sum(UsageEntry.prompt_tokens), 0),
+            func.coalesce(func.sum(UsageEntry.completion_tokens), 0),
+            func.coalesce(func.sum(UsageEntry.cached_prompt_tokens), 0),
+        )
+        .join(Job, Job.id == UsageEntry.job_id)
+        .where(Job.batch_id == batch_id)
+    ).one()
     prompt, completion, cached = int(prompt), int(completion), int(cached)
-    return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": cached},
-            "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": prompt + completion}
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": cached},
+        "output_tokens": completion,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": prompt + completion,
+    }
 
 
 def request_counts(session: Session, batch: Batch) -> dict[str, int]:
@@ -134,7 +185,11 @@ def request_counts(session: Session, batch: Batch) -> dict[str, int]:
     if batch.status in FINAL_BATCH_STATUSES:
         return {"total": batch.total, "completed": batch.completed, "failed": batch.failed}
     counts = line_counts(session, batch.id)
-    return {"total": batch.total, "completed": counts.get(JobStatus.COMPLETED, 0), "failed": counts.get(JobStatus.FAILED, 0)}
+    return {
+        "total": batch.total,
+        "completed": counts.get(JobStatus.COMPLETED, 0),
+        "failed": counts.get(JobStatus.FAILED, 0),
+    }
 
 
 def cancel_batch(session: Session, batch: Batch) -> list[tuple[str, int]]:
@@ -148,10 +203,12 @@ def cancel_batch(session: Session, batch: Batch) -> list[tuple[str, int]]:
     if batch.status != BatchStatus.IN_PROGRESS:
         raise bad_request(f"A batch with status '{batch.status}' cannot be cancelled", code="invalid_state")
     now = utcnow()
-    result = session.execute(update(Batch).where(Batch.id == batch.id, Batch.status == BatchStatus.IN_PROGRESS,
-                                                 Batch.expired_at.is_(None))
-                             .values(status=BatchStatus.CANCELLING, cancelling_at=now)
-                             .execution_options(synchronize_session=False))
+    result = session.execute(
+        update(Batch)
+        .where(Batch.id == batch.id, Batch.status == BatchStatus.IN_PROGRESS, Batch.expired_at.is_(None))
+        .values(status=BatchStatus.CANCELLING, cancelling_at=now)
+        .execution_options(synchronize_session=False)
+    )
     cancelled = []
     if result.rowcount == 1:
         cancelled = cancel_queued_lines(session, batch.id, code="batch_cancelled", message="The batch was cancelled")
@@ -162,18 +219,30 @@ def cancel_batch(session: Session, batch: Batch) -> list[tuple[str, int]]:
 def cancel_queued_lines(session: Session, batch_id: str, *, code: str, message: str) -> list[tuple[str, int]]:
     """Cancel every line of the batch that has not started, in one UPDATE; return their (job id, run)."""
     rows = session.execute(
-        update(Job).where(Job.batch_id == batch_id, Job.status == JobStatus.QUEUED)
-        .values(status=JobStatus.CANCELLED, completed_at=utcnow(), cancel_requested=True, lease_expires_at=None,
-                error={"message": message, "type": "invalid_request_error", "param": None, "code": code})
+        update(Job)
+        .where(Job.batch_id == batch_id, Job.status == JobStatus.QUEUED)
+        .values(
+            status=JobStatus.CANCELLED,
+            completed_at=utcnow(),
+            cancel_requested=True,
+            lease_expires_at=None,
+            error={"message": message, "type": "invalid_request_error", "param": None, "code": code},
+        )
         .returning(Job.id, Job.run_count)
-        .execution_options(synchronize_session=False))
+        .execution_options(synchronize_session=False)
+    )
     return [(job_id, run) for job_id, run in rows]
 
 
 def due_for_expiry(session: Session, now: datetime, limit: int = 100) -> list[str]:
     """In-progress batches past their completion window that have not been expired yet."""
-    return list(session.scalars(select(Batch.id).where(
-        Batch.status == BatchStatus.IN_PROGRESS, Batch.expires_at < now, Batch.expired_at.is_(None)).limit(limit)))
+    return list(
+        session.scalars(
+            select(Batch.id)
+            .where(Batch.status == BatchStatus.IN_PROGRESS, Batch.expires_at < now, Batch.expired_at.is_(None))
+            .limit(limit)
+        )
+    )
 
 
 def expire_batch(session: Session, batch_id: str) -> list[tuple[str, int]] | None:
@@ -182,26 +251,48 @@ def expire_batch(session: Session, batch_id: str) -> list[tuple[str, int]] | Non
     Returns the (job id, run) of the lines it cancelled, or None if the batch was not due.
     """
     now = utcnow()
-    result = session.execute(update(Batch).where(Batch.id == batch_id, Batch.status == BatchStatus.IN_PROGRESS,
-                                                 Batch.expired_at.is_(None), Batch.expires_at < now)
-                             .values(expired_at=now).execution_options(synchronize_session=False))
+    result = session.execute(
+        update(Batch)
+        .where(
+            Batch.id == batch_id,
+            Batch.status == BatchStatus.IN_PROGRESS,
+            Batch.expired_at.is_(None),
+            Batch.expires_at < now,
+        )
+        .values(expired_at=now)
+        .execution_options(synchronize_session=False)
+    )
     if result.rowcount != 1:
         return None
-    return cancel_queued_lines(session, batch_id, code="batch_expired",
-                               message="The batch's completion window ended before this request ran")
+    return cancel_queued_lines(
+        session, batch_id, code="batch_expired", message="The batch's completion window ended before this request ran"
+    )
 
 
 def batch_json(session: Session, batch: Batch) -> dict:
     """OpenAI's batch object."""
     return {
-        "id": batch.id, "object": "batch", "endpoint": batch.endpoint, "errors": batch.errors,
-        "input_file_id": batch.input_file_id, "completion_window": batch.completion_window,
-        "status": batch.status, "output_file_id": batch.output_file_id, "error_file_id": batch.error_file_id,
-        "created_at": to_epoch(batch.created_at), "in_progress_at": to_epoch(batch.in_progress_at),
-        "expires_at": to_epoch(batch.expires_at), "finalizing_at": to_epoch(batch.finalizing_at),
-        "completed_at": to_epoch(batch.completed_at), "failed_at": to_epoch(batch.failed_at),
+        "id": batch.id,
+        "object": "batch",
+        "endpoint": batch.endpoint,
+        "errors": batch.errors,
+        "input_file_id": batch.input_file_id,
+        "completion_window": batch.completion_window,
+        "status": batch.status,
+        "output_file_id": batch.output_file_id,
+        "error_file_id": batch.error_file_id,
+        "created_at": to_epoch(batch.created_at),
+        "in_progress_at": to_epoch(batch.in_progress_at),
+        "expires_at": to_epoch(batch.expires_at),
+        "finalizing_at": to_epoch(batch.finalizing_at),
+        "completed_at": to_epoch(batch.completed_at),
+        "failed_at": to_epoch(batch.failed_at),
         "expired_at": to_epoch(batch.expired_at) if batch.status == BatchStatus.EXPIRED else None,
-        "cancelling_at": to_epoch(batch.cancelling_at), "cancelled_at": to_epoch(batch.cancelled_at),
-        "request_counts": request_counts(session, batch), "metadata": batch.meta,
-        "usage": batch.usage if batch.status in FINAL_BATCH_STATUSES and batch.usage is not None else line_usage(session, batch.id),
+        "cancelling_at": to_epoch(batch.cancelling_at),
+        "cancelled_at": to_epoch(batch.cancelled_at),
+        "request_counts": request_counts(session, batch),
+        "metadata": batch.meta,
+        "usage": batch.usage
+        if batch.status in FINAL_BATCH_STATUSES and batch.usage is not None
+        else line_usage(session, batch.id),
     }

@@ -1,4 +1,5 @@
 """Cost from usage and prices, and the usage ledger: each job billed at most once."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,8 +30,11 @@ class Usage:
 
     def as_openai(self) -> dict:
         """OpenAI's usage object."""
-        usage = {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                 "total_tokens": self.prompt_tokens + self.completion_tokens}
+        usage = {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
         if self.cached_prompt_tokens:
             usage["prompt_tokens_details"] = {"cached_tokens": self.cached_prompt_tokens}
         return usage
@@ -56,7 +60,9 @@ def compute_cost(usage: Usage, prices: Prices) -> Decimal:
     """Cost in USD: uncached prompt × input + cached prompt × cached-input (else input) + completion × output."""
     cached_price = prices.cached_input_per_1m if prices.cached_input_per_1m is not None else prices.input_per_1m
     uncached = usage.prompt_tokens - usage.cached_prompt_tokens
-    total = (Decimal(uncached) * prices.input_per_1m
-             + Decimal(usage.cached_prompt_tokens) * cached_price
-             + Decimal(usage.completion_tokens) * prices.output_per_1m) / ONE_MILLION
+    total = (
+        Decimal(uncached) * prices.input_per_1m
+        + Decimal(usage.cached_prompt_tokens) * cached_price
+        + Decimal(usage.completion_tokens) * prices.output_per_1m
+    ) / ONE_MILLION
     return total.quantize(MONEY_QUANTUM, rounding=ROUND_HALF_EVEN)

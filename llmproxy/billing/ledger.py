@@ -11,5 +11,8 @@ _LEDGER, _KEYS = UsageEntry.__table__, ApiKey.__table__
 _INSERT_LEDGER = _LEDGER.insert()
 
 # Increment in SQL so concurrent jobs of one key never lose an update.
-_ADD_SPEND = (_KEYS.update().where(_KEYS.c.id == bindparam("p_key"))
-              .values(spend_usd=_KEYS.c.spend_usd + bindparam("p_cost", type_=_KEYS.c.spend_usd.type)))
+_ADD_SPEND = (
+    _KEYS.update()
+    .where(_KEYS.c.id == bindparam("p_key"))
+    .values(spend_usd=_KEYS.c.spend_usd + bindparam("p_cost", type_=_KEYS.c.spend_usd.type))
+)

@@ -13,5 +13,8 @@ def measure_usage(response: dict, request: dict, model: str) -> Usage:
     from llmproxy.chat.tokens import count_prompt_tokens, count_text_tokens
 
     completion_text = "".join((c.get("message") or {}).get("content") or "" for c in response.get("choices") or [])
-    return Usage(prompt_tokens=count_prompt_tokens(request.get("messages") or [], model),
-                 completion_tokens=count_text_tokens(completion_text, model), estimated=True)
+    return Usage(
+        prompt_tokens=count_prompt_tokens(request.get("messages") or [], model),
+        completion_tokens=count_text_tokens(completion_text, model),
+        estimated=True,
+    )

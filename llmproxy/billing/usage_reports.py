@@ -4,6 +4,7 @@ Sums are computed in SQL over the `Money` column, whose type converts the
 result (pico-dollar integers on SQLite, NUMERIC on PostgreSQL) back to an exact
 Decimal, so a report adds up to the last decimal of the ledger rows.
 """
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
@@ -53,8 +54,12 @@ def _window(query, since: datetime | None, until: datetime | None):
 
 
 def _totals():
-    return (func.count(UsageEntry.id), func.sum(UsageEntry.prompt_tokens),
-            func.sum(UsageEntry.completion_tokens), func.sum(UsageEntry.cost_usd))
+    return (
+        func.count(UsageEntry.id),
+        func.sum(UsageEntry.prompt_tokens),
+        func.sum(UsageEntry.completion_tokens),
+        func.sum(UsageEntry.cost_usd),
+    )
 
 
 def _utc_day(session: Session):
@@ -66,21 +71,32 @@ def _utc_day(session: Session):
 
 
 def _row(group, count, prompt, completion, cost) -> dict:
-    return {"group": group, "requests": int(count or 0), "prompt_tokens": int(prompt or 0),
-            "completion_tokens": int(completion or 0), "cost_usd": money(cost if cost is not None else Decimal(0))}
+    return {
+        "group": group,
+        "requests": int(count or 0),
+        "prompt_tokens": int(prompt or 0),
+        "completion_tokens": int(completion or 0),
+        "cost_usd": money(cost if cost is not None else Decimal(0)),
+    }
 
 
-def usage_report(session: Session, *, group_by: str, since: datetime | None = None,
-                 until: datetime | None = None) -> list[dict]:
+def usage_report(
+    session: Session, *, group_by: str, since: datetime | None = None, until: datetime | None = None
+) -> list[dict]:
     """Ledger totals per group over [since, until), ordered by group; 400 on an unknown `group_by`."""
     if group_by not in GROUPS:
         raise bad_request(f"'group_by' must be one of {', '.join(GROUPS)}", param="group_by")
     if group_by == "key":
-        query = (select(UsageEntry.api_key_id, ApiKey.name, *_totals())
-                 .join(ApiKey, ApiKey.id == UsageEntry.api_key_id)
-                 .group_by(UsageEntry.api_key_id, ApiKey.name).order_by(UsageEntry.api_key_id))
-        return [{**_row(key_id, *totals), "name": name}
-                for key_id, name, *totals in session.execute(_window(query, since, until))]
+        query = (
+            select(UsageEntry.api_key_id, ApiKey.name, *_totals())
+            .join(ApiKey, ApiKey.id == UsageEntry.api_key_id)
+            .group_by(UsageEntry.api_key_id, ApiKey.name)
+            .order_by(UsageEntry.api_key_id)
+        )
+        return [
+            {**_row(key_id, *totals), "name": name}
+            for key_id, name, *totals in session.execute(_window(query, since, until))
+        ]
     column = {
         # A billed row always names its served model; fall back to the request's only for safety.
         "model": func.coalesce(UsageEntry.model_served, UsageEntry.model_requested),
@@ -95,13 +111,14 @@ def usage_report(session: Session, *, group_by: str, since: datetime | None = No
 
 def key_usage(session: Session, key: ApiKey) -> dict:
     """One key's identity, limits, spend and ledger totals (requests and tokens of its billed jobs)."""
-    count, prompt, completion, _cost = session.execute(
-        select(*_totals()).where(UsageEntry.api_key_id == key.id)).one()
+    count, prompt, completion, _cost = session.execute(select(*_totals()).where(UsageEntry.api_key_id == key.id)).one()
     return {
         "key": {"id": key.id, "name": key.name, "prefix": key.prefix},
         "limits": {"rpm": key.rpm_limit, "tpm": key.tpm_limit, "budget_usd": money(key.budget_usd)},
         # The key's running total: the figure its budget is checked against (kept equal to the
         # ledger's sum by jobs.finish_job, which writes both in one transaction).
         "spend_usd": money(key.spend_usd),
-        "requests": int(count or 0), "prompt_tokens": int(prompt or 0), "completion_tokens": int(completion or 0),
+        "requests": int(count or 0),
+        "prompt_tokens": int(prompt or 0),
+        "completion_tokens": int(completion or 0),
     }

@@ -69,9 +69,19 @@ def load_chain(session: Session, name: str, *, encryption_key: bytes | None) -> 
 
             logging.getLogger(__name__).error("stored key of provider %s cannot be decrypted", provider.name)
             key = None
-        entries.append(ChainEntry(
-            model=model.name, upstream_model=model.upstream_model, provider=provider.name, provider_id=provider.id,
-            kind=provider.kind, api_base=provider.api_base, provider_enabled=provider.enabled,
-            input_cost_per_1m=model.input_cost_per_1m, output_cost_per_1m=model.output_cost_per_1m,
-            cached_input_cost_per_1m=model.cached_input_cost_per_1m, provider_key=key))
+        entries.append(
+            ChainEntry(
+                model=model.name,
+                upstream_model=model.upstream_model,
+                provider=provider.name,
+                provider_id=provider.id,
+                kind=provider.kind,
+                api_base=provider.api_base,
+                provider_enabled=provider.enabled,
+                input_cost_per_1m=model.input_cost_per_1m,
+                output_cost_per_1m=model.output_cost_per_1m,
+                cached_input_cost_per_1m=model.cached_input_cost_per_1m,
+                provider_key=key,
+            )
+        )
     return entries

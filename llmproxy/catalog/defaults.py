@@ -17,18 +17,50 @@ DEFAULT_PROVIDERS = [
 
 # The original proxy's seeded models; its per-1K prices × 1000 = per 1M.
 DEFAULT_MODELS = [
-    {"name": "gpt-3.5-turbo", "provider": "openai", "fallbacks": ["mistral-tiny"],
-     "input_cost_per_1m": "1.5", "output_cost_per_1m": "2", "context_window": 16385},
-    {"name": "gpt-4", "provider": "openai", "fallbacks": ["mistral-large"],
-     "input_cost_per_1m": "30", "output_cost_per_1m": "60", "context_window": 8192},
-    {"name": "mistral-tiny", "provider": "mistral", "input_cost_per_1m": "0.15", "output_cost_per_1m": "0.75",
-     "context_window": 32000},
-    {"name": "mistral-small", "provider": "mistral", "input_cost_per_1m": "0.6", "output_cost_per_1m": "1.8",
-     "context_window": 32000},
-    {"name": "mistral-medium", "provider": "mistral", "input_cost_per_1m": "2.7", "output_cost_per_1m": "8.1",
-     "context_window": 32000},
-    {"name": "mistral-large", "provider": "mistral", "input_cost_per_1m": "8", "output_cost_per_1m": "24",
-     "context_window": 32000},
+    {
+        "name": "gpt-3.5-turbo",
+        "provider": "openai",
+        "fallbacks": ["mistral-tiny"],
+        "input_cost_per_1m": "1.5",
+        "output_cost_per_1m": "2",
+        "context_window": 16385,
+    },
+    {
+        "name": "gpt-4",
+        "provider": "openai",
+        "fallbacks": ["mistral-large"],
+        "input_cost_per_1m": "30",
+        "output_cost_per_1m": "60",
+        "context_window": 8192,
+    },
+    {
+        "name": "mistral-tiny",
+        "provider": "mistral",
+        "input_cost_per_1m": "0.15",
+        "output_cost_per_1m": "0.75",
+        "context_window": 32000,
+    },
+    {
+        "name": "mistral-small",
+        "provider": "mistral",
+        "input_cost_per_1m": "0.6",
+        "output_cost_per_1m": "1.8",
+        "context_window": 32000,
+    },
+    {
+        "name": "mistral-medium",
+        "provider": "mistral",
+        "input_cost_per_1m": "2.7",
+        "output_cost_per_1m": "8.1",
+        "context_window": 32000,
+    },
+    {
+        "name": "mistral-large",
+        "provider": "mistral",
+        "input_cost_per_1m": "8",
+        "output_cost_per_1m": "24",
+        "context_window": 32000,
+    },
 ]
 
 
@@ -43,13 +75,18 @@ def seed_defaults(session: Session) -> int:
     for spec in DEFAULT_MODELS:
         if find_model(session, spec["name"]) is None:
             provider = session.scalar(select(Provider).where(Provider.name == spec["provider"]))
-            session.add(ModelConfig(
-                name=spec["name"], provider_id=provider.id, upstream_model=spec["name"],
-                fallbacks=spec.get("fallbacks", []), enabled=True,
-                input_cost_per_1m=Decimal(spec["input_cost_per_1m"]),
-                output_cost_per_1m=Decimal(spec["output_cost_per_1m"]),
-                context_window=spec["context_window"],
-            ))
+            session.add(
+                ModelConfig(
+                    name=spec["name"],
+                    provider_id=provider.id,
+                    upstream_model=spec["name"],
+                    fallbacks=spec.get("fallbacks", []),
+                    enabled=True,
+                    input_cost_per_1m=Decimal(spec["input_cost_per_1m"]),
+                    output_cost_per_1m=Decimal(spec["output_cost_per_1m"]),
+                    context_window=spec["context_window"],
+                )
+            )
             added += 1
     session.flush()
     return added

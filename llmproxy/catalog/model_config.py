@@ -17,19 +17,36 @@ from llmproxy.storage.timestamps import to_epoch
 def model_json(model: ModelConfig) -> dict:
     """A model with its provider, prices (decimal strings per 1M tokens) and fallbacks."""
     return {
-        "name": model.name, "object": "model_config", "provider": model.provider.name,
-        "upstream_model": model.upstream_model, "fallbacks": list(model.fallbacks or []),
-        "input_cost_per_1m": money(model.input_cost_per_1m), "output_cost_per_1m": money(model.output_cost_per_1m),
+        "name": model.name,
+        "object": "model_config",
+        "provider": model.provider.name,
+        "upstream_model": model.upstream_model,
+        "fallbacks": list(model.fallbacks or []),
+        "input_cost_per_1m": money(model.input_cost_per_1m),
+        "output_cost_per_1m": money(model.output_cost_per_1m),
         "cached_input_cost_per_1m": money(model.cached_input_cost_per_1m),
-        "context_window": model.context_window, "enabled": model.enabled,
-        "created_at": to_epoch(model.created_at), "updated_at": to_epoch(model.updated_at),
+        "context_window": model.context_window,
+        "enabled": model.enabled,
+        "created_at": to_epoch(model.created_at),
+        "updated_at": to_epoch(model.updated_at),
     }
 
-MODEL_FIELDS = {"name", "provider", "upstream_model", "fallbacks", "input_cost_per_1m", "output_cost_per_1m",
-                "cached_input_cost_per_1m", "context_window", "enabled"}
+
+MODEL_FIELDS = {
+    "name",
+    "provider",
+    "upstream_model",
+    "fallbacks",
+    "input_cost_per_1m",
+    "output_cost_per_1m",
+    "cached_input_cost_per_1m",
+    "context_window",
+    "enabled",
+}
 
 
 # --- models --------------------------------------------------------------------------------
+
 
 def get_model(session: Session, name: str) -> ModelConfig:
     """The model with this name, or 404."""
@@ -58,7 +75,7 @@ def _check_no_loop(session: Session, name: str, fallbacks: list[str]) -> None:
 
     def visit(node: str, path: list[str]) -> None:
         if node in path:
-            loop = " -> ".join(path[path.index(node):] + [node])
+            loop = " -> ".join(path[path.index(node) :] + [node])
             raise bad_request(f"Fallback chain loops: {loop}", code="fallback_loop", param="fallbacks")
         for nxt in graph.get(node, []):
             visit(nxt, path + [node])
@@ -101,8 +118,14 @@ def create_model(session: Session, data: dict) -> ModelConfig:
     v.string(data, "provider", required=True)
     if find_model(session, name) is not None:
         raise bad_request(f"Model '{name}' already exists", code="already_exists", param="name")
-    model = ModelConfig(name=name, upstream_model=name, fallbacks=[], enabled=True,
-                        input_cost_per_1m=Decimal(0), output_cost_per_1m=Decimal(0))
+    model = ModelConfig(
+        name=name,
+        upstream_model=name,
+        fallbacks=[],
+        enabled=True,
+        input_cost_per_1m=Decimal(0),
+        output_cost_per_1m=Decimal(0),
+    )
     _apply_model_fields(session, model, data)
     session.add(model)
     session.flush()

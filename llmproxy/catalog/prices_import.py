@@ -10,6 +10,7 @@ Matching: a configured model takes the first entry found among its `name`,
 `mistral/mistral-tiny`). Only the fields an entry gives are changed, so an
 entry without a cache price leaves the model's cached-input price alone.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,8 +52,7 @@ def _number(spec: dict, field: str) -> Decimal | None:
     if value is None:
         return None
     # bool is an int subclass; NaN/Infinity arrive as floats (parse_constant), so both are refused here.
-    if isinstance(value, bool) or not isinstance(value, (int, Decimal)) or not Decimal(value).is_finite() \
-            or value < 0:
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal)) or not Decimal(value).is_finite() or value < 0:
         raise ValueError(f"'{field}' is not a non-negative number")
     return Decimal(value)
 
@@ -63,7 +63,7 @@ def _positive_int(spec: dict, field: str) -> int | None:
 
 
 def entry_fields(spec) -> dict:
-    """Model fields from one entry: prices per 1M (exact, at storage precision) and context window; ValueError if unusable."""
+    """One entry's model fields: prices per 1M (exact, at storage precision), context window; ValueError if unusable."""
     if not isinstance(spec, dict):
         raise ValueError("entry is not an object")
     fields = {}
@@ -105,8 +105,15 @@ def _for_api(fields: dict) -> dict:
     return {k: (format(v, "f") if isinstance(v, Decimal) else v) for k, v in fields.items()}
 
 
-def import_prices(session: Session, entries: dict, *, add_missing: bool = False, provider: str | None = None,
-                  litellm_provider: str | None = None, dry_run: bool = False) -> dict:
+def import_prices(
+    session: Session,
+    entries: dict,
+    *,
+    add_missing: bool = False,
+    provider: str | None = None,
+    litellm_provider: str | None = None,
+    dry_run: bool = False,
+) -> dict:
     """Update configured models from LiteLLM entries (and with `add_missing`, create that provider's others); report it.
 
     New models are created under `provider` from the entries whose `litellm_provider`
@@ -119,8 +126,15 @@ def import_prices(session: Session, entries: dict, *, add_missing: bool = False,
         raise bad_request("A provider is only used when adding missing models", param="provider")
     if add_missing:
         get_provider(session, provider)  # 404 before anything is written
-    report = {"dry_run": dry_run, "updated": [], "added": [], "unchanged": [], "skipped": [],
-              "models_without_entry": [], "entries_not_configured": 0}
+    report = {
+        "dry_run": dry_run,
+        "updated": [],
+        "added": [],
+        "unchanged": [],
+        "skipped": [],
+        "models_without_entry": [],
+        "entries_not_configured": 0,
+    }
     used: set[str] = set()
     for model in list_models(session):
         entry = _match(model, entries)
@@ -163,9 +177,15 @@ def import_prices(session: Session, entries: dict, *, add_missing: bool = False,
             report["skipped"].append({"entry": entry, "reason": reason})
             continue
         planned.add(name)
-        report["added"].append({"model": name, "entry": entry, "provider": provider, "upstream_model": name,
-                                **{k: (money(v) if isinstance(v, Decimal) else v) for k, v in fields.items()}})
+        report["added"].append(
+            {
+                "model": name,
+                "entry": entry,
+                "provider": provider,
+                "upstream_model": name,
+                **{k: (money(v) if isinstance(v, Decimal) else v) for k, v in fields.items()},
+            }
+        )
         if not dry_run:
-            create_model(session, {"name": name, "provider": provider, "upstream_model": name,
-                                           **_for_api(fields)})
+            create_model(session, {"name": name, "provider": provider, "upstream_model": name, **_for_api(fields)})
     return report

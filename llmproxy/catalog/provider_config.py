@@ -15,10 +15,16 @@ from llmproxy.storage.timestamps import to_epoch
 def provider_json(provider: Provider) -> dict:
     """A provider; whether a key is configured, never the key."""
     return {
-        "name": provider.name, "object": "provider", "kind": provider.kind, "api_base": provider.api_base,
-        "has_api_key": bool(provider.api_key_enc), "enabled": provider.enabled,
-        "created_at": to_epoch(provider.created_at), "updated_at": to_epoch(provider.updated_at),
+        "name": provider.name,
+        "object": "provider",
+        "kind": provider.kind,
+        "api_base": provider.api_base,
+        "has_api_key": bool(provider.api_key_enc),
+        "enabled": provider.enabled,
+        "created_at": to_epoch(provider.created_at),
+        "updated_at": to_epoch(provider.updated_at),
     }
+
 
 PROVIDER_KINDS = ("openai", "mistral", "openai_compatible")
 
@@ -31,6 +37,7 @@ def provider_context(name: str) -> str:
 
 
 # --- providers -----------------------------------------------------------------------------
+
 
 def get_provider(session: Session, name: str) -> Provider:
     """The provider with this name, or 404."""

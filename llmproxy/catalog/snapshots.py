@@ -6,6 +6,7 @@ queries per request. Each process keeps what it read for CATALOG_TTL_SECONDS
 configuration version in Redis moves: the admin API, the compatibility routes
 and the CLI bump it after every change they commit.
 """
+
 from __future__ import annotations
 
 import threading

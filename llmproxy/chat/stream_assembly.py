@@ -21,9 +21,14 @@ class StreamAssembler:
         if chunk.get("usage"):
             self.usage = chunk["usage"]
         for choice in chunk.get("choices") or []:
-            slot = self.choices.setdefault(choice.get("index", 0), {
-                "index": choice.get("index", 0), "message": {"role": "assistant", "content": ""},
-                "finish_reason": None})
+            slot = self.choices.setdefault(
+                choice.get("index", 0),
+                {
+                    "index": choice.get("index", 0),
+                    "message": {"role": "assistant", "content": ""},
+                    "finish_reason": None,
+                },
+            )
             delta = choice.get("delta") or {}
             if delta.get("content"):
                 slot["message"]["content"] += delta["content"]
@@ -51,6 +56,11 @@ class StreamAssembler:
         for choice in self.choices.values():
             if choice["message"].get("tool_calls") and not choice["message"]["content"]:
                 choice["message"]["content"] = None
-        return {"id": first.get("id"), "object": "chat.completion", "created": first.get("created"),
-                "model": first.get("model"), "choices": [self.choices[i] for i in sorted(self.choices)],
-                "usage": self.usage}
+        return {
+            "id": first.get("id"),
+            "object": "chat.completion",
+            "created": first.get("created"),
+            "model": first.get("model"),
+            "choices": [self.choices[i] for i in sorted(self.choices)],
+            "usage": self.usage,
+        }

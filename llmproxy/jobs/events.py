@@ -5,6 +5,7 @@ The worker appends `chunk` events while streaming and one final `done` event
 reaches the client as soon as the worker has it. Each event carries the run
 number, so the web can tell a re-run (after a crash) from the run it followed.
 """
+
 from __future__ import annotations
 
 import json
@@ -69,7 +70,7 @@ def publish_cancelled(client: redis.Redis, lines: list[tuple[str, int]]) -> None
     """Wake whoever long-polls these jobs (id, run) that were cancelled without running: one round trip per 1,000."""
     for start in range(0, len(lines), 1000):
         pipe = client.pipeline(transaction=False)
-        for job_id, run in lines[start:start + 1000]:
+        for job_id, run in lines[start : start + 1000]:
             pipe.xadd(events_key(job_id), _fields(DONE, run, {"status": "cancelled"}))
             pipe.expire(events_key(job_id), STREAM_TTL_SECONDS)
         pipe.execute()
@@ -85,13 +86,15 @@ def read(client: redis.Redis, job_id: str, *, after: str = "0", block_ms: int = 
     events: list[Event] = []
     for _key, entries in reply or []:
         for entry_id, fields in entries:
-            events.append(Event(
-                id=entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
-                kind=fields[b"kind"].decode(),
-                run=int(fields[b"run"]),
-                data=json.loads(fields[b"data"]),
-                meta=json.loads(fields[b"meta"]) if b"meta" in fields else None,
-            ))
+            events.append(
+                Event(
+                    id=entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
+                    kind=fields[b"kind"].decode(),
+                    run=int(fields[b"run"]),
+                    data=json.loads(fields[b"data"]),
+                    meta=json.loads(fields[b"meta"]) if b"meta" in fields else None,
+                )
+            )
     return events
 
 
@@ -107,12 +110,25 @@ def cancel_requested(client: redis.Redis, job_id: str) -> bool:
 
 def usage_chunk(result: dict) -> dict:
     """OpenAI's last stream chunk (no choices, the usage) for a completed stream's result."""
-    return {"id": result.get("id"), "object": "chat.completion.chunk", "created": result.get("created"),
-            "model": result.get("model"), "choices": [], "usage": result.get("usage")}
+    return {
+        "id": result.get("id"),
+        "object": "chat.completion.chunk",
+        "created": result.get("created"),
+        "model": result.get("model"),
+        "choices": [],
+        "usage": result.get("usage"),
+    }
 
 
 def done_event(job: Job) -> dict:
     """What the waiting web process needs to answer without reading the database again."""
-    return {"status": job.status, "result": job.result, "error": job.error, "error_status": job.error_status,
-            "cost_usd": None if job.cost_usd is None else str(job.cost_usd), "served_model": job.served_model,
-            "served_provider": job.served_provider, "attempts": len(job.attempts or [])}
+    return {
+        "status": job.status,
+        "result": job.result,
+        "error": job.error,
+        "error_status": job.error_status,
+        "cost_usd": None if job.cost_usd is None else str(job.cost_usd),
+        "served_model": job.served_model,
+        "served_provider": job.served_provider,
+        "attempts": len(job.attempts or []),
+    }

@@ -43,9 +43,17 @@ def _throttled(check: Callable[[], bool], every: float = 0.25) -> Callable[[], b
     return should_stop
 
 
-def execute_job(job_id: str, *, session_factory: sessionmaker, redis_client: redis.Redis,
-                settings: Settings, queue: str | None = None, snapshots: Snapshots | None = None,
-                sleep: Callable[[float], None] = time.sleep, counters: metrics.Counters | None = None) -> str | None:
+def execute_job(
+    job_id: str,
+    *,
+    session_factory: sessionmaker,
+    redis_client: redis.Redis,
+    settings: Settings,
+    queue: str | None = None,
+    snapshots: Snapshots | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    counters: metrics.Counters | None = None,
+) -> str | None:
     """Run a job if it is ours to run; return its final status, or None when another run owns it.
 
     Queued jobs of the batch queue are paced first: they raise Deferred until
@@ -65,8 +73,7 @@ def execute_job(job_id: str, *, session_factory: sessionmaker, redis_client: red
             existing = get_job(session, job_id)
             if existing is not None and existing.status in FINAL_JOB_STATUSES:
                 # A redelivered task for a finished job: make sure the waiter has its answer.
-                events.publish(redis_client, job_id, events.DONE, events.done_event(existing),
-                                 run=existing.run_count)
+                events.publish(redis_client, job_id, events.DONE, events.done_event(existing), run=existing.run_count)
             return None
         run = job.run_count
         steps = build_steps(session, job, settings, snapshots)
@@ -81,8 +88,15 @@ def execute_job(job_id: str, *, session_factory: sessionmaker, redis_client: red
         events.publish(redis_client, job_id, events.CHUNK, chunk, run=run, meta=meta)
 
     with LeaseKeeper(session_factory, job_id, run, settings.job_lease_seconds):
-        chain = run_chain(steps, job.request, stream=job.stream, policy=retry_policy(settings), emit=emit,
-                          should_stop=stop, sleep=sleep)
+        chain = run_chain(
+            steps,
+            job.request,
+            stream=job.stream,
+            policy=retry_policy(settings),
+            emit=emit,
+            should_stop=stop,
+            sleep=sleep,
+        )
     outcome = outcome_of(job, chain, started)
     with session_scope(session_factory) as session:
         if not finish_job(session, job, run, outcome):
@@ -91,9 +105,19 @@ def execute_job(job_id: str, *, session_factory: sessionmaker, redis_client: red
     try:
         # After the spend is committed: swap the reservation for the real usage (frees unused tokens now).
         used = outcome.usage.prompt_tokens + outcome.usage.completion_tokens if outcome.usage else 0
-        reservations.settle(redis_client, key_id=job.api_key_id, request_id=job_id, actual_tokens=used,
-                      actual_cost_usd=outcome.cost_usd or Decimal(0))
-        if job.stream and outcome.status == JobStatus.COMPLETED and outcome.usage is not None and outcome.usage.estimated:
+        reservations.settle(
+            redis_client,
+            key_id=job.api_key_id,
+            request_id=job_id,
+            actual_tokens=used,
+            actual_cost_usd=outcome.cost_usd or Decimal(0),
+        )
+        if (
+            job.stream
+            and outcome.status == JobStatus.COMPLETED
+            and outcome.usage is not None
+            and outcome.usage.estimated
+        ):
             # The upstream streamed no usage: a caller who asked for it (stream_options.include_usage)
             # gets our count, as OpenAI would send it; the web drops this chunk for everyone else.
             events.publish(redis_client, job_id, events.CHUNK, events.usage_chunk(outcome.result), run=run)
@@ -108,10 +132,15 @@ def _record_metrics(client: redis.Redis, counters: metrics.Counters | None, outc
     # Without the process's counters (a direct call), send this job's at once.
     target = counters or metrics.Counters(client, interval=None)
     try:
-        metrics.record_job(target, attempts=outcome.attempts, model=outcome.served_model,
-                           prompt_tokens=outcome.usage.prompt_tokens if outcome.usage else 0,
-                           completion_tokens=outcome.usage.completion_tokens if outcome.usage else 0,
-                           cost_usd=outcome.cost_usd, latency_ms=outcome.latency_ms)
+        metrics.record_job(
+            target,
+            attempts=outcome.attempts,
+            model=outcome.served_model,
+            prompt_tokens=outcome.usage.prompt_tokens if outcome.usage else 0,
+            completion_tokens=outcome.usage.completion_tokens if outcome.usage else 0,
+            cost_usd=outcome.cost_usd,
+            latency_ms=outcome.latency_ms,
+        )
         if counters is None:
             target.flush()
     except redis.RedisError:  # the job is done and billed; a lost metric must not redo it

@@ -36,5 +36,5 @@ class LeaseKeeper:
                 with session_scope(session_factory) as session:
                     if not store.renew_lease(session, job_id, run, lease_seconds=lease):
                         return
-            except Exception:  # noqa: BLE001 - a missed renewal is retried on the next tick
+            except Exception:
                 log.warning("could not renew lease of %s", job_id, exc_info=True)

@@ -35,21 +35,43 @@ def outcome_of(job: Job, chain: ChainResult, started: float) -> Outcome:
     """Turn a chain result into the job's stored outcome, with usage and cost when it was served."""
     latency = int((time.monotonic() - started) * 1000)
     if chain.cancelled:
-        outcome = Outcome(status=JobStatus.CANCELLED, attempts=chain.attempts, latency_ms=latency,
-                               error={"message": "The request was cancelled", "type": "invalid_request_error",
-                                      "param": None, "code": "cancelled"}, error_status=499)
+        outcome = Outcome(
+            status=JobStatus.CANCELLED,
+            attempts=chain.attempts,
+            latency_ms=latency,
+            error={
+                "message": "The request was cancelled",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "cancelled",
+            },
+            error_status=499,
+        )
         return _bill_partial(outcome, chain, job)
     if chain.step is None or chain.response is None:
-        outcome = Outcome(status=JobStatus.FAILED, attempts=chain.attempts, error=chain.error,
-                               error_status=chain.error_status, latency_ms=latency)
+        outcome = Outcome(
+            status=JobStatus.FAILED,
+            attempts=chain.attempts,
+            error=chain.error,
+            error_status=chain.error_status,
+            latency_ms=latency,
+        )
         return _bill_partial(outcome, chain, job)
     step = chain.step
     usage = measure_usage(chain.response, job.request, step.model)
     response = dict(chain.response, model=step.model, usage=usage.as_openai())
     cost = compute_cost(usage, step.prices)
-    return Outcome(status=JobStatus.COMPLETED, result=response, attempts=chain.attempts, usage=usage,
-                        prices=step.prices, cost_usd=cost, served_model=step.model, served_provider=step.provider,
-                        latency_ms=latency)
+    return Outcome(
+        status=JobStatus.COMPLETED,
+        result=response,
+        attempts=chain.attempts,
+        usage=usage,
+        prices=step.prices,
+        cost_usd=cost,
+        served_model=step.model,
+        served_provider=step.provider,
+        latency_ms=latency,
+    )
 
 
 def _bill_partial(outcome: Outcome, chain: ChainResult, job: Job) -> Outcome:

@@ -23,8 +23,15 @@ def pace(session: Session, client: redis.Redis, job: Job, settings: Settings) ->
     if key is None or key.revoked_at is not None:
         return ApiError(401, "The key of this job was revoked", type="authentication_error", code="invalid_api_key")
     try:
-        admit(session, client, key=key, request_id=job.id, body=job.request,
-              default_max_tokens=settings.default_max_tokens, share=settings.batch_limit_share)
+        admit(
+            session,
+            client,
+            key=key,
+            request_id=job.id,
+            body=job.request,
+            default_max_tokens=settings.default_max_tokens,
+            share=settings.batch_limit_share,
+        )
     except ApiError as refusal:
         if refusal.headers.get("Retry-After") and refusal.code == "rate_limit_exceeded":
             raise Deferred(min(30.0, float(refusal.headers["Retry-After"]))) from None

@@ -54,8 +54,13 @@ class ChainResult:
 
 
 def _attempt(step: Step, outcome: str, status: int | None, started: float, message: str | None = None) -> dict:
-    record = {"provider": step.provider, "model": step.model, "outcome": outcome, "status_code": status,
-              "latency_ms": int((time.monotonic() - started) * 1000)}
+    record = {
+        "provider": step.provider,
+        "model": step.model,
+        "outcome": outcome,
+        "status_code": status,
+        "latency_ms": int((time.monotonic() - started) * 1000),
+    }
     if message:
         record["message"] = message
     return record
@@ -65,19 +70,33 @@ def _delay(policy: RetryPolicy, retry: int, retry_after: float | None) -> float 
     """Seconds to wait before retry number `retry`, or None when the provider asks for longer than the cap."""
     if retry_after is not None:
         return retry_after if retry_after <= policy.max_seconds else None
-    backoff = min(policy.max_seconds, policy.base_seconds * (2 ** retry))
+    backoff = min(policy.max_seconds, policy.base_seconds * (2**retry))
     return backoff * random.uniform(0.5, 1.0)
 
 
-def run_chain(steps: list[Step], body: dict, *, stream: bool, policy: RetryPolicy,
-              emit: Callable[[dict, Step], None] | None = None, should_stop: Callable[[], bool] = lambda: False,
-              sleep: Callable[[float], None] = time.sleep) -> ChainResult:
+def run_chain(
+    steps: list[Step],
+    body: dict,
+    *,
+    stream: bool,
+    policy: RetryPolicy,
+    emit: Callable[[dict, Step], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ChainResult:
     """Try each step in order; return the first success, a caller error, or every attempt's failure."""
     result = ChainResult(attempts=[])
     for step in steps:
         if step.endpoint is None:
-            result.attempts.append({"provider": step.provider, "model": step.model, "outcome": "no_credentials",
-                                    "status_code": None, "latency_ms": 0})
+            result.attempts.append(
+                {
+                    "provider": step.provider,
+                    "model": step.model,
+                    "outcome": "no_credentials",
+                    "status_code": None,
+                    "latency_ms": 0,
+                }
+            )
             continue
         provider = get_provider(step.kind)
         retry = 0
@@ -102,8 +121,9 @@ def run_chain(steps: list[Step], body: dict, *, stream: bool, policy: RetryPolic
                 if result.chunks_sent:
                     # Bytes already reached the caller: no fallback, end the stream with an error.
                     result.error_status = 502
-                    result.error = _error_body(f"The upstream stream broke: {exc.message}", "upstream_error",
-                                               "stream_interrupted")
+                    result.error = _error_body(
+                        f"The upstream stream broke: {exc.message}", "upstream_error", "stream_interrupted"
+                    )
                     return result
                 if isinstance(exc, ProviderBadRequest):
                     result.error_status = exc.status_code or 400
@@ -117,10 +137,13 @@ def run_chain(steps: list[Step], body: dict, *, stream: bool, policy: RetryPolic
                         continue
                 break
     result.error_status = 502
-    reasons = "; ".join(f"{a['provider']}/{a['model']}: {a['outcome']}"
-                        + (f" ({a['status_code']})" if a.get("status_code") else "") for a in result.attempts)
-    result.error = _error_body(f"All providers failed: {reasons or 'no model to try'}", "upstream_error",
-                               "all_providers_failed")
+    reasons = "; ".join(
+        f"{a['provider']}/{a['model']}: {a['outcome']}" + (f" ({a['status_code']})" if a.get("status_code") else "")
+        for a in result.attempts
+    )
+    result.error = _error_body(
+        f"All providers failed: {reasons or 'no model to try'}", "upstream_error", "all_providers_failed"
+    )
     return result
 
 
@@ -160,6 +183,10 @@ def _upstream_error_body(exc: ProviderError) -> dict:
     """The upstream's own error object for a 4xx it will not get past, in OpenAI's shape."""
     upstream = (exc.upstream_body or {}).get("error") if isinstance(exc.upstream_body, dict) else None
     if isinstance(upstream, dict) and upstream.get("message"):
-        return {"message": str(upstream.get("message")), "type": upstream.get("type") or "invalid_request_error",
-                "param": upstream.get("param"), "code": upstream.get("code")}
+        return {
+            "message": str(upstream.get("message")),
+            "type": upstream.get("type") or "invalid_request_error",
+            "param": upstream.get("param"),
+            "code": upstream.get("code"),
+        }
     return _error_body(exc.message, "invalid_request_error", "upstream_bad_request")

@@ -14,15 +14,39 @@ from llmproxy.storage.pagination import page_after
 from llmproxy.storage.timestamps import utcnow
 
 
-def create_job(session: Session, *, api_key: ApiKey, body: dict, queue: str, stream: bool = False,
-               metadata: dict | None = None, batch_id: str | None = None, custom_id: str | None = None,
-               idempotency_key: str | None = None, request_hash: str | None = None,
-               job_id: str | None = None) -> Job:
+def create_job(
+    session: Session,
+    *,
+    api_key: ApiKey,
+    body: dict,
+    queue: str,
+    stream: bool = False,
+    metadata: dict | None = None,
+    batch_id: str | None = None,
+    custom_id: str | None = None,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+    job_id: str | None = None,
+) -> Job:
     """Insert a queued job (the caller commits before enqueueing it); returns it, detached from the session."""
-    job = Job(id=job_id or new_job_id(), api_key_id=api_key.id, model=body["model"], status=JobStatus.QUEUED, queue=queue,
-              stream=stream, request=body, meta=metadata, batch_id=batch_id, custom_id=custom_id,
-              idempotency_key=idempotency_key, request_hash=request_hash, attempts=[], run_count=0,
-              cancel_requested=False, created_at=utcnow())
+    job = Job(
+        id=job_id or new_job_id(),
+        api_key_id=api_key.id,
+        model=body["model"],
+        status=JobStatus.QUEUED,
+        queue=queue,
+        stream=stream,
+        request=body,
+        meta=metadata,
+        batch_id=batch_id,
+        custom_id=custom_id,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        attempts=[],
+        run_count=0,
+        cancel_requested=False,
+        created_at=utcnow(),
+    )
     # A Core INSERT: every request does this once, and the ORM's unit of work measured a fifth of the
     # web's CPU per request (bench/). A duplicate Idempotency-Key raises IntegrityError here, as a flush would.
     # On the session's connection: the same transaction, without the ORM session's per-statement work.
@@ -40,11 +64,21 @@ _INSERT_JOB = _JOBS.insert()
 # Claim: one UPDATE … RETURNING, built once. A queued job, or a running one whose lease expired.
 _CLAIM_JOB = (
     _JOBS.update()
-    .where(_JOBS.c.id == bindparam("p_id"),
-           or_(_JOBS.c.status == JobStatus.QUEUED, and_(_JOBS.c.status == JobStatus.IN_PROGRESS, _JOBS.c.lease_expires_at < bindparam("p_now"))))
-    .values(status=JobStatus.IN_PROGRESS, run_count=_JOBS.c.run_count + 1, started_at=bindparam("p_now"),
-            lease_expires_at=bindparam("p_until"))
-    .returning(*_JOBS.c))
+    .where(
+        _JOBS.c.id == bindparam("p_id"),
+        or_(
+            _JOBS.c.status == JobStatus.QUEUED,
+            and_(_JOBS.c.status == JobStatus.IN_PROGRESS, _JOBS.c.lease_expires_at < bindparam("p_now")),
+        ),
+    )
+    .values(
+        status=JobStatus.IN_PROGRESS,
+        run_count=_JOBS.c.run_count + 1,
+        started_at=bindparam("p_now"),
+        lease_expires_at=bindparam("p_until"),
+    )
+    .returning(*_JOBS.c)
+)
 
 
 def claim_job(session: Session, job_id: str, *, lease_seconds: float) -> Job | None:
@@ -65,9 +99,11 @@ def claim_job(session: Session, job_id: str, *, lease_seconds: float) -> Job | N
 def renew_lease(session: Session, job_id: str, run: int, *, lease_seconds: float) -> bool:
     """Extend the lease of our run; False if the job is no longer ours."""
     result = session.execute(
-        update(Job).where(Job.id == job_id, Job.status == JobStatus.IN_PROGRESS, Job.run_count == run)
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.IN_PROGRESS, Job.run_count == run)
         .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
-        .execution_options(synchronize_session=False))
+        .execution_options(synchronize_session=False)
+    )
     return result.rowcount == 1
 
 
@@ -79,12 +115,22 @@ def get_job(session: Session, job_id: str) -> Job | None:
 def lost_jobs(session: Session, *, queued_grace_seconds: float, limit: int = 500) -> list[Job]:
     """Jobs whose task was lost: running with an expired lease, or queued (interactive) for too long."""
     now = utcnow()
-    return list(session.scalars(
-        select(Job).where(or_(
-            and_(Job.status == JobStatus.IN_PROGRESS, Job.lease_expires_at < now),
-            and_(Job.status == JobStatus.QUEUED, Job.queue == "interactive",
-                 Job.created_at < now - timedelta(seconds=queued_grace_seconds)),
-        )).limit(limit)))
+    return list(
+        session.scalars(
+            select(Job)
+            .where(
+                or_(
+                    and_(Job.status == JobStatus.IN_PROGRESS, Job.lease_expires_at < now),
+                    and_(
+                        Job.status == JobStatus.QUEUED,
+                        Job.queue == "interactive",
+                        Job.created_at < now - timedelta(seconds=queued_grace_seconds),
+                    ),
+                )
+            )
+            .limit(limit)
+        )
+    )
 
 
 def request_fingerprint(payload: dict) -> str:
@@ -110,8 +156,9 @@ def get_own_job(session: Session, api_key_id: str, job_id: str) -> Job:
     return job
 
 
-def list_jobs(session: Session, api_key_id: str, *, status: str | None, limit: int,
-              after: str | None, batch_id: str | None = None) -> tuple[list[Job], bool]:
+def list_jobs(
+    session: Session, api_key_id: str, *, status: str | None, limit: int, after: str | None, batch_id: str | None = None
+) -> tuple[list[Job], bool]:
     """This key's jobs (of one batch, if given), newest first, after the cursor job; returns (page, has_more)."""
     query = select(Job).where(Job.api_key_id == api_key_id)
     if status:
@@ -126,11 +173,21 @@ def cancel_job(session: Session, job: Job) -> bool:
     """Cancel a queued job at once (True); a running one is only flagged, its worker stops it when it can."""
     now = utcnow()
     result = session.execute(
-        update(Job).where(Job.id == job.id, Job.status == JobStatus.QUEUED)
-        .values(status=JobStatus.CANCELLED, completed_at=now, cancel_requested=True,
-                error={"message": "The job was cancelled", "type": "invalid_request_error", "param": None,
-                       "code": "cancelled"})
-        .execution_options(synchronize_session=False))
+        update(Job)
+        .where(Job.id == job.id, Job.status == JobStatus.QUEUED)
+        .values(
+            status=JobStatus.CANCELLED,
+            completed_at=now,
+            cancel_requested=True,
+            error={
+                "message": "The job was cancelled",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "cancelled",
+            },
+        )
+        .execution_options(synchronize_session=False)
+    )
     if result.rowcount == 1:
         session.refresh(job)
         return True

@@ -1,4 +1,5 @@
 """Provider keys at rest: callers' own keys per provider, and key rotation (resolution order: execution.build_steps)."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -14,11 +15,13 @@ def credential_context(api_key_id: str, provider_name: str) -> str:
     return f"credential:{api_key_id}:{provider_name}"
 
 
-def save_credential(session: Session, *, api_key_id: str, provider: Provider, secret: str,
-                    encryption_key: bytes) -> None:
+def save_credential(
+    session: Session, *, api_key_id: str, provider: Provider, secret: str, encryption_key: bytes
+) -> None:
     """Store (or, with an empty secret, remove) a caller's key for one provider."""
-    row = session.scalar(select(KeyCredential).where(
-        KeyCredential.api_key_id == api_key_id, KeyCredential.provider_id == provider.id))
+    row = session.scalar(
+        select(KeyCredential).where(KeyCredential.api_key_id == api_key_id, KeyCredential.provider_id == provider.id)
+    )
     if not secret:
         if row is not None:
             session.delete(row)
@@ -32,20 +35,27 @@ def save_credential(session: Session, *, api_key_id: str, provider: Provider, se
 
 def saved_providers(session: Session, api_key_id: str) -> list[str]:
     """Names of the providers this key saved its own credential for."""
-    return list(session.scalars(
-        select(Provider.name).join(KeyCredential, KeyCredential.provider_id == Provider.id)
-        .where(KeyCredential.api_key_id == api_key_id).order_by(Provider.name)))
+    return list(
+        session.scalars(
+            select(Provider.name)
+            .join(KeyCredential, KeyCredential.provider_id == Provider.id)
+            .where(KeyCredential.api_key_id == api_key_id)
+            .order_by(Provider.name)
+        )
+    )
 
 
 def load_key_credentials(session: Session, *, api_key_id: str, encryption_key: bytes) -> dict[str, str | None]:
     """All of a caller's saved keys by provider name, decrypted (None where one cannot be decrypted)."""
     saved: dict[str, str | None] = {}
-    rows = session.execute(select(KeyCredential.api_key_enc, Provider.name).join(Provider)
-                           .where(KeyCredential.api_key_id == api_key_id)).all()
+    rows = session.execute(
+        select(KeyCredential.api_key_enc, Provider.name).join(Provider).where(KeyCredential.api_key_id == api_key_id)
+    ).all()
     for sealed, provider_name in rows:
         try:
-            saved[provider_name] = crypto.decrypt(sealed, key=encryption_key,
-                                                  context=credential_context(api_key_id, provider_name))
+            saved[provider_name] = crypto.decrypt(
+                sealed, key=encryption_key, context=credential_context(api_key_id, provider_name)
+            )
         except crypto.DecryptionError:
             saved[provider_name] = None
     return saved
@@ -56,13 +66,15 @@ def reencrypt_all(session: Session, *, old_key: bytes, new_key: bytes) -> int:
     count = 0
     for provider in session.scalars(select(Provider).where(Provider.api_key_enc.is_not(None))):
         ctx = provider_context(provider.name)
-        provider.api_key_enc = crypto.encrypt(crypto.decrypt(provider.api_key_enc, key=old_key, context=ctx),
-                                              key=new_key, context=ctx)
+        provider.api_key_enc = crypto.encrypt(
+            crypto.decrypt(provider.api_key_enc, key=old_key, context=ctx), key=new_key, context=ctx
+        )
         count += 1
     rows = session.execute(select(KeyCredential, Provider.name).join(Provider)).all()
     for row, provider_name in rows:
         ctx = credential_context(row.api_key_id, provider_name)
-        row.api_key_enc = crypto.encrypt(crypto.decrypt(row.api_key_enc, key=old_key, context=ctx),
-                                         key=new_key, context=ctx)
+        row.api_key_enc = crypto.encrypt(
+            crypto.decrypt(row.api_key_enc, key=old_key, context=ctx), key=new_key, context=ctx
+        )
         count += 1
     return count

@@ -6,6 +6,7 @@ ENCRYPTION_KEY is reported as such instead of as tampering. A fresh 96-bit nonce
 per value; the row's context (e.g. ``provider:openai``) is bound as associated
 data, so a ciphertext copied to another row does not decrypt.
 """
+
 from __future__ import annotations
 
 import base64

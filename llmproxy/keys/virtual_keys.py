@@ -22,12 +22,20 @@ from llmproxy.storage.timestamps import to_epoch, utcnow
 def key_json(key: ApiKey) -> dict:
     """A virtual key as the admin API shows it (never the secret)."""
     return {
-        "id": key.id, "object": "api_key", "name": key.name, "prefix": key.prefix,
-        "rpm_limit": key.rpm_limit, "tpm_limit": key.tpm_limit,
-        "budget_usd": money(key.budget_usd), "spend_usd": money(key.spend_usd),
-        "models": key.allowed_models, "created_at": to_epoch(key.created_at),
-        "revoked_at": to_epoch(key.revoked_at), "active": key.revoked_at is None,
+        "id": key.id,
+        "object": "api_key",
+        "name": key.name,
+        "prefix": key.prefix,
+        "rpm_limit": key.rpm_limit,
+        "tpm_limit": key.tpm_limit,
+        "budget_usd": money(key.budget_usd),
+        "spend_usd": money(key.spend_usd),
+        "models": key.allowed_models,
+        "created_at": to_epoch(key.created_at),
+        "revoked_at": to_epoch(key.revoked_at),
+        "active": key.revoked_at is None,
     }
+
 
 KEY_PREFIX = "sk-"
 
@@ -47,8 +55,9 @@ def hash_secret(secret: str) -> str:
 def create_key(session: Session, data: dict | None = None) -> tuple[ApiKey, str]:
     """Create a key from admin fields; return the row and the secret, which is never available again."""
     secret = generate_secret()
-    key = ApiKey(id=new_id("key"), key_hash=hash_secret(secret), prefix=secret[:DISPLAY_CHARS], name="",
-                 spend_usd=Decimal(0))
+    key = ApiKey(
+        id=new_id("key"), key_hash=hash_secret(secret), prefix=secret[:DISPLAY_CHARS], name="", spend_usd=Decimal(0)
+    )
     apply_key_fields(session, key, data or {})
     session.add(key)
     session.flush()
@@ -83,9 +92,16 @@ def key_info(key: ApiKey | None) -> KeyInfo | None:
     """A detached snapshot of a key (None stays None)."""
     if key is None:
         return None
-    return KeyInfo(id=key.id, name=key.name, prefix=key.prefix, rpm_limit=key.rpm_limit, tpm_limit=key.tpm_limit,
-                   budget_usd=key.budget_usd, spend_usd=key.spend_usd or Decimal(0),
-                   allowed_models=list(key.allowed_models) if key.allowed_models is not None else None)
+    return KeyInfo(
+        id=key.id,
+        name=key.name,
+        prefix=key.prefix,
+        rpm_limit=key.rpm_limit,
+        tpm_limit=key.tpm_limit,
+        budget_usd=key.budget_usd,
+        spend_usd=key.spend_usd or Decimal(0),
+        allowed_models=list(key.allowed_models) if key.allowed_models is not None else None,
+    )
 
 
 def revoke_key(session: Session, key: ApiKey) -> None:

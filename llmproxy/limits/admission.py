@@ -1,4 +1,5 @@
 """Admission of a request against its key's RPM, TPM and budget, before anything is enqueued."""
+
 from __future__ import annotations
 
 import math
@@ -50,18 +51,35 @@ def ratelimit_headers(state: reservations.RateState | None) -> dict[str, str]:
         return {}
     headers = {}
     if state.limit_requests is not None:
-        headers.update({"x-ratelimit-limit-requests": str(state.limit_requests),
-                        "x-ratelimit-remaining-requests": str(state.remaining_requests),
-                        "x-ratelimit-reset-requests": f"{state.reset_requests:.3f}s"})
+        headers.update(
+            {
+                "x-ratelimit-limit-requests": str(state.limit_requests),
+                "x-ratelimit-remaining-requests": str(state.remaining_requests),
+                "x-ratelimit-reset-requests": f"{state.reset_requests:.3f}s",
+            }
+        )
     if state.limit_tokens is not None:
-        headers.update({"x-ratelimit-limit-tokens": str(state.limit_tokens),
-                        "x-ratelimit-remaining-tokens": str(state.remaining_tokens),
-                        "x-ratelimit-reset-tokens": f"{state.reset_tokens:.3f}s"})
+        headers.update(
+            {
+                "x-ratelimit-limit-tokens": str(state.limit_tokens),
+                "x-ratelimit-remaining-tokens": str(state.remaining_tokens),
+                "x-ratelimit-reset-tokens": f"{state.reset_tokens:.3f}s",
+            }
+        )
     return headers
 
 
-def admit(session: Session, client: redis.Redis, *, key: ApiKey | KeyInfo, request_id: str, body: dict,
-          default_max_tokens: int, share: float = 1.0, chain: list | None = None) -> reservations.Admission | None:
+def admit(
+    session: Session,
+    client: redis.Redis,
+    *,
+    key: ApiKey | KeyInfo,
+    request_id: str,
+    body: dict,
+    default_max_tokens: int,
+    share: float = 1.0,
+    chain: list | None = None,
+) -> reservations.Admission | None:
     """Reserve this request's share of the key's limits, or raise 429 saying which limit and for how long."""
     key_lims = key_limits(key, share)
     if key_lims is None:
@@ -69,22 +87,49 @@ def admit(session: Session, client: redis.Redis, *, key: ApiKey | KeyInfo, reque
     if chain is None:
         chain = fallback_chain(session, body["model"])
     tokens, max_cost = worst_case_cost(chain, body, default_max_tokens=default_max_tokens)
-    state = reservations.reserve(client, key_id=key.id, request_id=request_id, limits=key_lims, tokens=tokens,
-                           max_cost_usd=max_cost, spent_usd=key.spend_usd or Decimal(0))
+    state = reservations.reserve(
+        client,
+        key_id=key.id,
+        request_id=request_id,
+        limits=key_lims,
+        tokens=tokens,
+        max_cost_usd=max_cost,
+        spent_usd=key.spend_usd or Decimal(0),
+    )
     if state.allowed:
         return state
     headers = ratelimit_headers(state)
     if state.retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(state.retry_after)))
     if state.reason == "budget":
-        raise ApiError(429, "You exceeded your budget: this key's spending limit is reached.",
-                       type="rate_limit_error", code="insufficient_quota", headers=headers)
+        raise ApiError(
+            429,
+            "You exceeded your budget: this key's spending limit is reached.",
+            type="rate_limit_error",
+            code="insufficient_quota",
+            headers=headers,
+        )
     if state.never:
-        what = (f"needs about {tokens} tokens, more than this key's limit of {key_lims.tpm} tokens per minute; "
-                "lower max_tokens or the prompt" if state.reason == "tokens" else "is not allowed any requests")
-        raise ApiError(429, f"Request too large: it {what}.", type="rate_limit_error", code="rate_limit_exceeded",
-                       param=state.reason, headers=headers)
-    limit, used = ((key_lims.rpm, "requests") if state.reason == "requests" else (key_lims.tpm, "tokens"))
-    raise ApiError(429, f"Rate limit reached for {used} per minute: limit {limit}. "
-                        f"Try again in {headers.get('Retry-After', '1')}s.",
-                   type="rate_limit_error", code="rate_limit_exceeded", param=state.reason, headers=headers)
+        what = (
+            f"needs about {tokens} tokens, more than this key's limit of {key_lims.tpm} tokens per minute; "
+            "lower max_tokens or the prompt"
+            if state.reason == "tokens"
+            else "is not allowed any requests"
+        )
+        raise ApiError(
+            429,
+            f"Request too large: it {what}.",
+            type="rate_limit_error",
+            code="rate_limit_exceeded",
+            param=state.reason,
+            headers=headers,
+        )
+    limit, used = (key_lims.rpm, "requests") if state.reason == "requests" else (key_lims.tpm, "tokens")
+    raise ApiError(
+        429,
+        f"Rate limit reached for {used} per minute: limit {limit}. Try again in {headers.get('Retry-After', '1')}s.",
+        type="rate_limit_error",
+        code="rate_limit_exceeded",
+        param=state.reason,
+        headers=headers,
+    )

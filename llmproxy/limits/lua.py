@@ -72,7 +72,9 @@ end
 
 # ARGV: now_ms|'', request_id, rpm|'', tpm|'', budget|'', tokens, max_cost, spent,
 #       reservation_ttl_ms, record (1 = reserve, 0 = peek), done_retention_ms
-_RESERVE_LUA = _LUA_COMMON + """
+_RESERVE_LUA = (
+    _LUA_COMMON
+    + """
 local rid, rpm, tpm, budget = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local tokens, cost, spent, ttl = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 spent = math.max(spent, num(redis.call('GET', KEYS[8])))
@@ -131,9 +133,12 @@ end
 local reset_tok = used > 0 and reset(KEYS[2]) or 0
 return {reason == 0 and 1 or 0, reason, retry, never, count, used, reset(KEYS[1]), reset_tok, reserved}
 """
+)
 
 # ARGV: now_ms|'', request_id, mode ('settle' | 'release'), actual_tokens, done_retention_ms, actual_cost
-_FINISH_LUA = _LUA_COMMON + """
+_FINISH_LUA = (
+    _LUA_COMMON
+    + """
 local rid, retention = ARGV[2], tonumber(ARGV[5])
 purge(retention)
 if redis.call('ZSCORE', KEYS[6], rid) then return 0 end
@@ -154,3 +159,4 @@ redis.call('ZADD', KEYS[6], now, rid)
 extend(KEYS[6], retention + 1000)
 return 1
 """
+)

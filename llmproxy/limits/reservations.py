@@ -58,7 +58,9 @@ _REASONS: dict[int, Reason | None] = {0: None, 1: "requests", 2: "tokens", 3: "b
 
 
 # Redis key names of one limit scope; the module docstring describes each.
-LimitKeys = NamedTuple("LimitKeys", [(f, str) for f in ("req", "tok", "tokn", "cost", "costdl", "done", "sums", "spent")])
+LimitKeys = NamedTuple(
+    "LimitKeys", [(f, str) for f in ("req", "tok", "tokn", "cost", "costdl", "done", "sums", "spent")]
+)
 
 
 def limit_keys(key_id: str, scope: str | None = None) -> LimitKeys:
@@ -119,10 +121,17 @@ def _now_ms(now: float | None) -> str:
 
 def _run_reserve(client, keys, limits, args) -> Admission:
     script = client.register_script(_RESERVE_LUA)  # EVALSHA, reloaded if the server lost it
-    allowed, reason, retry, never, count, used, reset_req, reset_tok, reserved = script(keys=list(keys), args=[
-        *args[:2], "" if limits.rpm is None else limits.rpm, "" if limits.tpm is None else limits.tpm,
-        "" if limits.budget_usd is None else _nano(limits.budget_usd, ROUND_FLOOR), *args[2:],
-        DONE_RETENTION_SECONDS * 1000])
+    allowed, reason, retry, never, count, used, reset_req, reset_tok, reserved = script(
+        keys=list(keys),
+        args=[
+            *args[:2],
+            "" if limits.rpm is None else limits.rpm,
+            "" if limits.tpm is None else limits.tpm,
+            "" if limits.budget_usd is None else _nano(limits.budget_usd, ROUND_FLOOR),
+            *args[2:],
+            DONE_RETENTION_SECONDS * 1000,
+        ],
+    )
     return Admission(
         limit_requests=limits.rpm,
         remaining_requests=None if limits.rpm is None else max(limits.rpm - count, 0),
@@ -131,14 +140,26 @@ def _run_reserve(client, keys, limits, args) -> Admission:
         remaining_tokens=None if limits.tpm is None else max(limits.tpm - used, 0),
         reset_tokens=reset_tok / 1000,
         reserved_cost_usd=Decimal(reserved) / NANO_PER_USD,
-        allowed=bool(allowed), reason=_REASONS[reason],
-        retry_after=None if retry < 0 else retry / 1000, never=bool(never),
+        allowed=bool(allowed),
+        reason=_REASONS[reason],
+        retry_after=None if retry < 0 else retry / 1000,
+        never=bool(never),
     )
 
 
-def reserve(client: redis_lib.Redis, *, key_id: str, request_id: str, limits: KeyLimits, tokens: int,
-            max_cost_usd: Decimal, spent_usd: Decimal, now: float | None = None,
-            reservation_ttl: float = DEFAULT_RESERVATION_TTL, scope: str | None = None) -> Admission:
+def reserve(
+    client: redis_lib.Redis,
+    *,
+    key_id: str,
+    request_id: str,
+    limits: KeyLimits,
+    tokens: int,
+    max_cost_usd: Decimal,
+    spent_usd: Decimal,
+    now: float | None = None,
+    reservation_ttl: float = DEFAULT_RESERVATION_TTL,
+    scope: str | None = None,
+) -> Admission:
     """Atomically check RPM, TPM and budget and, only if all pass, record the request.
 
     Budget: refused once `spent_usd` + outstanding reservations reaches the
@@ -149,13 +170,25 @@ def reserve(client: redis_lib.Redis, *, key_id: str, request_id: str, limits: Ke
     """
     if tokens < 0 or reservation_ttl <= 0:
         raise ValueError("tokens must be >= 0 and reservation_ttl > 0")
-    return _run_reserve(client, limit_keys(key_id, scope), limits, [
-        _now_ms(now), request_id, int(tokens), _nano(max_cost_usd, ROUND_CEILING),
-        _nano(spent_usd, ROUND_CEILING), math.ceil(reservation_ttl * 1000), 1])
+    return _run_reserve(
+        client,
+        limit_keys(key_id, scope),
+        limits,
+        [
+            _now_ms(now),
+            request_id,
+            int(tokens),
+            _nano(max_cost_usd, ROUND_CEILING),
+            _nano(spent_usd, ROUND_CEILING),
+            math.ceil(reservation_ttl * 1000),
+            1,
+        ],
+    )
 
 
-def peek(client: redis_lib.Redis, *, key_id: str, limits: KeyLimits, now: float | None = None,
-         scope: str | None = None) -> RateState:
+def peek(
+    client: redis_lib.Redis, *, key_id: str, limits: KeyLimits, now: float | None = None, scope: str | None = None
+) -> RateState:
     """Current remaining requests/tokens and reset times, reserving nothing."""
     state = _run_reserve(client, limit_keys(key_id, scope), limits, [_now_ms(now), "", 0, 0, 0, 1000, 0])
     return RateState(**{f: getattr(state, f) for f in RateState.__dataclass_fields__})
@@ -163,12 +196,24 @@ def peek(client: redis_lib.Redis, *, key_id: str, limits: KeyLimits, now: float 
 
 def _finish(client, key_id, request_id, mode, actual_tokens, now, scope, cost_nano: int = 0) -> bool:
     script = client.register_script(_FINISH_LUA)
-    return bool(script(keys=list(limit_keys(key_id, scope)), args=[
-        _now_ms(now), request_id, mode, int(actual_tokens), DONE_RETENTION_SECONDS * 1000, cost_nano]))
+    return bool(
+        script(
+            keys=list(limit_keys(key_id, scope)),
+            args=[_now_ms(now), request_id, mode, int(actual_tokens), DONE_RETENTION_SECONDS * 1000, cost_nano],
+        )
+    )
 
 
-def settle(client: redis_lib.Redis, *, key_id: str, request_id: str, actual_tokens: int,
-           actual_cost_usd: Decimal, now: float | None = None, scope: str | None = None) -> bool:
+def settle(
+    client: redis_lib.Redis,
+    *,
+    key_id: str,
+    request_id: str,
+    actual_tokens: int,
+    actual_cost_usd: Decimal,
+    now: float | None = None,
+    scope: str | None = None,
+) -> bool:
     """Replace the request's TPM reservation by its real usage and release its cost reservation.
 
     The entry keeps its admission time, so unused tokens are free at once. The
@@ -182,8 +227,9 @@ def settle(client: redis_lib.Redis, *, key_id: str, request_id: str, actual_toke
     return _finish(client, key_id, request_id, "settle", actual_tokens, now, scope, cost_nano)
 
 
-def release(client: redis_lib.Redis, *, key_id: str, request_id: str, now: float | None = None,
-            scope: str | None = None) -> bool:
+def release(
+    client: redis_lib.Redis, *, key_id: str, request_id: str, now: float | None = None, scope: str | None = None
+) -> bool:
     """Drop the token and cost reservation of a request that never ran.
 
     Its RPM entry stays: it was admitted, and "at most L admitted in any 60 s"

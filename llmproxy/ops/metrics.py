@@ -4,6 +4,7 @@ Counters are Redis hashes (HINCRBY), one field per label set; the scrape
 renders them as Prometheus text. Labels are routes, statuses, providers,
 outcomes and model names — never keys or secrets.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -19,10 +20,10 @@ from llmproxy.jobs.queues import Queue, queue_depth
 log = logging.getLogger(__name__)
 
 PREFIX = "llmproxy:metrics:"
-HTTP = PREFIX + "http"              # route|method|status -> count
-ATTEMPTS = PREFIX + "attempts"      # provider|outcome -> count
-TOKENS = PREFIX + "tokens"          # model|kind -> tokens
-COST = PREFIX + "cost"              # model -> nano-dollars
+HTTP = PREFIX + "http"  # route|method|status -> count
+ATTEMPTS = PREFIX + "attempts"  # provider|outcome -> count
+TOKENS = PREFIX + "tokens"  # model|kind -> tokens
+COST = PREFIX + "cost"  # model -> nano-dollars
 JOB_LATENCY = PREFIX + "job_latency"  # bucket|le, sum_ms, count
 LATENCY_BUCKETS_MS = (50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
 
@@ -102,8 +103,16 @@ def record_http(counters: Counters, *, route: str, method: str, status: int) -> 
     counters.add(HTTP, f"{route}|{method}|{status}")
 
 
-def record_job(counters: Counters, *, attempts: list[dict], model: str | None, prompt_tokens: int,
-               completion_tokens: int, cost_usd: Decimal | None, latency_ms: int | None) -> None:
+def record_job(
+    counters: Counters,
+    *,
+    attempts: list[dict],
+    model: str | None,
+    prompt_tokens: int,
+    completion_tokens: int,
+    cost_usd: Decimal | None,
+    latency_ms: int | None,
+) -> None:
     """Count a finished job's upstream attempts, tokens, cost and latency."""
     for attempt in attempts:
         counters.add(ATTEMPTS, f"{attempt.get('provider')}|{attempt.get('outcome')}")
@@ -141,18 +150,29 @@ def render(client: redis.Redis) -> str:
         pipe.hgetall(key)
     http, attempts, tokens, cost, latency = pipe.execute()
     lines: list[str] = []
-    _counter(lines, "llmproxy_http_requests_total", "HTTP responses by route, method and status.", http,
-             ("route", "method", "status"))
-    _counter(lines, "llmproxy_upstream_attempts_total", "Upstream attempts by provider and outcome.", attempts,
-             ("provider", "outcome"))
+    _counter(
+        lines,
+        "llmproxy_http_requests_total",
+        "HTTP responses by route, method and status.",
+        http,
+        ("route", "method", "status"),
+    )
+    _counter(
+        lines,
+        "llmproxy_upstream_attempts_total",
+        "Upstream attempts by provider and outcome.",
+        attempts,
+        ("provider", "outcome"),
+    )
     _counter(lines, "llmproxy_tokens_total", "Tokens billed by served model and kind.", tokens, ("model", "kind"))
-    _counter(lines, "llmproxy_cost_usd_total", "Cost billed in USD by served model.", cost, ("model",),
-             scale=10**9)
+    _counter(lines, "llmproxy_cost_usd_total", "Cost billed in USD by served model.", cost, ("model",), scale=10**9)
     lines += ["# HELP llmproxy_queue_depth Messages waiting per queue.", "# TYPE llmproxy_queue_depth gauge"]
     lines += [f'llmproxy_queue_depth{{queue="{q}"}} {queue_depth(client, q)}' for q in list(Queue)]
     values = {k.decode(): int(v) for k, v in latency.items()}
-    lines += ["# HELP llmproxy_job_latency_seconds Time from a job's start to its end.",
-              "# TYPE llmproxy_job_latency_seconds histogram"]
+    lines += [
+        "# HELP llmproxy_job_latency_seconds Time from a job's start to its end.",
+        "# TYPE llmproxy_job_latency_seconds histogram",
+    ]
     for bound in LATENCY_BUCKETS_MS:
         lines.append(f'llmproxy_job_latency_seconds_bucket{{le="{bound / 1000:g}"}} {values.get(f"le|{bound}", 0)}')
     lines.append(f'llmproxy_job_latency_seconds_bucket{{le="+Inf"}} {values.get("count", 0)}')

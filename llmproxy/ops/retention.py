@@ -4,6 +4,7 @@ The usage ledger is never deleted: it is the accounting record. Its job_id has n
 (migration 0002), so a ledger row keeps naming the job it billed after the job is gone, and
 "billed once" still holds: a deleted job cannot run again.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -21,8 +22,9 @@ CHUNK = 1000
 MIN_DAYS = 1.0  # Idempotency-Keys are promised for 24 h; their jobs must live that long
 
 
-def purge(session_factory: sessionmaker, *, retention_days: float, now: datetime | None = None,
-          max_rounds: int = 100) -> dict[str, int]:
+def purge(
+    session_factory: sessionmaker, *, retention_days: float, now: datetime | None = None, max_rounds: int = 100
+) -> dict[str, int]:
     """Delete what is older than the retention period, in chunks; return how many rows of each kind."""
     now = now or utcnow()
     cutoff = now - timedelta(days=max(MIN_DAYS, retention_days))
@@ -30,13 +32,19 @@ def purge(session_factory: sessionmaker, *, retention_days: float, now: datetime
     old_batches = select(Batch.id).where(Batch.status.in_(FINAL_BATCH_STATUSES), Batch.created_at < cutoff)
     running_batches = select(Batch.id).where(Batch.status.not_in(FINAL_BATCH_STATUSES))
     old_jobs = select(Job.id).where(
-        Job.status.in_(FINAL_JOB_STATUSES), Job.created_at < cutoff, Job.completed_at < cutoff,
+        Job.status.in_(FINAL_JOB_STATUSES),
+        Job.created_at < cutoff,
+        Job.completed_at < cutoff,
         # A line of a batch that is still running stays until the batch ends, whatever its age.
-        (Job.batch_id.is_(None)) | Job.batch_id.not_in(running_batches))
+        (Job.batch_id.is_(None)) | Job.batch_id.not_in(running_batches),
+    )
     old_files = select(StoredFile.id).where(StoredFile.expires_at <= now)
     counts = {}
-    for name, model, query in (("batches", Batch, old_batches), ("jobs", Job, old_jobs),
-                               ("files", StoredFile, old_files)):
+    for name, model, query in (
+        ("batches", Batch, old_batches),
+        ("jobs", Job, old_jobs),
+        ("files", StoredFile, old_files),
+    ):
         counts[name] = _delete_in_chunks(session_factory, model, query, max_rounds)
     return counts
 

@@ -5,6 +5,7 @@ Kinds: "openai", "mistral", "openai_compatible".
 Use `get_provider(kind)` for the process-wide instance, then `complete()` or `stream()`;
 every failure is a `ProviderError` subclass that routing can act on.
 """
+
 from llmproxy.providers.contract import Endpoint, Provider, Timeouts
 from llmproxy.providers.errors import (
     ProviderAuthFailed,

@@ -50,14 +50,16 @@ class Provider(ABC):
     def stream(self, endpoint: Endpoint, body: dict, *, timeouts: Timeouts) -> Iterator[dict]:
         """Yield OpenAI `chat.completion.chunk` dicts as they arrive, usage chunk last."""
 
-    def post(
-        self, url: str, headers: dict, payload: dict, *, timeouts: Timeouts, stream: bool
-    ) -> requests.Response:
+    def post(self, url: str, headers: dict, payload: dict, *, timeouts: Timeouts, stream: bool) -> requests.Response:
         """POST JSON; return a 2xx response or raise the taxonomy (the response is closed then)."""
         try:
             resp = self.session.post(
-                url, data=json.dumps(payload).encode("utf-8"), headers=headers,
-                timeout=(timeouts.connect, timeouts.read), stream=stream, allow_redirects=False,
+                url,
+                data=json.dumps(payload).encode("utf-8"),
+                headers=headers,
+                timeout=(timeouts.connect, timeouts.read),
+                stream=stream,
+                allow_redirects=False,
             )
         except _TRANSPORT_ERRORS as exc:
             raise error_from_exception(exc, provider=self.kind) from None

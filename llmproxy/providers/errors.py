@@ -141,10 +141,21 @@ _CONTEXT_RE = re.compile(
 )
 
 _STATUS_WORDS = {
-    400: "bad request", 401: "unauthorized", 402: "payment required", 403: "forbidden",
-    404: "not found", 408: "request timeout", 409: "conflict", 413: "payload too large",
-    422: "unprocessable entity", 429: "rate limited", 500: "internal server error",
-    502: "bad gateway", 503: "service unavailable", 504: "gateway timeout", 529: "overloaded",
+    400: "bad request",
+    401: "unauthorized",
+    402: "payment required",
+    403: "forbidden",
+    404: "not found",
+    408: "request timeout",
+    409: "conflict",
+    413: "payload too large",
+    422: "unprocessable entity",
+    429: "rate limited",
+    500: "internal server error",
+    502: "bad gateway",
+    503: "service unavailable",
+    504: "gateway timeout",
+    529: "overloaded",
 }
 
 
@@ -212,12 +223,14 @@ def error_from_response(
     if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
         upstream_body = parsed
     else:
-        upstream_body = {"error": {
-            "message": message or _STATUS_WORDS.get(status_code, "error"),
-            "type": etype or ("invalid_request_error" if status_code < 500 else "server_error"),
-            "param": param,
-            "code": code,
-        }}
+        upstream_body = {
+            "error": {
+                "message": message or _STATUS_WORDS.get(status_code, "error"),
+                "type": etype or ("invalid_request_error" if status_code < 500 else "server_error"),
+                "param": param,
+                "code": code,
+            }
+        }
 
     summary = f"{provider}: HTTP {status_code} {_STATUS_WORDS.get(status_code, 'error')}"
     if message:
@@ -229,7 +242,7 @@ def error_from_response(
         # A redirect means a misconfigured api_base; retrying the same URL cannot help.
         return ProviderUnavailable(summary, retryable=False, fallback_now=True, **kwargs)
 
-    if status_code == 429 or status_code == 402:
+    if status_code in {429, 402}:
         if code == "insufficient_quota" or status_code == 402:
             # Out of credit, not out of breath: waiting will not help; try the next model.
             return ProviderRateLimited(summary, retryable=False, fallback_now=True, **kwargs)
@@ -240,18 +253,14 @@ def error_from_response(
         return ProviderAuthFailed(summary, **kwargs)
     if status_code == 404 or code == "model_not_found":
         return ProviderModelNotFound(summary, **kwargs)
-    if status_code in (400, 413, 422) and (
-        code == "context_length_exceeded" or _CONTEXT_RE.search(message or "")
-    ):
+    if status_code in (400, 413, 422) and (code == "context_length_exceeded" or _CONTEXT_RE.search(message or "")):
         return ProviderContextTooLong(summary, **kwargs)
     if 400 <= status_code < 500:
         return ProviderBadRequest(summary, **kwargs)
     return ProviderUnavailable(summary, **kwargs)
 
 
-def error_from_exception(
-    exc: BaseException, *, provider: str = "upstream", mid_stream: bool = False
-) -> ProviderError:
+def error_from_exception(exc: BaseException, *, provider: str = "upstream", mid_stream: bool = False) -> ProviderError:
     """Classify a `requests`/`urllib3` transport exception (mid_stream: after headers arrived)."""
     # requests wraps a streamed body's ReadTimeoutError in a plain ConnectionError.
     inner = exc.args[0] if exc.args else None
@@ -263,12 +272,15 @@ def error_from_exception(
     ):
         where = "mid-stream" if mid_stream else "waiting for the response"
         return ProviderTimeout(f"{provider}: read timed out {where}", provider=provider)
-    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                        requests.exceptions.InvalidSchema)):
+    if isinstance(
+        exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)
+    ):
         # A misconfigured api_base never heals by retrying.
         return ProviderConnectionError(
-            f"{provider}: invalid api_base URL ({name})", provider=provider,
-            retryable=False, fallback_now=True,
+            f"{provider}: invalid api_base URL ({name})",
+            provider=provider,
+            retryable=False,
+            fallback_now=True,
         )
     if mid_stream:
         return ProviderStreamBroken(f"{provider}: stream dropped ({name})", provider=provider)

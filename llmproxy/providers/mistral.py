@@ -26,6 +26,7 @@ Response normalisation (Mistral -> OpenAI shape):
   serialised to a JSON string; stream tool calls get an `index`; content given as a list
   of parts keeps only the text parts (reasoning "thinking" parts are dropped).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,11 +37,28 @@ from llmproxy.providers.contract import Endpoint
 from llmproxy.providers.openai import OpenAIProvider
 from llmproxy.providers.registry import register
 
-_FIELDS = frozenset({
-    "model", "messages", "temperature", "top_p", "max_tokens", "stream", "stop",
-    "random_seed", "response_format", "tools", "tool_choice", "presence_penalty",
-    "frequency_penalty", "n", "prediction", "parallel_tool_calls", "safe_prompt", "prompt_mode",
-})
+_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "stream",
+        "stop",
+        "random_seed",
+        "response_format",
+        "tools",
+        "tool_choice",
+        "presence_penalty",
+        "frequency_penalty",
+        "n",
+        "prediction",
+        "parallel_tool_calls",
+        "safe_prompt",
+        "prompt_mode",
+    }
+)
 _RENAMED = {"seed": "random_seed"}
 _MESSAGE_FIELDS = frozenset({"role", "content", "tool_calls", "tool_call_id", "prefix"})
 _FINISH_REASONS = {"model_length": "length"}
@@ -102,8 +120,7 @@ def _message(message: dict) -> dict:
             out["tool_call_id"] = _tool_id(out["tool_call_id"])
     if isinstance(out.get("tool_calls"), list):
         out["tool_calls"] = [
-            {**call, "id": _tool_id(call["id"])} if isinstance(call, dict) and call.get("id")
-            else call
+            {**call, "id": _tool_id(call["id"])} if isinstance(call, dict) and call.get("id") else call
             for call in out["tool_calls"]
         ]
     return out
@@ -128,8 +145,7 @@ def _normalise_choice(choice: dict, part: str) -> None:
     msg.pop("prefix", None)
     if isinstance(msg.get("content"), list):
         msg["content"] = "".join(
-            p.get("text", "") for p in msg["content"]
-            if isinstance(p, dict) and p.get("type") == "text"
+            p.get("text", "") for p in msg["content"] if isinstance(p, dict) and p.get("type") == "text"
         )
     for position, call in enumerate(msg.get("tool_calls") or []):
         if not isinstance(call, dict):

@@ -3,6 +3,7 @@
 `OpenAICompatibleProvider` and `MistralProvider` subclass `OpenAIProvider` and override
 only the hooks: `prepare_body`, `normalise_completion` and `normalise_chunk`.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,7 @@ class OpenAIProvider(Provider):
         if stream:
             # Always ask for usage: cost is recorded from the provider's own count.
             options = body.get("stream_options")
-            payload["stream_options"] = {**(options if isinstance(options, dict) else {}),
-                                         "include_usage": True}
+            payload["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
         else:
             # OpenAI rejects stream_options on a non-streaming request.
             payload.pop("stream_options", None)
@@ -90,19 +90,22 @@ class OpenAIProvider(Provider):
         try:
             self._check_key(endpoint)
             payload = self.prepare_body(endpoint, body, stream=False)
-            resp = self.post(self.url(endpoint), self.headers(endpoint, stream=False), payload,
-                             timeouts=timeouts, stream=False)
+            resp = self.post(
+                self.url(endpoint), self.headers(endpoint, stream=False), payload, timeouts=timeouts, stream=False
+            )
             try:
                 data = resp.json()
             except ValueError:
-                raise ProviderUnavailable(f"{self.kind}: response is not JSON", provider=self.kind,
-                                          status_code=resp.status_code) from None
+                raise ProviderUnavailable(
+                    f"{self.kind}: response is not JSON", provider=self.kind, status_code=resp.status_code
+                ) from None
             if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
-                raise ProviderUnavailable(f"{self.kind}: response has no choices",
-                                          status_code=resp.status_code, provider=self.kind)
+                raise ProviderUnavailable(
+                    f"{self.kind}: response has no choices", status_code=resp.status_code, provider=self.kind
+                )
             return self.normalise_completion(data, endpoint)
         except ProviderError as err:
-            raise redact_error(err, endpoint.api_key)
+            raise redact_error(err, endpoint.api_key) from None
 
     def stream(self, endpoint: Endpoint, body: dict, *, timeouts: Timeouts) -> Iterator[dict]:
         """Yield `chat.completion.chunk` dicts as they arrive; the usage chunk comes last.
@@ -112,20 +115,25 @@ class OpenAIProvider(Provider):
         """
         received = 0
         resp: requests.Response | None = None
-        defaults = {"id": _new_id(), "object": "chat.completion.chunk",
-                    "created": int(time.time()), "model": endpoint.upstream_model}
+        defaults = {
+            "id": _new_id(),
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": endpoint.upstream_model,
+        }
         try:
             self._check_key(endpoint)
             payload = self.prepare_body(endpoint, body, stream=True)
-            resp = self.post(self.url(endpoint), self.headers(endpoint, stream=True), payload,
-                             timeouts=timeouts, stream=True)
+            resp = self.post(
+                self.url(endpoint), self.headers(endpoint, stream=True), payload, timeouts=timeouts, stream=True
+            )
             for event in self._events(resp):
                 for chunk in self.normalise_chunk(event, defaults):
                     received += 1
                     yield chunk
         except ProviderError as err:
             err.chunks_received = received
-            raise redact_error(err, endpoint.api_key)
+            raise redact_error(err, endpoint.api_key) from None
         finally:
             if resp is not None:
                 resp.close()
@@ -140,19 +148,16 @@ class OpenAIProvider(Provider):
                 try:
                     event = json.loads(data)
                 except ValueError:
-                    raise ProviderStreamBroken(f"{self.kind}: malformed stream event",
-                                               provider=self.kind) from None
+                    raise ProviderStreamBroken(f"{self.kind}: malformed stream event", provider=self.kind) from None
                 if not isinstance(event, dict):
-                    raise ProviderStreamBroken(f"{self.kind}: malformed stream event",
-                                               provider=self.kind)
+                    raise ProviderStreamBroken(f"{self.kind}: malformed stream event", provider=self.kind)
                 if "error" in event and "choices" not in event:
                     raise ProviderStreamBroken(
-                        f"{self.kind}: upstream error mid-stream: {_error_text(event)}",
-                        provider=self.kind)
+                        f"{self.kind}: upstream error mid-stream: {_error_text(event)}", provider=self.kind
+                    )
                 yield event
         except UnicodeDecodeError:
-            raise ProviderStreamBroken(f"{self.kind}: stream is not UTF-8",
-                                       provider=self.kind) from None
+            raise ProviderStreamBroken(f"{self.kind}: stream is not UTF-8", provider=self.kind) from None
         except _TRANSPORT_ERRORS as exc:
             raise error_from_exception(exc, provider=self.kind, mid_stream=True) from None
         # A clean EOF without [DONE] still means we may have lost the tail of the answer.

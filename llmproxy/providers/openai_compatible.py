@@ -5,6 +5,7 @@ Same protocol as OpenAI. Differences handled here or in the shared code:
 - responses missing `id`, `object`, `created`, `model` get them filled in, and a missing
   `usage` becomes `usage: None` so routing knows to count tokens itself (shared with openai).
 """
+
 from __future__ import annotations
 
 from llmproxy.providers.openai import OpenAIProvider

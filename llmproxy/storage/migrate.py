@@ -1,4 +1,5 @@
 """Run Alembic migrations from code (the CLI, `make run`, the tests)."""
+
 from __future__ import annotations
 
 from alembic import command

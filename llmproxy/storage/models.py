@@ -1,4 +1,5 @@
 """Typed SQLAlchemy 2.x models: configuration (providers, models, keys) and records (jobs, ledger)."""
+
 from __future__ import annotations
 
 from datetime import datetime

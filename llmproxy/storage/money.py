@@ -1,4 +1,5 @@
 """Column types shared by the models and the migrations."""
+
 from __future__ import annotations
 
 from decimal import Decimal

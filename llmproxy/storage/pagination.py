@@ -1,12 +1,14 @@
 """Cursor pagination as OpenAI lists do it: by creation time (then id), after a given object."""
+
 from __future__ import annotations
 
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import Session
 
 
-def page_after(session: Session, query: Select, model, *, cursor, limit: int,
-               newest_first: bool = True) -> tuple[list, bool]:
+def page_after(
+    session: Session, query: Select, model, *, cursor, limit: int, newest_first: bool = True
+) -> tuple[list, bool]:
     """Rows of `query` beyond the `cursor` row (or from the start), at most `limit`; returns (rows, has_more)."""
     created, ident = model.created_at, model.id
     if cursor is not None:

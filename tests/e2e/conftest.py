@@ -5,6 +5,7 @@ The e2e processes use their own Redis database as broker and hand-off channels. 
 the main Redis database only, so it can never take an e2e job, whatever order pytest runs the
 modules in, and the e2e test decides alone which workers are alive.
 """
+
 from __future__ import annotations
 
 import pytest

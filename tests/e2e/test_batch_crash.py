@@ -5,6 +5,7 @@ sweepers), one Celery worker killed with lines in flight, then a second one. The
 tests/test_batches.py: 2,000 lines, one upstream call in ten failing with 429 or 500 (retried), one in
 fifty with 400 (that line fails and goes to the error file).
 """
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -23,8 +24,11 @@ LINES = 2000
 
 def ended_lines(session_factory, batch_id: str) -> int:
     with session_scope(session_factory) as session:
-        return session.scalar(select(func.count()).select_from(Job).where(
-            Job.batch_id == batch_id, Job.status.in_(("completed", "failed"))))
+        return session.scalar(
+            select(func.count())
+            .select_from(Job)
+            .where(Job.batch_id == batch_id, Job.status.in_(("completed", "failed")))
+        )
 
 
 def test_batch_survives_a_killed_worker(e2e_env, make_key, upstream, db):
@@ -33,8 +37,10 @@ def test_batch_survives_a_killed_worker(e2e_env, make_key, upstream, db):
     env = {**e2e_env, "BATCH_LOST_AFTER_SECONDS": "5"}
     secret, key = make_key(name="batch-crash")
     upstream.latency = 0.02  # every call takes a while: the kill finds lines in flight
-    script = [Fail(429, retry_after=0) if i % 20 == 0 else Fail(500) if i % 20 == 10
-              else Fail(400) if i % 50 == 25 else Ok() for i in range(LINES)]
+    script = [
+        Fail(429, retry_after=0) if i % 20 == 0 else Fail(500) if i % 20 == 10 else Fail(400) if i % 50 == 25 else Ok()
+        for i in range(LINES)
+    ]
     upstream.script("gpt-3.5-turbo", *script)
     first, beat, web = WorkerProcess(env, concurrency=8), BeatProcess(env), WebProcess(env, workers=1)
     second = WorkerProcess(env, concurrency=8)
@@ -43,8 +49,12 @@ def test_batch_survives_a_killed_worker(e2e_env, make_key, upstream, db):
         side_by_side(lambda p: p.start(), started)
         batch = batching.submit(web.url, secret, batching.file_of(LINES))
         assert batch["status"] == "in_progress"
-        wait_for(lambda: ended_lines(db, batch["id"]) >= LINES // 2, timeout=60, interval=0.05,
-                 message="half the lines to end")
+        wait_for(
+            lambda: ended_lines(db, batch["id"]) >= LINES // 2,
+            timeout=60,
+            interval=0.05,
+            message="half the lines to end",
+        )
         first.kill()
         killed_at = ended_lines(db, batch["id"])
         assert killed_at < LINES, "the batch ended before the kill; the test proves nothing"
@@ -54,14 +64,17 @@ def test_batch_survives_a_killed_worker(e2e_env, make_key, upstream, db):
         headers = {"Authorization": f"Bearer {secret}"}
         done = batching.wait_batch(
             lambda i: requests.get(f"{web.url}/v1/batches/{i}", headers=headers, timeout=10).json(),
-            batch["id"], timeout=240)
+            batch["id"],
+            timeout=240,
+        )
         assert done["status"] == "completed", done
         counts = done["request_counts"]
         assert counts["total"] == LINES and counts["completed"] + counts["failed"] == LINES
 
         def download(file_id):
-            return batching.parse(requests.get(f"{web.url}/v1/files/{file_id}/content", headers=headers,
-                                               timeout=30).content)
+            return batching.parse(
+                requests.get(f"{web.url}/v1/files/{file_id}/content", headers=headers, timeout=30).content
+            )
 
         output, errors = download(done["output_file_id"]), download(done["error_file_id"])
         batching.check_results(done, output, errors, {f"req-{i}" for i in range(LINES)})  # each id exactly once

@@ -3,6 +3,7 @@
 Real processes: gunicorn (web), two Celery workers in turn, celery beat (the sweeper of lost
 jobs), all on a Redis database of their own (see conftest.py), and the stub upstream.
 """
+
 from __future__ import annotations
 
 import threading
@@ -30,16 +31,19 @@ def test_job_of_a_killed_worker_completes_once(e2e_env, make_key, upstream, db):
         def call():
             try:
                 outcome["response"] = requests.post(
-                    web.url + "/v1/chat/completions", timeout=60,
+                    web.url + "/v1/chat/completions",
+                    timeout=60,
                     json={"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "survive"}]},
-                    headers={"Authorization": f"Bearer {secret}"})
+                    headers={"Authorization": f"Bearer {secret}"},
+                )
             except requests.RequestException as exc:
                 outcome["error"] = exc
 
         caller = threading.Thread(target=call, daemon=True)
         caller.start()
-        wait_for(lambda: upstream.chat_bodies("gpt-3.5-turbo"), timeout=20,
-                 message="the upstream to receive the request")
+        wait_for(
+            lambda: upstream.chat_bodies("gpt-3.5-turbo"), timeout=20, message="the upstream to receive the request"
+        )
         first.kill()
 
         started.append(second)

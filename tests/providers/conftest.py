@@ -1,4 +1,5 @@
 """Fixtures for the provider adapters: a real stub upstream on loopback."""
+
 from __future__ import annotations
 
 import pytest

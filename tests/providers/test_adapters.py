@@ -1,4 +1,5 @@
 """The provider adapters against a real HTTP stub upstream on loopback (no mocks)."""
+
 from __future__ import annotations
 
 import email.utils
@@ -39,8 +40,9 @@ BODY = {"model": "proxy-model", "messages": [{"role": "user", "content": "hello 
 @pytest.fixture(params=["openai", "openai_compatible", "mistral"])
 def adapter(request, stub):
     """(provider, endpoint) for each kind, on a fresh session, pointed at the stub."""
-    provider = {"openai": OpenAIProvider, "openai_compatible": OpenAICompatibleProvider,
-                "mistral": MistralProvider}[request.param]()
+    provider = {"openai": OpenAIProvider, "openai_compatible": OpenAICompatibleProvider, "mistral": MistralProvider}[
+        request.param
+    ]()
     base = stub.mistral_url if request.param == "mistral" else stub.url
     yield provider, Endpoint(api_base=base, api_key=KEY, upstream_model="up-model")
     provider.session.close()
@@ -70,8 +72,7 @@ def test_registry_lists_kinds_and_shares_one_instance_per_kind():
 def test_complete_returns_openai_completion(adapter, stub):
     provider, endpoint = adapter
     stub.script("up-model", Ok(content="hi there", prompt_tokens=7, completion_tokens=2))
-    result = provider.complete(endpoint, dict(BODY, stream_options={"include_usage": True}),
-                               timeouts=FAST)
+    result = provider.complete(endpoint, dict(BODY, stream_options={"include_usage": True}), timeouts=FAST)
     assert result["object"] == "chat.completion"
     assert result["id"] and result["created"] and result["model"] == "up-model"
     message = result["choices"][0]["message"]
@@ -161,14 +162,12 @@ def test_missing_usage_is_reported_as_none(stub):
 def test_lean_server_responses_get_openai_fields_filled():
     provider = OpenAICompatibleProvider()
     endpoint = Endpoint("http://unused", None, "llama3")
-    bare = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "x"},
-                         "finish_reason": "stop"}]}
+    bare = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "x"}, "finish_reason": "stop"}]}
     result = provider.normalise_completion(bare, endpoint)
     assert result["object"] == "chat.completion" and result["model"] == "llama3"
     assert result["id"].startswith("chatcmpl-") and isinstance(result["created"], int)
     assert result["usage"] is None
-    defaults = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1,
-                "model": "llama3"}
+    defaults = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "llama3"}
     [chunk] = provider.normalise_chunk({"choices": []}, defaults)
     assert chunk == {"choices": [], **defaults}
 
@@ -200,8 +199,7 @@ EXPECTED_RETRY_AFTER = {0: 2.0, 1: 1.5, 4: 3.0}
 
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["complete", "stream"])
-@pytest.mark.parametrize("index", range(len(FAILURES)),
-                         ids=[f"{f[0].status}-{f[1].__name__}" for f in FAILURES])
+@pytest.mark.parametrize("index", range(len(FAILURES)), ids=[f"{f[0].status}-{f[1].__name__}" for f in FAILURES])
 def test_http_failures_map_to_the_taxonomy(adapter, stub, index, streaming):
     provider, endpoint = adapter
     behaviour, expected, status = FAILURES[index]
@@ -222,24 +220,47 @@ def test_http_failures_map_to_the_taxonomy(adapter, stub, index, streaming):
 
 def test_taxonomy_flags():
     assert ProviderRateLimited("x").retryable and not ProviderRateLimited("x").fallback_now
-    for cls in (ProviderUnavailable, ProviderTimeout, ProviderConnectionError,
-                ProviderStreamBroken):
+    for cls in (ProviderUnavailable, ProviderTimeout, ProviderConnectionError, ProviderStreamBroken):
         assert cls("x").retryable and not cls("x").fallback_now
     for cls in (ProviderAuthFailed, ProviderModelNotFound, ProviderContextTooLong):
         assert cls("x").fallback_now and not cls("x").retryable
     assert not ProviderBadRequest("x").retryable and not ProviderBadRequest("x").fallback_now
-    outcomes = {cls("x").outcome for cls in (
-        ProviderRateLimited, ProviderUnavailable, ProviderTimeout, ProviderConnectionError,
-        ProviderAuthFailed, ProviderModelNotFound, ProviderContextTooLong, ProviderBadRequest,
-        ProviderStreamBroken)}
-    assert outcomes == {"rate_limited", "unavailable", "timeout", "connection_error",
-                        "auth_failed", "model_not_found", "context_too_long", "bad_request",
-                        "stream_broken"}
+    outcomes = {
+        cls("x").outcome
+        for cls in (
+            ProviderRateLimited,
+            ProviderUnavailable,
+            ProviderTimeout,
+            ProviderConnectionError,
+            ProviderAuthFailed,
+            ProviderModelNotFound,
+            ProviderContextTooLong,
+            ProviderBadRequest,
+            ProviderStreamBroken,
+        )
+    }
+    assert outcomes == {
+        "rate_limited",
+        "unavailable",
+        "timeout",
+        "connection_error",
+        "auth_failed",
+        "model_not_found",
+        "context_too_long",
+        "bad_request",
+        "stream_broken",
+    }
 
 
 def test_bad_request_carries_the_upstream_body_for_the_caller(stub):
-    body = {"error": {"message": "Invalid 'temperature': 5", "type": "invalid_request_error",
-                      "param": "temperature", "code": "invalid_value"}}
+    body = {
+        "error": {
+            "message": "Invalid 'temperature': 5",
+            "type": "invalid_request_error",
+            "param": "temperature",
+            "code": "invalid_value",
+        }
+    }
     stub.script("gpt-4o-mini", Fail(400, body=body))
     with pytest.raises(ProviderBadRequest) as info:
         OpenAIProvider().complete(Endpoint(stub.url, KEY, "gpt-4o-mini"), BODY, timeouts=FAST)
@@ -255,8 +276,14 @@ def test_retry_after_as_http_date(stub):
 
 
 def test_insufficient_quota_falls_back_instead_of_retrying(stub):
-    quota = {"error": {"message": "You exceeded your current quota.", "type": "insufficient_quota",
-                       "param": None, "code": "insufficient_quota"}}
+    quota = {
+        "error": {
+            "message": "You exceeded your current quota.",
+            "type": "insufficient_quota",
+            "param": None,
+            "code": "insufficient_quota",
+        }
+    }
     stub.script("gpt-4o-mini", Fail(429, body=quota))
     with pytest.raises(ProviderRateLimited) as info:
         OpenAIProvider().complete(Endpoint(stub.url, KEY, "gpt-4o-mini"), BODY, timeouts=FAST)
@@ -267,14 +294,15 @@ def test_invalid_key_is_auth_failed_and_never_leaks(adapter, stub):
     provider, endpoint = adapter
     bad_key = "bad-sk-live-abcdef0123456789"
     endpoint = Endpoint(endpoint.api_base, bad_key, endpoint.upstream_model)
-    for call in (lambda: provider.complete(endpoint, BODY, timeouts=FAST),
-                 lambda: list(provider.stream(endpoint, dict(BODY, stream=True), timeouts=FAST))):
+    for call in (
+        lambda: provider.complete(endpoint, BODY, timeouts=FAST),
+        lambda: list(provider.stream(endpoint, dict(BODY, stream=True), timeouts=FAST)),
+    ):
         with pytest.raises(ProviderAuthFailed) as info:
             call()
         err = info.value
         assert err.status_code == 401 and err.fallback_now
-        for text in (str(err), err.message, repr(err), json.dumps(err.upstream_body),
-                     json.dumps(err.to_dict())):
+        for text in (str(err), err.message, repr(err), json.dumps(err.upstream_body), json.dumps(err.to_dict())):
             assert bad_key not in text
 
 
@@ -372,32 +400,58 @@ def test_mistral_translates_openai_parameters(stub):
         "messages": [
             {"role": "developer", "content": "be brief"},
             {"role": "user", "content": "hi", "name": "alice"},
-            {"role": "assistant", "content": None, "refusal": None, "tool_calls": [
-                {"id": "call_abc123XYZ_long", "type": "function",
-                 "function": {"name": "f", "arguments": "{}"}}]},
+            {
+                "role": "assistant",
+                "content": None,
+                "refusal": None,
+                "tool_calls": [
+                    {"id": "call_abc123XYZ_long", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                ],
+            },
             {"role": "tool", "tool_call_id": "call_abc123XYZ_long", "name": "f", "content": "42"},
             {"role": "user", "content": "and?"},
         ],
-        "seed": 7, "max_completion_tokens": 50, "max_tokens": 10, "tool_choice": "required",
-        "tools": tools, "temperature": 0.2, "top_p": 0.9, "stop": ["\n"], "n": 1,
-        "response_format": {"type": "json_object"}, "parallel_tool_calls": False,
-        "logit_bias": {"50256": -100}, "user": "u-1", "logprobs": True, "top_logprobs": 2,
-        "stream_options": {"include_usage": True}, "service_tier": "auto", "store": True,
-        "metadata": {"a": "b"}, "presence_penalty": None,
+        "seed": 7,
+        "max_completion_tokens": 50,
+        "max_tokens": 10,
+        "tool_choice": "required",
+        "tools": tools,
+        "temperature": 0.2,
+        "top_p": 0.9,
+        "stop": ["\n"],
+        "n": 1,
+        "response_format": {"type": "json_object"},
+        "parallel_tool_calls": False,
+        "logit_bias": {"50256": -100},
+        "user": "u-1",
+        "logprobs": True,
+        "top_logprobs": 2,
+        "stream_options": {"include_usage": True},
+        "service_tier": "auto",
+        "store": True,
+        "metadata": {"a": "b"},
+        "presence_penalty": None,
     }
-    result = provider.complete(Endpoint(stub.mistral_url, KEY, "mistral-small-latest"), body,
-                               timeouts=FAST)
+    result = provider.complete(Endpoint(stub.mistral_url, KEY, "mistral-small-latest"), body, timeouts=FAST)
     assert result["choices"][0]["message"]["content"] == "echo: and?"
     sent = stub.requests[-1]["body"]
     assert sent["random_seed"] == 7 and "seed" not in sent
     assert sent["max_tokens"] == 50 and "max_completion_tokens" not in sent
     assert sent["tool_choice"] == "any"
     assert sent["model"] == "mistral-small-latest" and sent["stream"] is False
-    for dropped in ("logit_bias", "user", "logprobs", "top_logprobs", "stream_options",
-                    "service_tier", "store", "metadata", "presence_penalty"):
+    for dropped in (
+        "logit_bias",
+        "user",
+        "logprobs",
+        "top_logprobs",
+        "stream_options",
+        "service_tier",
+        "store",
+        "metadata",
+        "presence_penalty",
+    ):
         assert dropped not in sent
-    for kept in ("tools", "temperature", "top_p", "stop", "n", "response_format",
-                 "parallel_tool_calls"):
+    for kept in ("tools", "temperature", "top_p", "stop", "n", "response_format", "parallel_tool_calls"):
         assert sent[kept] == body[kept]
     messages = sent["messages"]
     assert messages[0] == {"role": "system", "content": "be brief"}
@@ -408,10 +462,17 @@ def test_mistral_translates_openai_parameters(stub):
 
 
 def test_mistral_keeps_its_own_tool_call_ids(stub):
-    body = {"model": "m", "messages": [
-        {"role": "assistant", "content": "", "tool_calls": [
-            {"id": "D681PevKs", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
-        {"role": "tool", "tool_call_id": "D681PevKs", "content": "1"}]}
+    body = {
+        "model": "m",
+        "messages": [
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [{"id": "D681PevKs", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+            },
+            {"role": "tool", "tool_call_id": "D681PevKs", "content": "1"},
+        ],
+    }
     MistralProvider().complete(Endpoint(stub.mistral_url, KEY, "m"), body, timeouts=FAST)
     sent = stub.requests[-1]["body"]["messages"]
     assert sent[0]["tool_calls"][0]["id"] == "D681PevKs" and sent[1]["tool_call_id"] == "D681PevKs"
@@ -420,8 +481,11 @@ def test_mistral_keeps_its_own_tool_call_ids(stub):
 def test_mistral_responses_are_normalised(stub):
     provider = MistralProvider()
     endpoint = Endpoint(stub.mistral_url, KEY, "mistral-small-latest")
-    stub.script("mistral-small-latest", Ok(content="a b", finish_reason="model_length"),
-                Ok(content="a b", finish_reason="model_length"))
+    stub.script(
+        "mistral-small-latest",
+        Ok(content="a b", finish_reason="model_length"),
+        Ok(content="a b", finish_reason="model_length"),
+    )
     result = provider.complete(endpoint, BODY, timeouts=FAST)
     choice = result["choices"][0]
     assert choice["finish_reason"] == "length" and "prefix" not in choice["message"]
@@ -433,21 +497,33 @@ def test_mistral_responses_are_normalised(stub):
 
 def test_mistral_chunk_tool_calls_are_normalised():
     defaults = {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "m"}
-    chunk = {"choices": [{"index": 0, "finish_reason": "tool_calls", "delta": {
-        "content": [{"type": "thinking", "thinking": []}, {"type": "text", "text": "ok"}],
-        "tool_calls": [{"id": "abcdefghi", "function": {"name": "f", "arguments": {"x": 1}}}]}}]}
+    chunk = {
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "tool_calls",
+                "delta": {
+                    "content": [{"type": "thinking", "thinking": []}, {"type": "text", "text": "ok"}],
+                    "tool_calls": [{"id": "abcdefghi", "function": {"name": "f", "arguments": {"x": 1}}}],
+                },
+            }
+        ]
+    }
     [out] = MistralProvider().normalise_chunk(chunk, defaults)
     delta = out["choices"][0]["delta"]
     assert delta["content"] == "ok"
-    assert delta["tool_calls"][0] == {"id": "abcdefghi", "type": "function", "index": 0,
-                                      "function": {"name": "f", "arguments": '{"x": 1}'}}
+    assert delta["tool_calls"][0] == {
+        "id": "abcdefghi",
+        "type": "function",
+        "index": 0,
+        "function": {"name": "f", "arguments": '{"x": 1}'},
+    }
 
 
 def test_mistral_validation_error_is_a_bad_request_in_openai_shape(stub):
     # The OpenAI adapter sends `user`, which Mistral rejects with 422.
     with pytest.raises(ProviderBadRequest) as info:
-        OpenAIProvider().complete(Endpoint(stub.mistral_url, KEY, "m"), dict(BODY, user="u"),
-                                  timeouts=FAST)
+        OpenAIProvider().complete(Endpoint(stub.mistral_url, KEY, "m"), dict(BODY, user="u"), timeouts=FAST)
     err = info.value
     assert err.status_code == 422
     assert "extra_forbidden" in err.upstream_body["error"]["message"]
@@ -455,9 +531,14 @@ def test_mistral_validation_error_is_a_bad_request_in_openai_shape(stub):
 
 
 def test_mistral_context_length_message_is_context_too_long(stub):
-    flat = {"object": "error", "message": "Prompt contains 40000 tokens and 0 draft tokens, too "
-            "large for model with 32768 maximum context length", "type": "invalid_request_error",
-            "param": None, "code": None}
+    flat = {
+        "object": "error",
+        "message": "Prompt contains 40000 tokens and 0 draft tokens, too "
+        "large for model with 32768 maximum context length",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
     stub.script("m", Fail(400, body=flat))
     with pytest.raises(ProviderContextTooLong):
         MistralProvider().complete(Endpoint(stub.mistral_url, KEY, "m"), BODY, timeouts=FAST)
@@ -467,16 +548,20 @@ def test_mistral_context_length_message_is_context_too_long(stub):
 
 
 def test_error_from_response_without_json_body():
-    err = error_from_response(502, {"Content-Type": "text/html"}, b"<html>Bad Gateway</html>",
-                              provider="openai")
+    err = error_from_response(502, {"Content-Type": "text/html"}, b"<html>Bad Gateway</html>", provider="openai")
     assert isinstance(err, ProviderUnavailable)
     assert err.upstream_body["error"]["message"] == "<html>Bad Gateway</html>"
     assert err.message == "openai: HTTP 502 bad gateway: <html>Bad Gateway</html>"
 
 
 def test_errors_survive_pickling():
-    err = ProviderRateLimited("openai: HTTP 429 rate limited", status_code=429, retry_after=1.5,
-                              upstream_body={"error": {"message": "slow down"}}, provider="openai")
+    err = ProviderRateLimited(
+        "openai: HTTP 429 rate limited",
+        status_code=429,
+        retry_after=1.5,
+        upstream_body={"error": {"message": "slow down"}},
+        provider="openai",
+    )
     err.chunks_received = 3
     copy = pickle.loads(pickle.dumps(err))
     assert type(copy) is ProviderRateLimited and isinstance(copy, ProviderError)

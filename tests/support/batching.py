@@ -1,4 +1,5 @@
 """Batch test helpers: input files, submitting over HTTP, reading results and what the ledger billed."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,12 @@ FINAL = ("completed", "failed", "expired", "cancelled")
 def line(custom_id: str, model: str = "gpt-3.5-turbo", content: str | None = None, **body) -> dict:
     """One input line: a chat completion request to /v1/chat/completions."""
     messages = [{"role": "user", "content": content or f"request {custom_id}"}]
-    return {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions",
-            "body": {"model": model, "messages": messages, **body}}
+    return {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {"model": model, "messages": messages, **body},
+    }
 
 
 def jsonl(lines: list) -> bytes:
@@ -33,11 +38,15 @@ def file_of(n: int, prefix: str = "req", **kwargs) -> bytes:
 def submit(base_url: str, secret: str, content: bytes, **fields) -> dict:
     """Upload the file and create the batch over HTTP; return the batch object."""
     headers = {"Authorization": f"Bearer {secret}"}
-    up = requests.post(f"{base_url}/v1/files", headers=headers, data={"purpose": "batch"},
-                       files={"file": ("in.jsonl", content)}, timeout=60)
+    up = requests.post(
+        f"{base_url}/v1/files",
+        headers=headers,
+        data={"purpose": "batch"},
+        files={"file": ("in.jsonl", content)},
+        timeout=60,
+    )
     assert up.status_code == 200, up.text
-    body = {"input_file_id": up.json()["id"], "endpoint": "/v1/chat/completions", "completion_window": "24h",
-            **fields}
+    body = {"input_file_id": up.json()["id"], "endpoint": "/v1/chat/completions", "completion_window": "24h", **fields}
     created = requests.post(f"{base_url}/v1/batches", headers=headers, json=body, timeout=120)
     assert created.status_code == 200, created.text
     return created.json()
@@ -45,6 +54,7 @@ def submit(base_url: str, secret: str, content: bytes, **fields) -> dict:
 
 def wait_batch(get, batch_id: str, statuses=FINAL, timeout: float = 60.0) -> dict:
     """Poll `get(batch_id)` (a function returning the batch object) until its status is one of `statuses`."""
+
     def ended():
         batch = get(batch_id)
         return batch if batch["status"] in statuses else None
@@ -60,9 +70,13 @@ def parse(content: bytes | None) -> list[dict]:
 def billed(session_factory, batch_id: str) -> dict[str, int]:
     """Ledger rows per job of the batch (job id → count), for the jobs that have any."""
     with session_scope(session_factory) as session:
-        rows = session.execute(select(UsageEntry.job_id, func.count()).join(Job, Job.id == UsageEntry.job_id)
-                               .where(Job.batch_id == batch_id).group_by(UsageEntry.job_id))
-        return {job_id: count for job_id, count in rows}
+        rows = session.execute(
+            select(UsageEntry.job_id, func.count())
+            .join(Job, Job.id == UsageEntry.job_id)
+            .where(Job.batch_id == batch_id)
+            .group_by(UsageEntry.job_id)
+        )
+        return dict(rows)
 
 
 def batch_jobs(session_factory, batch_id: str) -> list[Job]:

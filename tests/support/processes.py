@@ -1,4 +1,5 @@
 """Start the real processes (Celery workers, gunicorn web) for tests, and wait for them by condition."""
+
 from __future__ import annotations
 
 import os
@@ -44,7 +45,7 @@ def side_by_side(action, processes) -> None:
     def run(process):
         try:
             action(process)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(p,)) for p in processes]
@@ -62,11 +63,12 @@ class _Process:
         self.args = args
         self.name = name
         self.proc: subprocess.Popen | None = None
-        self.log = tempfile.NamedTemporaryFile(prefix=f"llmproxy-{name}-", suffix=".log", delete=False)
+        self.log = tempfile.NamedTemporaryFile(prefix=f"llmproxy-{name}-", suffix=".log", delete=False)  # noqa: SIM115 - closed in stop()
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.args, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.wait_ready()
 
     def wait_ready(self) -> None:  # pragma: no cover - overridden
@@ -95,9 +97,28 @@ class WorkerProcess(_Process):
 
     def __init__(self, env: dict, queues: str = "interactive,batch", concurrency: int = 8) -> None:
         self.node = f"test{free_port()}@localhost"
-        super().__init__(env, [str(BIN / "celery"), "-A", "worker.main", "worker", "-Q", queues, "-P", "threads",
-                               "-c", str(concurrency), "-n", self.node, "--without-gossip", "--without-mingle",
-                               "--loglevel", "info"], "worker")
+        super().__init__(
+            env,
+            [
+                str(BIN / "celery"),
+                "-A",
+                "worker.main",
+                "worker",
+                "-Q",
+                queues,
+                "-P",
+                "threads",
+                "-c",
+                str(concurrency),
+                "-n",
+                self.node,
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "info",
+            ],
+            "worker",
+        )
         self.queues = queues.split(",")
 
     def wait_ready(self) -> None:
@@ -119,9 +140,18 @@ class WebProcess(_Process):
 
     def __init__(self, env: dict, workers: int = 2) -> None:
         self.port = free_port()
-        super().__init__({**env, "WEB_CONCURRENCY": str(workers), "ACCESS_LOG": ""},
-                         [str(BIN / "gunicorn"), "-c", "web/gunicorn_conf.py", "--bind", f"127.0.0.1:{self.port}",
-                          "web:create_app()"], "web")
+        super().__init__(
+            {**env, "WEB_CONCURRENCY": str(workers), "ACCESS_LOG": ""},
+            [
+                str(BIN / "gunicorn"),
+                "-c",
+                "web/gunicorn_conf.py",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "web:create_app()",
+            ],
+            "web",
+        )
         self.url = f"http://127.0.0.1:{self.port}"
 
     def wait_ready(self) -> None:
@@ -142,8 +172,22 @@ class BeatProcess(_Process):
     def __init__(self, env: dict) -> None:
         # The schedule file goes to a temporary directory, never into the repository.
         self.schedule = os.path.join(tempfile.mkdtemp(prefix="llmproxy-beat-"), "schedule")
-        super().__init__(env, [str(BIN / "celery"), "-A", "worker.main", "beat", "-s", self.schedule,
-                               "--max-interval", "1", "--loglevel", "info"], "beat")
+        super().__init__(
+            env,
+            [
+                str(BIN / "celery"),
+                "-A",
+                "worker.main",
+                "beat",
+                "-s",
+                self.schedule,
+                "--max-interval",
+                "1",
+                "--loglevel",
+                "info",
+            ],
+            "beat",
+        )
 
     def wait_ready(self) -> None:
         def ready():
@@ -163,8 +207,7 @@ class LiveServer:
         self.server = make_server("127.0.0.1", 0, app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         # A short poll interval: shutdown() waits up to one interval (0.5 s by default) per test.
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self) -> LiveServer:
         self.thread.start()

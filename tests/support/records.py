@@ -1,4 +1,5 @@
 """Read what a request left in the database (job row, usage ledger, key spend) from a test."""
+
 from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -21,6 +22,7 @@ def job(session_factory, job_id: str) -> Job | None:
 
 def wait_for_job(session_factory, job_id: str, statuses=FINAL, timeout: float = 20.0) -> Job:
     """Poll until the job's status is one of `statuses`; return the row."""
+
     def ended():
         row = job(session_factory, job_id)
         return row if row is not None and row.status in statuses else None
@@ -51,6 +53,7 @@ def key_spend(session_factory, key_id: str) -> Decimal:
 
 def cost(prompt_tokens: int, completion_tokens: int, input_per_1m: str, output_per_1m: str) -> Decimal:
     """The exact cost the proxy must record, computed independently of llmproxy.accounting."""
-    total = (Decimal(prompt_tokens) * Decimal(input_per_1m)
-             + Decimal(completion_tokens) * Decimal(output_per_1m)) / Decimal(1_000_000)
+    total = (
+        Decimal(prompt_tokens) * Decimal(input_per_1m) + Decimal(completion_tokens) * Decimal(output_per_1m)
+    ) / Decimal(1_000_000)
     return total.quantize(MONEY_QUANTUM, rounding=ROUND_HALF_EVEN)

@@ -2,6 +2,7 @@
 
 Split from stub_upstream.py (the HTTP server) so each reads in one sitting.
 """
+
 from __future__ import annotations
 
 import re
@@ -39,10 +40,16 @@ class Fail:
     @classmethod
     def context_length(cls) -> Fail:
         """OpenAI's 400 for a prompt that exceeds the model's context window."""
-        return cls(400, body=openai_error(
-            "This model's maximum context length is 8192 tokens. However, your messages "
-            "resulted in 9001 tokens. Please reduce the length of the messages.",
-            "invalid_request_error", "context_length_exceeded", "messages"))
+        return cls(
+            400,
+            body=openai_error(
+                "This model's maximum context length is 8192 tokens. However, your messages "
+                "resulted in 9001 tokens. Please reduce the length of the messages.",
+                "invalid_request_error",
+                "context_length_exceeded",
+                "messages",
+            ),
+        )
 
 
 @dataclass
@@ -73,7 +80,11 @@ class Slow:
 
 Behaviour = Ok | Fail | Hang | BreakStream | Slow
 _BEHAVIOURS: dict[str, type] = {
-    "ok": Ok, "fail": Fail, "hang": Hang, "break_stream": BreakStream, "slow": Slow,
+    "ok": Ok,
+    "fail": Fail,
+    "hang": Hang,
+    "break_stream": BreakStream,
+    "slow": Slow,
 }
 
 
@@ -100,8 +111,7 @@ _DEFAULT_ERRORS = {
     400: ("Invalid value for 'messages'.", "invalid_request_error", "invalid_value"),
     401: ("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"),
     403: ("You are not allowed to use this model.", "invalid_request_error", "permission_denied"),
-    404: ("The model does not exist or you do not have access to it.",
-          "invalid_request_error", "model_not_found"),
+    404: ("The model does not exist or you do not have access to it.", "invalid_request_error", "model_not_found"),
     408: ("Request timed out.", "timeout", "timeout"),
     422: ("Unprocessable request.", "invalid_request_error", "unprocessable_entity"),
     429: ("Rate limit reached for requests.", "requests", "rate_limit_exceeded"),
@@ -111,11 +121,28 @@ _DEFAULT_ERRORS = {
     504: ("Gateway timeout.", "server_error", None),
     529: ("Overloaded.", "overloaded_error", "overloaded"),
 }
-MISTRAL_FIELDS = frozenset({
-    "model", "messages", "temperature", "top_p", "max_tokens", "stream", "stop",
-    "random_seed", "response_format", "tools", "tool_choice", "presence_penalty",
-    "frequency_penalty", "n", "prediction", "parallel_tool_calls", "safe_prompt", "prompt_mode",
-})
+MISTRAL_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "stream",
+        "stop",
+        "random_seed",
+        "response_format",
+        "tools",
+        "tool_choice",
+        "presence_penalty",
+        "frequency_penalty",
+        "n",
+        "prediction",
+        "parallel_tool_calls",
+        "safe_prompt",
+        "prompt_mode",
+    }
+)
 INVALID_BODY = object()  # marks a request body that is not JSON
 KNOWN_MODELS = ("gpt-4o-mini", "gpt-4o", "mistral-small-latest", "mistral-large-latest")
 
@@ -124,10 +151,10 @@ def openai_error(message: str, etype: str, code: str | None, param: str | None =
     return {"error": {"message": message, "type": etype, "param": param, "code": code}}
 
 
-def error_body(status: int, dialect: str, message: str | None = None,
-                code: str | None = None) -> dict:
+def error_body(status: int, dialect: str, message: str | None = None, code: str | None = None) -> dict:
     default_message, etype, default_code = _DEFAULT_ERRORS.get(
-        status, ("Error.", "invalid_request_error" if status < 500 else "server_error", None))
+        status, ("Error.", "invalid_request_error" if status < 500 else "server_error", None)
+    )
     message, code = message or default_message, code or default_code
     if dialect == "mistral":
         return {"object": "error", "message": message, "type": etype, "param": None, "code": code}
@@ -148,8 +175,7 @@ def answer_for(body: dict, behaviour: Behaviour) -> tuple[str, str, dict | None]
     ok = behaviour if isinstance(behaviour, Ok) else Ok(content=getattr(behaviour, "content", None))
     content = ok.content
     if content is None:
-        last_user = next((m for m in reversed(messages)
-                          if isinstance(m, dict) and m.get("role") == "user"), {})
+        last_user = next((m for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "user"), {})
         content = "echo: " + _text(last_user.get("content"))
     finish = ok.finish_reason
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
@@ -159,18 +185,29 @@ def answer_for(body: dict, behaviour: Behaviour) -> tuple[str, str, dict | None]
     if not ok.usage:
         return content, finish, None
     # Word counts are a cheap, deterministic stand-in for a tokenizer.
-    prompt = ok.prompt_tokens if ok.prompt_tokens is not None else sum(
-        len(_text(m.get("content")).split()) + 4 for m in messages if isinstance(m, dict))
+    prompt = (
+        ok.prompt_tokens
+        if ok.prompt_tokens is not None
+        else sum(len(_text(m.get("content")).split()) + 4 for m in messages if isinstance(m, dict))
+    )
     completion = ok.completion_tokens if ok.completion_tokens is not None else len(content.split())
-    return content, finish, {"prompt_tokens": prompt, "completion_tokens": completion,
-                             "total_tokens": prompt + completion}
+    return (
+        content,
+        finish,
+        {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+    )
 
 
 def completion_body(model: str, content: str, finish: str, usage: dict | None, dialect: str) -> dict:
     message: dict[str, Any] = {"role": "assistant", "content": content}
     choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish}
-    out: dict[str, Any] = {"id": "chatcmpl-" + uuid.uuid4().hex[:24], "object": "chat.completion",
-                           "created": int(time.time()), "model": model, "choices": [choice]}
+    out: dict[str, Any] = {
+        "id": "chatcmpl-" + uuid.uuid4().hex[:24],
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [choice],
+    }
     if dialect == "mistral":
         message.update(tool_calls=None, prefix=False)
     else:
@@ -182,12 +219,14 @@ def completion_body(model: str, content: str, finish: str, usage: dict | None, d
     return out
 
 
-def stream_chunks(body: dict, model: str, content: str, finish: str, usage: dict | None,
-            dialect: str) -> list[dict]:
+def stream_chunks(body: dict, model: str, content: str, finish: str, usage: dict | None, dialect: str) -> list[dict]:
     """The stream events for an answer, as the dialect's server sends them."""
-    base: dict[str, Any] = {"id": "chatcmpl-" + uuid.uuid4().hex[:24],
-                            "object": "chat.completion.chunk", "created": int(time.time()),
-                            "model": model}
+    base: dict[str, Any] = {
+        "id": "chatcmpl-" + uuid.uuid4().hex[:24],
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+    }
     options = body.get("stream_options") or {}
     include_usage = dialect == "openai" and usage is not None and options.get("include_usage")
     if dialect == "openai":

@@ -19,6 +19,7 @@ model_not_found. No Authorization header at all is accepted (an auth-less local 
 Under ``/mistral/v1`` the stub speaks Mistral's dialect: unknown request fields get 422,
 usage rides on the final stream chunk (no stream_options), errors use Mistral's flat shape.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,7 @@ from typing import Any
 
 import requests as http
 
-from tests.support.stub_responses import (  # noqa: F401 - Ok…Slow are re-exported for the tests
+from tests.support.stub_responses import (
     INVALID_BODY,
     KNOWN_MODELS,
     MISTRAL_FIELDS,
@@ -64,7 +65,7 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 300  # idle keep-alive connections are closed eventually
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # a benchmark's worth of access lines is noise
 
     def do_GET(self) -> None:
@@ -96,7 +97,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _client(self) -> str:
         """host:port of the client; the same port twice means a reused keep-alive connection."""
-        return "%s:%s" % self.client_address[:2]
+        return "{}:{}".format(*self.client_address[:2])
 
     def _abort(self) -> None:
         """Drop the connection without finishing the response."""
@@ -116,24 +117,25 @@ class _Handler(BaseHTTPRequestHandler):
             return
         dialect = "openai"
         if path.startswith("/mistral/"):
-            dialect, path = "mistral", path[len("/mistral"):]
+            dialect, path = "mistral", path[len("/mistral") :]
         body = self._read_json() if method == "POST" else None
         if path == "/v1/models" and method == "GET":
             stub._record(method, self.path, self.headers, None, self._client())
             models = sorted(set(KNOWN_MODELS) | stub._scripted_models())
-            self._send_json(200, {"object": "list", "data": [
-                {"id": m, "object": "model", "created": 1700000000, "owned_by": "stub"}
-                for m in models]})
+            self._send_json(
+                200,
+                {
+                    "object": "list",
+                    "data": [{"id": m, "object": "model", "created": 1700000000, "owned_by": "stub"} for m in models],
+                },
+            )
             return
         if path != "/v1/chat/completions" or method != "POST":
-            self._send_json(404, error_body(404, dialect, f"No route {method} {path}",
-                                             "not_found"))
+            self._send_json(404, error_body(404, dialect, f"No route {method} {path}", "not_found"))
             return
-        stub._record(method, self.path, self.headers, None if body is INVALID_BODY else body,
-                     self._client())
+        stub._record(method, self.path, self.headers, None if body is INVALID_BODY else body, self._client())
         if body is INVALID_BODY or not isinstance(body, dict):
-            self._send_json(400, error_body(400, dialect, "We could not parse the JSON body.",
-                                             "invalid_json"))
+            self._send_json(400, error_body(400, dialect, "We could not parse the JSON body.", "invalid_json"))
             return
         self._chat(body, dialect)
 
@@ -146,42 +148,54 @@ class _Handler(BaseHTTPRequestHandler):
             if dialect == "mistral":
                 self._send_json(401, {"message": "Unauthorized", "request_id": uuid.uuid4().hex})
             else:
-                self._send_json(401, error_body(
-                    401, dialect, f"Incorrect API key provided: {token}.", "invalid_api_key"))
+                self._send_json(
+                    401, error_body(401, dialect, f"Incorrect API key provided: {token}.", "invalid_api_key")
+                )
             return
         if model.startswith("missing"):
-            self._send_json(404, error_body(
-                404, dialect, f"The model `{model}` does not exist.", "model_not_found"))
+            self._send_json(404, error_body(404, dialect, f"The model `{model}` does not exist.", "model_not_found"))
             return
         if dialect == "mistral":
             extra = sorted(set(body) - MISTRAL_FIELDS)
             if extra:
-                self._send_json(422, {"object": "error", "message": {"detail": [
-                    {"type": "extra_forbidden", "loc": ["body", k],
-                     "msg": "Extra inputs are not permitted", "input": body[k]} for k in extra]},
-                    "type": "invalid_request_error", "param": None, "code": None})
+                self._send_json(
+                    422,
+                    {
+                        "object": "error",
+                        "message": {
+                            "detail": [
+                                {
+                                    "type": "extra_forbidden",
+                                    "loc": ["body", k],
+                                    "msg": "Extra inputs are not permitted",
+                                    "input": body[k],
+                                }
+                                for k in extra
+                            ]
+                        },
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": None,
+                    },
+                )
                 return
 
         behaviour = stub._next_behaviour(model)
         stub._sleep(stub.latency)
-        if isinstance(behaviour, Hang):
-            stub._sleep(behaviour.seconds)
-        elif isinstance(behaviour, Slow):
+        if isinstance(behaviour, (Hang, Slow)):
             stub._sleep(behaviour.seconds)
         if isinstance(behaviour, Fail):
             headers = dict(behaviour.headers)
             if behaviour.retry_after is not None:
                 headers["Retry-After"] = behaviour.retry_after
-            self._send_json(behaviour.status,
-                            behaviour.body or error_body(behaviour.status, dialect), headers)
+            self._send_json(behaviour.status, behaviour.body or error_body(behaviour.status, dialect), headers)
             return
         if isinstance(behaviour, BreakStream) and not body.get("stream"):
             self._abort()
             return
         content, finish, usage = answer_for(body, behaviour)
         if body.get("stream"):
-            self._stream(body, model, behaviour, stream_chunks(body, model, content, finish, usage,
-                                                         dialect))
+            self._stream(body, model, behaviour, stream_chunks(body, model, content, finish, usage, dialect))
         else:
             self._send_json(200, completion_body(model, content, finish, usage, dialect))
 
@@ -230,8 +244,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"requests": stub.requests, "disconnects": stub.disconnects})
             return
         else:
-            self._send_json(404, openai_error(f"No route {method} {path}", "invalid_request_error",
-                                               "not_found"))
+            self._send_json(404, openai_error(f"No route {method} {path}", "invalid_request_error", "not_found"))
             return
         self._send_json(200, {"ok": True})
 
@@ -283,9 +296,12 @@ class StubUpstream:
         """Bind and serve in a background thread; returns self."""
         self._server = _Server((self.host, self.port), self)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.01},
-                                        name=f"stub-upstream-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.01},
+            name=f"stub-upstream-{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -358,14 +374,16 @@ class StubUpstream:
 
     def chat_bodies(self, model: str | None = None) -> list[dict]:
         """The JSON bodies of the chat requests received (for `model` if given)."""
-        return [r["body"] for r in self.requests if isinstance(r["body"], dict)
-                and (model is None or r["body"].get("model") == model)]
+        return [
+            r["body"]
+            for r in self.requests
+            if isinstance(r["body"], dict) and (model is None or r["body"].get("model") == model)
+        ]
 
     # -- used by the handler ----------------------------------------------
 
     def _record(self, method: str, path: str, headers: Any, body: Any, client: str) -> None:
-        entry = {"method": method, "path": path, "headers": dict(headers.items()), "body": body,
-                 "client": client}
+        entry = {"method": method, "path": path, "headers": dict(headers.items()), "body": body, "client": client}
         with self._lock:
             self._requests.append(entry)
 
@@ -396,8 +414,7 @@ class RemoteStub:
 
     def script(self, model: str, *behaviours: Behaviour) -> None:
         """Queue behaviours for the next calls to `model`."""
-        self._post("/_stub/script", {"model": model,
-                                     "behaviours": [behaviour_to_dict(b) for b in behaviours]})
+        self._post("/_stub/script", {"model": model, "behaviours": [behaviour_to_dict(b) for b in behaviours]})
 
     def set_latency(self, seconds: float) -> None:
         """Set the latency added to every call."""

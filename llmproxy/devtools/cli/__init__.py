@@ -1,4 +1,5 @@
 """Admin CLI: setup, database, keys, providers, models, secrets, and the local runner."""
+
 from __future__ import annotations
 
 import json

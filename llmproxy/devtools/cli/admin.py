@@ -1,4 +1,5 @@
 """CLI commands for keys, providers, models and secrets; they share the admin API's services."""
+
 from __future__ import annotations
 
 import sys
@@ -106,8 +107,12 @@ def keys_group() -> None:
 @with_session
 def keys_create(session, _settings, name, rpm_limit, tpm_limit, budget_usd, models) -> None:
     """Create a key and print its secret (shown this once)."""
-    key, secret = virtual_keys.create_key(session, _fields(name=name, rpm_limit=rpm_limit, tpm_limit=tpm_limit,
-                                                   budget_usd=budget_usd, models=list(models) or None))
+    key, secret = virtual_keys.create_key(
+        session,
+        _fields(
+            name=name, rpm_limit=rpm_limit, tpm_limit=tpm_limit, budget_usd=budget_usd, models=list(models) or None
+        ),
+    )
     emit({**key_json(key), "key": secret})
 
 
@@ -198,14 +203,19 @@ def models() -> None:
 
 
 def _model_options(func):
-    for option in reversed([
-        click.option("--provider"), click.option("--upstream-model"),
-        click.option("--fallback", "fallbacks", multiple=True, help="Fallback model, in order (repeat)."),
-        click.option("--no-fallbacks", is_flag=True),
-        click.option("--input-per-1m", "input_cost_per_1m"), click.option("--output-per-1m", "output_cost_per_1m"),
-        click.option("--cached-input-per-1m", "cached_input_cost_per_1m"),
-        click.option("--context-window", type=int), click.option("--enabled/--disabled", default=None),
-    ]):
+    for option in reversed(
+        [
+            click.option("--provider"),
+            click.option("--upstream-model"),
+            click.option("--fallback", "fallbacks", multiple=True, help="Fallback model, in order (repeat)."),
+            click.option("--no-fallbacks", is_flag=True),
+            click.option("--input-per-1m", "input_cost_per_1m"),
+            click.option("--output-per-1m", "output_cost_per_1m"),
+            click.option("--cached-input-per-1m", "cached_input_cost_per_1m"),
+            click.option("--context-window", type=int),
+            click.option("--enabled/--disabled", default=None),
+        ]
+    ):
         func = option(func)
     return func
 
@@ -263,8 +273,12 @@ def models_delete(session, _settings, name) -> None:
 
 
 @main.command("rotate-encryption-key")
-@click.option("--new-key", envvar="NEW_ENCRYPTION_KEY", required=True,
-              help="64 hex chars (or NEW_ENCRYPTION_KEY); the current key is ENCRYPTION_KEY.")
+@click.option(
+    "--new-key",
+    envvar="NEW_ENCRYPTION_KEY",
+    required=True,
+    help="64 hex chars (or NEW_ENCRYPTION_KEY); the current key is ENCRYPTION_KEY.",
+)
 @with_session
 def rotate_encryption_key(session, settings, new_key) -> None:
     """Re-encrypt every stored provider key under a new ENCRYPTION_KEY, in one transaction."""

@@ -4,6 +4,7 @@ A plain HTTP client of the proxy's Batch API (requests, not the openai SDK): upl
 create the batch, poll it every second with a progress bar on stderr, then write the output and
 error files. Ctrl-C detaches without cancelling; `attach BATCH_ID` picks the batch up again.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,13 @@ class BatchClient:
     def upload(self, path: Path) -> dict:
         """Upload a JSONL file with purpose=batch."""
         with path.open("rb") as handle:
-            return self.call("POST", "/files", timeout=600, data={"purpose": "batch"},
-                             files={"file": (path.name, handle, "application/jsonl")}).json()
+            return self.call(
+                "POST",
+                "/files",
+                timeout=600,
+                data={"purpose": "batch"},
+                files={"file": (path.name, handle, "application/jsonl")},
+            ).json()
 
     def create(self, file_id: str, metadata: dict | None) -> dict:
         """Create the batch."""
@@ -108,8 +114,10 @@ class Progress:
         filled = int(self.width * done / total) if total else 0
         rate = self.rate()
         left = f"{_clock((total - done) / rate)} left" if rate > 0 and done < total else "--:-- left"
-        return (f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} done, {failed} failed, "
-                f"{rate:.1f}/s, {left} ({status})")
+        return (
+            f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} done, {failed} failed, "
+            f"{rate:.1f}/s, {left} ({status})"
+        )
 
     def close(self) -> None:
         """End the in-place line."""
@@ -141,8 +149,9 @@ def follow(client: BatchClient, batch: dict, *, poll: float) -> dict:
         progress.update(batch)
     except KeyboardInterrupt:
         progress.close()
-        click.echo(f"detached; the batch keeps running. Reattach with: python -m llmproxy batch attach "
-                   f"{batch['id']}", err=True)
+        click.echo(
+            f"detached; the batch keeps running. Reattach with: python -m llmproxy batch attach {batch['id']}", err=True
+        )
         sys.exit(130)
     progress.close()
     return batch
@@ -183,23 +192,38 @@ def finish(client: BatchClient, batch: dict, *, output: Path, errors: Path, orde
             click.echo(f"{where}{error.get('code')}: {error.get('message')}", err=True)
     written = write_results(client, batch.get("output_file_id"), output, order)
     failed = write_results(client, batch.get("error_file_id"), errors, order)
-    click.echo(f"batch {batch['id']} {batch['status']}: {written} results in {output}"
-               + (f", {failed} errors in {errors}" if failed else ""), err=True)
+    click.echo(
+        f"batch {batch['id']} {batch['status']}: {written} results in {output}"
+        + (f", {failed} errors in {errors}" if failed else ""),
+        err=True,
+    )
     emit(batch)
     if batch["status"] != "completed":
         sys.exit(1)
 
 
 def _connection(func):
-    for decorator in reversed([
-        click.option("--url", envvar="LLMPROXY_URL", default="http://127.0.0.1:3000", show_default=True,
-                     help="The proxy's base URL (env LLMPROXY_URL)."),
-        click.option("--key", envvar="LLMPROXY_API_KEY", required=True, help="A virtual key (env LLMPROXY_API_KEY)."),
-        click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the results."),
-        click.option("--errors", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Where to write the failed lines."),
-        click.option("--poll", type=float, default=1.0, show_default=True, help="Seconds between status checks."),
-    ]):
+    for decorator in reversed(
+        [
+            click.option(
+                "--url",
+                envvar="LLMPROXY_URL",
+                default="http://127.0.0.1:3000",
+                show_default=True,
+                help="The proxy's base URL (env LLMPROXY_URL).",
+            ),
+            click.option(
+                "--key", envvar="LLMPROXY_API_KEY", required=True, help="A virtual key (env LLMPROXY_API_KEY)."
+            ),
+            click.option(
+                "--output", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the results."
+            ),
+            click.option(
+                "--errors", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the failed lines."
+            ),
+            click.option("--poll", type=float, default=1.0, show_default=True, help="Seconds between status checks."),
+        ]
+    ):
         func = decorator(func)
     return func
 
@@ -221,18 +245,32 @@ def submit(file: Path, url, key, output, errors, poll, metadata) -> None:
     batch = client.create(uploaded["id"], meta)
     click.echo(f"batch {batch['id']} created from {uploaded['id']} ({uploaded['bytes']} bytes)", err=True)
     batch = follow(client, batch, poll=poll)
-    finish(client, batch, output=output or file.with_name(file.stem + ".output.jsonl"),
-           errors=errors or file.with_name(file.stem + ".errors.jsonl"), order=input_order(file))
+    finish(
+        client,
+        batch,
+        output=output or file.with_name(file.stem + ".output.jsonl"),
+        errors=errors or file.with_name(file.stem + ".errors.jsonl"),
+        order=input_order(file),
+    )
 
 
 @batch_group.command("attach")
 @click.argument("batch_id")
 @_connection
-@click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The input file, to write results in its order.")
+@click.option(
+    "--input",
+    "input_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The input file, to write results in its order.",
+)
 def attach(batch_id: str, url, key, output, errors, poll, input_file) -> None:
     """Follow a batch created earlier until it ends, then write its results."""
     client = BatchClient(url, key)
     batch = follow(client, client.batch(batch_id), poll=poll)
-    finish(client, batch, output=output or Path(f"{batch_id}.output.jsonl"),
-           errors=errors or Path(f"{batch_id}.errors.jsonl"), order=input_order(input_file))
+    finish(
+        client,
+        batch,
+        output=output or Path(f"{batch_id}.output.jsonl"),
+        errors=errors or Path(f"{batch_id}.errors.jsonl"),
+        order=input_order(input_file),
+    )

@@ -1,4 +1,5 @@
 """`setup` and `run`: everything `make run` does on a fresh machine."""
+
 from __future__ import annotations
 
 import os
@@ -69,15 +70,42 @@ def run(click_ctx, workers: int) -> None:
     port = click_ctx.obj.settings.port
     bin_dir = os.path.dirname(sys.executable)
     commands = {
-        "web": [os.path.join(bin_dir, "gunicorn"), "-c", str(ROOT / "web" / "gunicorn_conf.py"),
-                "--bind", f"0.0.0.0:{port}", "web:create_app()"],
-        "beat": [os.path.join(bin_dir, "celery"), "-A", "worker.main", "beat", "--loglevel", "warning",
-                 "-s", str(INSTANCE_DIR / "celerybeat-schedule")],
+        "web": [
+            os.path.join(bin_dir, "gunicorn"),
+            "-c",
+            str(ROOT / "web" / "gunicorn_conf.py"),
+            "--bind",
+            f"0.0.0.0:{port}",
+            "web:create_app()",
+        ],
+        "beat": [
+            os.path.join(bin_dir, "celery"),
+            "-A",
+            "worker.main",
+            "beat",
+            "--loglevel",
+            "warning",
+            "-s",
+            str(INSTANCE_DIR / "celerybeat-schedule"),
+        ],
     }
     for i in range(workers):
-        commands[f"worker{i + 1}"] = [os.path.join(bin_dir, "celery"), "-A", "worker.main", "worker",
-                                      "-Q", "interactive,batch", "-P", "threads", "-c", "16", "--loglevel", "info",
-                                      "-n", f"local{i + 1}@%h"]
+        commands[f"worker{i + 1}"] = [
+            os.path.join(bin_dir, "celery"),
+            "-A",
+            "worker.main",
+            "worker",
+            "-Q",
+            "interactive,batch",
+            "-P",
+            "threads",
+            "-c",
+            "16",
+            "--loglevel",
+            "info",
+            "-n",
+            f"local{i + 1}@%h",
+        ]
     procs = {name: subprocess.Popen(cmd, cwd=ROOT) for name, cmd in commands.items()}
     click.echo(f"\nLLM Proxy is running at http://127.0.0.1:{port}  (Ctrl-C stops everything)")
     click.echo(f"The admin key is ADMIN_API_KEY in {ENV_FILE}\n")

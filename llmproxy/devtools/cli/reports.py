@@ -1,4 +1,5 @@
 """CLI usage reports and the LiteLLM price import; they share the HTTP API's services and shapes."""
+
 from __future__ import annotations
 
 import click
@@ -12,7 +13,9 @@ from llmproxy.keys import virtual_keys
 
 
 @main.command("usage")
-@click.option("--group-by", type=click.Choice(usage_reports.GROUPS), help="Report over all keys, grouped like /admin/usage.")
+@click.option(
+    "--group-by", type=click.Choice(usage_reports.GROUPS), help="Report over all keys, grouped like /admin/usage."
+)
 @click.option("--since", help="Unix seconds or ISO date/datetime (UTC unless it has an offset); inclusive.")
 @click.option("--until", help="Same forms as --since; exclusive.")
 @click.option("--key", "key_id", help="One key's figures, as GET /api/usage shows them.")
@@ -26,8 +29,14 @@ def usage_command(session, _settings, group_by, since, until, key_id) -> None:
             raise bad_request("--since/--until apply to --group-by reports only")
         emit(usage_reports.key_usage(session, virtual_keys.get_key(session, key_id)))
         return
-    emit(usage_reports.usage_report(session, group_by=group_by, since=usage_reports.parse_time(since, "since"),
-                            until=usage_reports.parse_time(until, "until")))
+    emit(
+        usage_reports.usage_report(
+            session,
+            group_by=group_by,
+            since=usage_reports.parse_time(since, "since"),
+            until=usage_reports.parse_time(until, "until"),
+        )
+    )
 
 
 @main.group()
@@ -47,5 +56,13 @@ def prices_import_command(session, _settings, file, add_missing, provider, litel
     if litellm_provider and not add_missing:
         raise bad_request("--litellm-provider is only used with --add-missing")
     entries = prices_import.load_prices(file.read())
-    emit(prices_import.import_prices(session, entries, add_missing=add_missing, provider=provider,
-                                     litellm_provider=litellm_provider, dry_run=dry_run))
+    emit(
+        prices_import.import_prices(
+            session,
+            entries,
+            add_missing=add_missing,
+            provider=provider,
+            litellm_provider=litellm_provider,
+            dry_run=dry_run,
+        )
+    )
