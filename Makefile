@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 
-.PHONY: run test setup bench clean
+.PHONY: run test check setup bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,13 @@ setup: $(RUNTIME)
 run: $(RUNTIME)
 	$(BIN)/python -m llmproxy run
 
-test: $(DEV)
+# Lint, formatting and types first (seconds), then the whole suite.
+check: $(DEV)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(DEV)

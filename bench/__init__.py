@@ -6,7 +6,7 @@ big batch drains and what it does to synchronous callers (batch). `--scenarios` 
 base, admission and batch (default all). The pieces:
 
   processes.py  child processes in their own process groups, all stopped on exit
-  stub.py       the stub upstream (tests/support/stub_upstream.py) in its own process
+  stub.py       the stub upstream (llmproxy/devtools/stub_upstream.py) in its own process
   proxy.py      PostgreSQL/Redis preparation, setup CLI, gunicorn web and Celery workers
   loadgen.py    threads with a keep-alive session each: latency, throughput, time to first token
   admission.py  the admission scenario: a key without limits vs one with generous limits, same run

@@ -13,9 +13,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from llmproxy.devtools.waiting import wait_for as _wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -99,15 +100,19 @@ class Child:
 
 def _group_gone(pgid: int, proc: subprocess.Popen, timeout: float) -> bool:
     """Wait until the leader is reaped and no process of the group is left."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def gone() -> bool:
         proc.poll()
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
             return True
-        time.sleep(0.05)
-    return False
+        return False
+
+    try:
+        return _wait_for(gone, timeout=timeout, interval=0.05, message=f"process group {pgid} to exit")
+    except TimeoutError:
+        return False
 
 
 class ProcessSet:
@@ -162,14 +167,14 @@ def wait_for(
     interval: float = 0.05,
 ):
     """Poll `condition` until truthy; BenchError after `timeout` or as soon as a watched child exits."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def watched():
         for child in watch:
             child.check_alive()
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            tails = "".join(f"\n--- {c.name} ({c.log_path}):\n{c.tail()}" for c in watch)
-            raise BenchError(f"timed out after {timeout:.0f}s waiting for {message}{tails}")
-        time.sleep(interval)
+        return condition()
+
+    try:
+        return _wait_for(watched, timeout=timeout, interval=interval, message=message)
+    except TimeoutError:
+        tails = "".join(f"\n--- {c.name} ({c.log_path}):\n{c.tail()}" for c in watch)
+        raise BenchError(f"timed out after {timeout:.0f}s waiting for {message}{tails}") from None

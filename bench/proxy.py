@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import socket
 from dataclasses import dataclass
 
 import psycopg
@@ -21,6 +20,7 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from bench.processes import PYTHON, BenchError, Child, ProcessSet, run_command, wait_for
+from llmproxy.devtools.net import free_port
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/llmproxy_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
@@ -49,13 +49,6 @@ class ProxyConfig:
     access_log: bool = False
     worker_loglevel: str = "info"
     batch_threads: int = 16  # threads of the `batch` worker process (started by start_batch_worker)
-
-
-def free_port() -> int:
-    """A free loopback port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def prepare_database(url: str, *, fresh: bool) -> None:

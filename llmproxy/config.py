@@ -5,15 +5,17 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = ROOT / "instance"
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+_Number = TypeVar("_Number", int, float)
 
 
 class ConfigError(Exception):
@@ -37,7 +39,6 @@ class Settings:
     retry_base_seconds: float = 0.5
     retry_max_seconds: float = 20.0
     job_lease_seconds: float = 30.0
-    result_ttl_seconds: int = 3600
     catalog_ttl_seconds: float = 1.0
     default_max_tokens: int = 4096
     batch_limit_share: float = 0.8
@@ -48,7 +49,7 @@ class Settings:
     retention_days: float = 30.0
     provider_keys: Mapping[str, str] = field(default_factory=dict)
 
-    def with_(self, **changes) -> Settings:
+    def with_(self, **changes: Any) -> Settings:
         """Return a copy with some fields changed (tests and tools)."""
         return replace(self, **changes)
 
@@ -66,7 +67,7 @@ def default_database_url() -> str:
     return f"sqlite:///{INSTANCE_DIR / 'llmproxy.db'}"
 
 
-def _number(env: Mapping[str, str], name: str, default, kind=float):
+def _number(env: Mapping[str, str], name: str, default: _Number, kind: Callable[[str], _Number]) -> _Number:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -80,7 +81,7 @@ def _number(env: Mapping[str, str], name: str, default, kind=float):
 
 
 def _share(env: Mapping[str, str]) -> float:
-    share = _number(env, "BATCH_LIMIT_SHARE", 0.8)
+    share = _number(env, "BATCH_LIMIT_SHARE", 0.8, float)
     if not 0 < share <= 1:
         raise ConfigError("BATCH_LIMIT_SHARE must be in (0, 1]")
     return share
@@ -95,7 +96,7 @@ def _at_most(env: Mapping[str, str], name: str, ceiling: int) -> int:
 
 
 def _retention(env: Mapping[str, str]) -> float:
-    days = _number(env, "RETENTION_DAYS", 30.0)
+    days = _number(env, "RETENTION_DAYS", 30.0, float)
     if days < 1:
         # Idempotency-Keys are promised for 24 h: their jobs must outlive that.
         raise ConfigError("RETENTION_DAYS must be at least 1 (Idempotency-Keys are kept 24 h)")
@@ -127,21 +128,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         redis_url=env.get("REDIS_URL") or None,
         port=_number(env, "PORT", 3000, int),
         max_request_bytes=_number(env, "MAX_REQUEST_BYTES", 10 * 1024 * 1024, int),
-        sync_timeout_seconds=_number(env, "SYNC_TIMEOUT_SECONDS", 600.0),
-        upstream_connect_timeout=_number(env, "UPSTREAM_CONNECT_TIMEOUT", 5.0),
-        upstream_read_timeout=_number(env, "UPSTREAM_READ_TIMEOUT", 120.0),
+        sync_timeout_seconds=_number(env, "SYNC_TIMEOUT_SECONDS", 600.0, float),
+        upstream_connect_timeout=_number(env, "UPSTREAM_CONNECT_TIMEOUT", 5.0, float),
+        upstream_read_timeout=_number(env, "UPSTREAM_READ_TIMEOUT", 120.0, float),
         retry_attempts=_number(env, "RETRY_ATTEMPTS", 2, int),
-        retry_base_seconds=_number(env, "RETRY_BASE_SECONDS", 0.5),
-        retry_max_seconds=_number(env, "RETRY_MAX_SECONDS", 20.0),
-        job_lease_seconds=_number(env, "JOB_LEASE_SECONDS", 30.0),
-        result_ttl_seconds=_number(env, "RESULT_TTL_SECONDS", 3600, int),
-        catalog_ttl_seconds=_number(env, "CATALOG_TTL_SECONDS", 1.0),
+        retry_base_seconds=_number(env, "RETRY_BASE_SECONDS", 0.5, float),
+        retry_max_seconds=_number(env, "RETRY_MAX_SECONDS", 20.0, float),
+        job_lease_seconds=_number(env, "JOB_LEASE_SECONDS", 30.0, float),
+        catalog_ttl_seconds=_number(env, "CATALOG_TTL_SECONDS", 1.0, float),
         default_max_tokens=_number(env, "DEFAULT_MAX_TOKENS", 4096, int),
         batch_limit_share=_share(env),
         max_batch_file_bytes=_at_most(env, "MAX_BATCH_FILE_BYTES", 200 * 1024 * 1024),
         max_batch_lines=_at_most(env, "MAX_BATCH_LINES", 50_000),
-        batch_completion_window_seconds=_number(env, "BATCH_COMPLETION_WINDOW_SECONDS", 24 * 3600.0),
-        batch_lost_after_seconds=_number(env, "BATCH_LOST_AFTER_SECONDS", 300.0),
+        batch_completion_window_seconds=_number(env, "BATCH_COMPLETION_WINDOW_SECONDS", 24 * 3600.0, float),
+        batch_lost_after_seconds=_number(env, "BATCH_LOST_AFTER_SECONDS", 300.0, float),
         retention_days=_retention(env),
         provider_keys=provider_keys,
     )

@@ -1,8 +1,26 @@
-"""The one error type that reaches the HTTP edge, rendered there as OpenAI's error body."""
+"""The one error type that reaches the HTTP edge, and the one builder of OpenAI's error objects.
+
+Every error dict the gateway writes — an HTTP error body, a job's `error`, a stream's error event —
+comes from `error_object()` (the inner object) or `error_body()` (wrapped as `{"error": …}`).
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+
+def error_object(
+    message: str, *, type: str = "invalid_request_error", code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
+    """OpenAI's error object: message, type, param and code."""
+    return {"message": message, "type": type, "param": param, "code": code}
+
+
+def error_body(
+    message: str, *, type: str = "invalid_request_error", code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
+    """OpenAI's error body: `{"error": <error object>}`."""
+    return {"error": error_object(message, type=type, code=code, param=param)}
 
 
 class ApiError(Exception):
@@ -28,7 +46,7 @@ class ApiError(Exception):
 
     def body(self) -> dict[str, Any]:
         """OpenAI's error body."""
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+        return error_body(self.message, type=self.type, code=self.code, param=self.param)
 
 
 def bad_request(message: str, *, code: str = "invalid_request", param: str | None = None) -> ApiError:

@@ -3,33 +3,33 @@
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Literal, overload
 
 from llmproxy.errors import bad_request
-
-_MISSING = object()
-
-
-def require_object(body: Any, what: str = "request body") -> dict:
-    """The body must be a JSON object."""
-    if not isinstance(body, dict):
-        raise bad_request(f"The {what} must be a JSON object", code="invalid_request")
-    return body
+from llmproxy.jsontypes import JSON
 
 
-def string(data: dict, name: str, *, required: bool = False, max_len: int = 512, default=_MISSING):
-    """A non-empty string field."""
-    value = data.get(name, default)
-    if value is _MISSING or value is None:
+@overload
+def string(data: JSON, name: str, *, required: Literal[True], max_len: int = 512) -> str: ...
+
+
+@overload
+def string(data: JSON, name: str, *, required: bool = False, max_len: int = 512) -> str | None: ...
+
+
+def string(data: JSON, name: str, *, required: bool = False, max_len: int = 512) -> str | None:
+    """A non-empty string field (stripped), or None when absent or null and not required."""
+    value = data.get(name)
+    if value is None:
         if required:
             raise bad_request(f"Missing required field '{name}'", code="missing_field", param=name)
-        return None if value is _MISSING else value
+        return None
     if not isinstance(value, str) or not value.strip() or len(value) > max_len:
         raise bad_request(f"'{name}' must be a non-empty string of at most {max_len} characters", param=name)
     return value.strip()
 
 
-def optional_int(data: dict, name: str, *, minimum: int = 0):
+def optional_int(data: JSON, name: str, *, minimum: int = 0) -> int | None:
     """An integer ≥ minimum, or None."""
     value = data.get(name)
     if value is None:
@@ -39,7 +39,7 @@ def optional_int(data: dict, name: str, *, minimum: int = 0):
     return value
 
 
-def optional_decimal(data: dict, name: str):
+def optional_decimal(data: JSON, name: str) -> Decimal | None:
     """A non-negative decimal (given as number or string), or None."""
     value = data.get(name)
     if value is None:
@@ -55,15 +55,15 @@ def optional_decimal(data: dict, name: str):
     return number
 
 
-def optional_bool(data: dict, name: str):
+def optional_bool(data: JSON, name: str) -> bool | None:
     """A boolean, or None."""
     value = data.get(name)
-    if value is not None and not isinstance(value, bool):
-        raise bad_request(f"'{name}' must be true or false", param=name)
-    return value
+    if value is None or isinstance(value, bool):
+        return value
+    raise bad_request(f"'{name}' must be true or false", param=name)
 
 
-def string_list(data: dict, name: str):
+def string_list(data: JSON, name: str) -> list[str] | None:
     """A list of non-empty strings, or None."""
     value = data.get(name)
     if value is None:
@@ -73,7 +73,7 @@ def string_list(data: dict, name: str):
     return list(value)
 
 
-def reject_unknown(data: dict, allowed: set[str]) -> None:
+def reject_unknown(data: JSON, allowed: set[str]) -> None:
     """Refuse fields we do not know, so a typo never silently does nothing."""
     unknown = sorted(set(data) - allowed)
     if unknown:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
-import time
 
 import pytest
 import redis as redis_lib
@@ -17,11 +16,12 @@ from llmproxy.catalog.provider_config import update_provider
 from llmproxy.catalog.snapshots import bump_version
 from llmproxy.config import load_settings, normalize_database_url
 from llmproxy.devtools.embedded_redis import EmbeddedRedis
+from llmproxy.devtools.stub_upstream import StubUpstream
+from llmproxy.devtools.waiting import wait_for
 from llmproxy.storage import migrate
 from llmproxy.storage.engine import make_engine, make_session_factory, session_scope
 from llmproxy.storage.models import ApiKey, Batch, Job, KeyCredential, ModelConfig, Provider, StoredFile, UsageEntry
 from tests.support.processes import WorkerProcess
-from tests.support.stub_upstream import StubUpstream
 
 ADMIN_KEY = "admin-test-key-0123456789"
 SCRATCH_DB = 15  # limits/unit tests flush this Redis database; the app and workers use the URL's
@@ -120,16 +120,22 @@ def _clean(session_factory, redis_url) -> None:
     # The session's worker may still be finishing a job an earlier test left behind and insert its ledger
     # row between two of these deletes; the whole clean-up is one transaction, so try it again until a pass
     # finds nothing new referencing what it deletes.
-    deadline = time.monotonic() + 30
-    while True:
+    conflicts: list[IntegrityError] = []
+
+    def one_pass() -> bool:
         try:
             with session_scope(session_factory) as session:
                 for model in (UsageEntry, Job, Batch, StoredFile, KeyCredential, ApiKey, ModelConfig, Provider):
                     session.execute(delete(model))
-            break
-        except IntegrityError:
-            if time.monotonic() > deadline:
-                raise
+        except IntegrityError as exc:
+            conflicts.append(exc)
+            return False
+        return True
+
+    try:
+        wait_for(one_pass, timeout=30, interval=0.01, message="a clean-up pass that nothing new references")
+    except TimeoutError as timeout:
+        raise timeout from conflicts[-1]
     client = redis_lib.Redis.from_url(redis_url)
     keys = list(client.scan_iter("llmproxy:job:*", count=1000))
     if keys:

@@ -1,4 +1,4 @@
-"""The web process: `create_app()` builds the Flask app; nothing happens at import."""
+"""The web process: `create_app()` builds the Flask app; nothing connects at import or at build time."""
 
 from __future__ import annotations
 
@@ -7,7 +7,24 @@ import logging
 from flask import Flask
 
 from llmproxy.config import ConfigError, Settings, load_settings
-from web.services import Services
+from web import context, errors
+from web.admin_api import admin, compat, usage
+from web.batch_api import batches, files
+from web.jobs_api import jobs
+from web.openai_api import chat, models
+from web.ops_api import ops
+
+BLUEPRINTS = (
+    ops.bp,
+    admin.bp,
+    compat.bp,
+    usage.bp,
+    models.bp,
+    chat.bp,
+    jobs.bp,
+    files.bp,
+    batches.bp,
+)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -19,34 +36,11 @@ def create_app(settings: Settings | None = None) -> Flask:
             raise SystemExit(f"configuration error: {exc}") from None
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
-    app.json.sort_keys = False
-    app.extensions["llmproxy"] = Services(settings)
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # Flask's default JSON provider has it
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-
-    from web import (
-        admin,
-        batches_api,
-        compat,
-        completions,
-        errors,
-        files_api,
-        jobs_api,
-        openai_api,
-        ops,
-        session,
-        usage,
-    )
-
-    session.init_app(app)
+    context.init_app(app, context.WebResources(settings))
     ops.init_metrics(app)
     errors.init_app(app)
-    app.register_blueprint(ops.bp)
-    app.register_blueprint(admin.bp)
-    app.register_blueprint(compat.bp)
-    app.register_blueprint(openai_api.bp)
-    app.register_blueprint(completions.bp)
-    app.register_blueprint(usage.bp)
-    app.register_blueprint(jobs_api.bp)
-    app.register_blueprint(files_api.bp)
-    app.register_blueprint(batches_api.bp)
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
     return app

@@ -8,8 +8,7 @@ from flask import g, request
 
 from llmproxy.errors import forbidden, unauthorized
 from llmproxy.keys.virtual_keys import KeyInfo, find_active_key, hash_secret, key_info
-from web.services import services
-from web.session import db
+from web.context import db, resources
 
 
 def bearer_token() -> str | None:
@@ -23,7 +22,7 @@ def bearer_token() -> str | None:
 
 def is_admin_token(token: str | None) -> bool:
     """Constant-time comparison with ADMIN_API_KEY."""
-    admin = services().settings.admin_api_key
+    admin = resources().settings.admin_api_key
     return token is not None and hmac.compare_digest(token.encode(), admin.encode())
 
 
@@ -40,13 +39,18 @@ def authenticate_client() -> KeyInfo:
             if "Authorization" not in request.headers
             else "Authorization must use the Bearer scheme with a virtual key"
         )
-    snapshots = services().snapshots
-    snapshots.sync(services().redis)
+    snapshots = resources().snapshots
+    snapshots.sync(resources().redis)
     key = snapshots.get(("key", hash_secret(token)), lambda: key_info(find_active_key(db(), token)))
     if key is None:
         raise unauthorized("Incorrect API key provided")
     g.api_key = key
     return key
+
+
+def require_client() -> None:
+    """A blueprint's `before_request`: every route of it needs an active virtual key."""
+    authenticate_client()
 
 
 def authenticate_admin() -> None:

@@ -1,22 +1,37 @@
-"""Handing a stored job to the queue."""
+"""Handing stored work to the workers: one job's task, or a batch's dispatch and finalization."""
 
 from __future__ import annotations
 
+import logging
+
+import redis
+from kombu.exceptions import KombuError
+
 from llmproxy.errors import dependency_unavailable
-from llmproxy.jobs import store
-from llmproxy.jobs.queues import RUN_JOB_TASK
-from web.services import services
-from web.session import commit, db
+from llmproxy.jobs.queues import RUN_JOB_TASK, Queue
+from llmproxy.jobs.store import get_job
+from web.context import commit, db, resources
+
+log = logging.getLogger(__name__)
 
 
 def enqueue(job_id: str, queue: str) -> None:
     """Send the job's task; if the broker is down, remove the job so nothing is half-written."""
     try:
-        services().celery.send_task(RUN_JOB_TASK, args=[job_id], queue=queue)
+        resources().celery.send_task(RUN_JOB_TASK, args=[job_id], queue=queue)
     except Exception as exc:
         session = db()
-        job = store.get_job(session, job_id)
+        job = get_job(session, job_id)
         if job is not None:
             session.delete(job)
             commit()
         raise dependency_unavailable("Redis") from exc
+
+
+def send_batch_task(task: str, batch_id: str) -> None:
+    """Ask a worker to dispatch or finalize a stored batch; if the broker is down, the batch sweeper does it later."""
+    try:
+        resources().celery.send_task(task, args=[batch_id], queue=Queue.BATCH)
+    except (KombuError, redis.RedisError, OSError):
+        # The batch is stored: answering an error now would make the client submit (or cancel) it twice.
+        log.warning("could not send %s for batch %s; the batch sweeper will do it", task, batch_id)

@@ -1,4 +1,4 @@
-"""Celery app factory and the per-process resources its tasks use."""
+"""Celery app factory, the per-process resources its tasks use, and the worker heartbeat."""
 
 from __future__ import annotations
 
@@ -10,26 +10,12 @@ import threading
 import redis
 from celery import Celery, signals
 
-from llmproxy.catalog.snapshots import Snapshots
 from llmproxy.config import ConfigError, Settings, load_settings
 from llmproxy.jobs.queues import Queue, celery_config
-from llmproxy.ops.heartbeats import beat
-from llmproxy.ops.metrics import Counters
-from llmproxy.storage.engine import make_engine, make_session_factory
+from llmproxy.resources import Resources
+from llmproxy.telemetry.heartbeats import beat
 
 log = logging.getLogger(__name__)
-
-
-class Resources:
-    """Engine, session factory and Redis client of one worker process (rebuilt after fork)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.engine = make_engine(settings.database_url)
-        self.session_factory = make_session_factory(self.engine)
-        self.redis = redis.Redis.from_url(settings.redis_url, health_check_interval=30, max_connections=256)
-        self.snapshots = Snapshots(settings.catalog_ttl_seconds)
-        self.counters = Counters(self.redis)  # metrics, sent once a second
 
 
 _resources: Resources | None = None
@@ -64,13 +50,31 @@ def create_celery(settings: Settings | None = None) -> Celery:
     return app
 
 
+# Per-task "received" and "succeeded" lines, and beat's "sending due task" every few seconds, drown what
+# matters: they are DEBUG detail. Warnings and errors always show; the sweepers log at INFO only when they
+# did something; beat's own start-up line stays.
+TASK_LOGGERS = ("celery.app.trace", "celery.worker.strategy")
+
+
+class _NoDueTaskLines(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Scheduler: Sending due task")
+
+
+@signals.after_setup_logger.connect
+def _quiet_routine_lines(loglevel: int | str | None = None, **_kwargs: object) -> None:
+    level = logging.getLevelName(loglevel) if isinstance(loglevel, str) else loglevel
+    if level is None or level > logging.DEBUG:
+        for name in TASK_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger("celery.beat").addFilter(_NoDueTaskLines())
+
+
 @signals.worker_process_init.connect
 def _after_fork(**_kwargs) -> None:
     # Connections inherited from the parent must not be shared with it.
-    global _resources
     if _resources is not None:
-        _resources.engine.dispose(close=False)
-    _resources = None
+        _resources.after_fork()
 
 
 def _heartbeat_loop(worker_name: str, queues: list[str], stop: threading.Event) -> None:

@@ -9,7 +9,7 @@ from celery import shared_task
 from llmproxy.batches import dispatch, results
 from llmproxy.jobs.execution import execute_job
 from llmproxy.jobs.pacing import Deferred
-from llmproxy.jobs.queues import RUN_JOB_TASK, Queue
+from llmproxy.jobs.queues import DISPATCH_BATCH_TASK, FINALIZE_BATCH_TASK, RUN_JOB_TASK, Queue
 from llmproxy.jobs.states import FINAL_JOB_STATUSES
 from llmproxy.jobs.store import lost_jobs
 from llmproxy.ops import retention
@@ -54,10 +54,17 @@ def send_batch_lines(job_ids: list[str]) -> None:
             run_job.apply_async(args=[job_id], queue=Queue.BATCH, producer=producer)
 
 
-@shared_task(name=dispatch.DISPATCH_BATCH_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(name=DISPATCH_BATCH_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def dispatch_batch(batch_id: str) -> int:
     """Send a new batch's first window of lines (if this task dies, the sweeper sends them)."""
     return dispatch.top_up(resources().session_factory, batch_id, send=send_batch_lines)
+
+
+@shared_task(name=FINALIZE_BATCH_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def finalize_batch(batch_id: str) -> str | None:
+    """Write a batch's results once none of its lines runs (after a cancel); a lost message is the sweeper's."""
+    res = resources()
+    return results.finalize_if_done(res.session_factory, batch_id, retention_days=res.settings.retention_days)
 
 
 @shared_task(name="llmproxy.sweep_jobs", ignore_result=True)

@@ -33,7 +33,6 @@ from llmproxy.storage.engine import session_scope
 from llmproxy.storage.models import ApiKey, Batch, Job
 from llmproxy.storage.timestamps import utcnow
 
-DISPATCH_BATCH_TASK = "llmproxy.dispatch_batch"
 TOUCHED_KEY = "llmproxy:batch:touched"  # sorted set: job id -> unix time a task last ran for it
 CHUNK = 500
 MIN_WINDOW, MAX_WINDOW = 10, 1000
@@ -76,7 +75,7 @@ def claim_unsent(session: Session, batch_id: str, n: int) -> list[str]:
     return claimed
 
 
-def _send_claimed(session_factory: sessionmaker, ids: list[str], send: Send) -> int:
+def _send_claimed(session_factory: sessionmaker[Session], ids: list[str], send: Send) -> int:
     try:
         for start in range(0, len(ids), CHUNK):
             send(ids[start : start + CHUNK])
@@ -93,29 +92,29 @@ def _send_claimed(session_factory: sessionmaker, ids: list[str], send: Send) -> 
     return len(ids)
 
 
-def top_up(session_factory: sessionmaker, batch_id: str, *, send: Send) -> int:
+def top_up(session_factory: sessionmaker[Session], batch_id: str, *, send: Send) -> int:
     """Send lines of a running batch until its window is full; return how many were sent."""
     with session_scope(session_factory) as session:
         batch = session.get(Batch, batch_id)
         if batch is None or batch.status not in RUNNING_BATCH_STATUSES:
             return 0
-        in_flight = session.scalar(
+        in_flight = session.scalars(
             select(func.count())
             .select_from(Job)
             .where(Job.batch_id == batch_id, Job.status.in_(UNFINISHED_JOB_STATUSES), Job.enqueued_at.is_not(None))
-        )
+        ).one()
         ids = claim_unsent(session, batch_id, window_of(session.get(ApiKey, batch.api_key_id)) - in_flight)
     return _send_claimed(session_factory, ids, send) if ids else 0
 
 
-def send_next(session_factory: sessionmaker, batch_id: str, *, send: Send) -> int:
+def send_next(session_factory: sessionmaker[Session], batch_id: str, *, send: Send) -> int:
     """A line of the batch ended: send the next one in its place (0 when every line was sent)."""
     with session_scope(session_factory) as session:
         ids = claim_unsent(session, batch_id, 1)
     return _send_claimed(session_factory, ids, send) if ids else 0
 
 
-def top_up_running(session_factory: sessionmaker, *, send: Send, limit: int = 100) -> int:
+def top_up_running(session_factory: sessionmaker[Session], *, send: Send, limit: int = 100) -> int:
     """The sweeper's pass: top up every running batch that still has lines to send; return how many were sent."""
     with session_scope(session_factory) as session:
         waiting = list(
@@ -139,7 +138,7 @@ def touch(client: redis.Redis, job_id: str) -> None:
 
 
 def lost_lines(
-    session_factory: sessionmaker, client: redis.Redis, *, stale_seconds: float, limit: int = 1000
+    session_factory: sessionmaker[Session], client: redis.Redis, *, stale_seconds: float, limit: int = 1000
 ) -> list[str]:
     """Queued batch-queue jobs with no live message (see the module docstring)."""
     cutoff = utcnow() - timedelta(seconds=stale_seconds)
@@ -178,7 +177,9 @@ def lost_lines(
     return lost
 
 
-def requeue_lost(session_factory: sessionmaker, client: redis.Redis, *, stale_seconds: float, send: Send) -> int:
+def requeue_lost(
+    session_factory: sessionmaker[Session], client: redis.Redis, *, stale_seconds: float, send: Send
+) -> int:
     """Send a new task for every lost line; return how many."""
     lost = lost_lines(session_factory, client, stale_seconds=stale_seconds)
     for start in range(0, len(lost), CHUNK):

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from llmproxy.config import Settings
 from llmproxy.errors import ApiError, bad_request, not_found
 from llmproxy.ids import new_file_id
+from llmproxy.jsontypes import JSON
 from llmproxy.storage.models import StoredFile
 from llmproxy.storage.pagination import page_after
 from llmproxy.storage.timestamps import to_epoch, utcnow
@@ -109,13 +110,13 @@ def list_files(
     return page_after(session, query, StoredFile, cursor=cursor, limit=limit, newest_first=newest_first)
 
 
-def delete_file(session: Session, row: StoredFile) -> dict:
+def delete_file(session: Session, row: StoredFile) -> JSON:
     """Delete the file (a batch already made from it keeps running: its lines are jobs)."""
     session.delete(row)
     return {"id": row.id, "object": "file", "deleted": True}
 
 
-def file_json(row: StoredFile) -> dict:
+def file_json(row: StoredFile) -> JSON:
     """OpenAI's file object."""
     return {
         "id": row.id,

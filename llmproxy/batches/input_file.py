@@ -1,21 +1,27 @@
-"""Validation of a batch input file: each line a POST to the batch's endpoint, a valid body, a unique custom_id."""
+"""Validation of what a batch is made from: its input file and its output expiry.
+
+Each line of the file must be a POST to the batch's endpoint with a valid body and a unique custom_id.
+"""
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
 from llmproxy.catalog.model_config import find_model
 from llmproxy.chat.validation import validate_chat_request
-from llmproxy.errors import ApiError
+from llmproxy.errors import ApiError, bad_request
+from llmproxy.jsontypes import JSON
+from llmproxy.keys.virtual_keys import KeyInfo
 from llmproxy.storage.models import ApiKey, ModelConfig
 
 MAX_REPORTED_ERRORS = 100
 MAX_CUSTOM_ID = 512  # jobs.custom_id
+OUTPUT_EXPIRY_SECONDS = (3600, 2_592_000)  # OpenAI's bounds: one hour to 30 days
 
 
 @dataclass(frozen=True)
@@ -24,7 +30,7 @@ class Line:
 
     number: int
     custom_id: str
-    body: dict
+    body: JSON
 
 
 class LineError(Exception):
@@ -43,8 +49,8 @@ def iter_lines(content: bytes) -> Iterator[tuple[int, str]]:
 
 
 def validate_input(
-    session: Session, key: ApiKey, content: bytes, *, endpoint: str, max_lines: int
-) -> tuple[int, list[dict]]:
+    session: Session, key: ApiKey | KeyInfo, content: bytes, *, endpoint: str, max_lines: int
+) -> tuple[int, list[JSON]]:
     """Check every line; return the number of requests and the errors of bad lines (at most MAX_REPORTED_ERRORS).
 
     Only the custom_ids are kept, so a file at the size limit is checked without holding every body.
@@ -57,7 +63,9 @@ def validate_input(
             models[name] = find_model(session, name)
         return models[name]
 
-    count, errors, seen = 0, [], set()
+    count = 0
+    errors: list[JSON] = []
+    seen: set[str] = set()
     try:
         for number, raw in iter_lines(content):
             count += 1
@@ -82,14 +90,22 @@ def validate_input(
     return count, errors
 
 
-def read_lines(content: bytes) -> Iterator[tuple[str, dict]]:
+def read_lines(content: bytes) -> Iterator[tuple[str, JSON]]:
     """(custom_id, body) of each line of a file validate_input accepted."""
     for _number, raw in iter_lines(content):
         data = json.loads(raw)
         yield data["custom_id"], data["body"]
 
 
-def parse_line(session: Session, key: ApiKey, raw: str, number: int, *, endpoint: str, lookup) -> Line:
+def parse_line(
+    session: Session,
+    key: ApiKey | KeyInfo,
+    raw: str,
+    number: int,
+    *,
+    endpoint: str,
+    lookup: Callable[[str], ModelConfig | None],
+) -> Line:
     """One line as a request, or LineError naming what is wrong."""
     try:
         data = json.loads(raw)
@@ -120,6 +136,27 @@ def parse_line(session: Session, key: ApiKey, raw: str, number: int, *, endpoint
     return Line(number=number, custom_id=custom_id, body=body)
 
 
-def error_json(code: str, message: str, line: int | None, param: str | None = None) -> dict:
+def error_json(code: str, message: str, line: int | None, param: str | None = None) -> JSON:
     """OpenAI's batch error object."""
     return {"code": code, "message": message, "param": param, "line": line}
+
+
+def validate_output_expiry(value: object) -> int | None:
+    """`output_expires_after` as OpenAI takes it ({"anchor": "created_at", "seconds": N}); returns N or None."""
+    if value is None:
+        return None
+    low, high = OUTPUT_EXPIRY_SECONDS
+    if (
+        not isinstance(value, dict)
+        or set(value) != {"anchor", "seconds"}
+        or value["anchor"] != "created_at"
+        or not isinstance(value["seconds"], int)
+        or isinstance(value["seconds"], bool)
+        or not low <= value["seconds"] <= high
+    ):
+        raise bad_request(
+            f'\'output_expires_after\' must be {{"anchor": "created_at", "seconds": N}} with N from {low} to {high}',
+            code="invalid_output_expires_after",
+            param="output_expires_after",
+        )
+    return value["seconds"]

@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 import redis
-from sqlalchemy import exists, select, update
+from sqlalchemy import Exists, SQLColumnExpression, exists, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from llmproxy.batches import dispatch, store
@@ -24,7 +25,8 @@ from llmproxy.batches.files import FilePurpose, store_file
 from llmproxy.batches.states import RUNNING_BATCH_STATUSES, BatchStatus
 from llmproxy.jobs import events
 from llmproxy.jobs.states import UNFINISHED_JOB_STATUSES, JobStatus
-from llmproxy.storage.engine import session_scope
+from llmproxy.jsontypes import JSON
+from llmproxy.storage.engine import rowcount, session_scope
 from llmproxy.storage.models import Batch, Job
 from llmproxy.storage.timestamps import utcnow
 
@@ -34,11 +36,13 @@ log = logging.getLogger(__name__)
 _LINE = aliased(Job)  # the ended job, beside the batch's other lines
 
 
-def _unfinished(batch_id):
+def _unfinished(batch_id: str | SQLColumnExpression[Any]) -> Exists:
     return exists().where(Job.batch_id == batch_id, Job.status.in_(UNFINISHED_JOB_STATUSES))
 
 
-def line_ended(session_factory: sessionmaker, job_id: str, *, send: dispatch.Send, retention_days: float) -> str | None:
+def line_ended(
+    session_factory: sessionmaker[Session], job_id: str, *, send: dispatch.Send, retention_days: float
+) -> BatchStatus | None:
     """After a job ended: send its batch's next line, or finalize the batch if this was its last; return its status."""
     with session_scope(session_factory) as session:
         # One read for the common case (not a batch line, or not its last): this runs after every job.
@@ -51,29 +55,29 @@ def line_ended(session_factory: sessionmaker, job_id: str, *, send: dispatch.Sen
     return finalize_if_done(session_factory, row[0], retention_days=retention_days)
 
 
-def finalize_if_done(session_factory: sessionmaker, batch_id: str, *, retention_days: float) -> str | None:
+def finalize_if_done(
+    session_factory: sessionmaker[Session], batch_id: str, *, retention_days: float
+) -> BatchStatus | None:
     """Finalize the batch if none of its lines is queued or running and nobody else does; return the final status."""
     now = utcnow()
     with session_scope(session_factory) as session:
         if session.scalar(select(_unfinished(batch_id))):
             return None  # the common case, read-only: an UPDATE would take SQLite's write lock per line
-        claimed = (
-            session.execute(
-                update(Batch)
-                .where(Batch.id == batch_id, Batch.status.in_(RUNNING_BATCH_STATUSES), ~_unfinished(batch_id))
-                .values(status=BatchStatus.FINALIZING, finalizing_at=now)
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            == 1
+        result = session.execute(
+            update(Batch)
+            .where(Batch.id == batch_id, Batch.status.in_(RUNNING_BATCH_STATUSES), ~_unfinished(batch_id))
+            .values(status=BatchStatus.FINALIZING, finalizing_at=now)
+            .execution_options(synchronize_session=False)
         )
+        claimed = rowcount(result) == 1
     if not claimed:
         return None
     return write_results(session_factory, batch_id, claim=now, retention_days=retention_days)
 
 
 def write_results(
-    session_factory: sessionmaker, batch_id: str, *, claim: datetime, retention_days: float
-) -> str | None:
+    session_factory: sessionmaker[Session], batch_id: str, *, claim: datetime, retention_days: float
+) -> BatchStatus | None:
     """Write the output and error files and the final status, if our claim on `finalizing` still holds."""
     with session_scope(session_factory) as session:
         batch = session.get(Batch, batch_id)
@@ -94,7 +98,7 @@ def write_results(
                     retention_days=file_days,
                 )
         now = utcnow()
-        values = dict(
+        values: dict[str, Any] = dict(
             status=outcome,
             output_file_id=files["output"].id if "output" in files else None,
             error_file_id=files["error"].id if "error" in files else None,
@@ -110,16 +114,13 @@ def write_results(
         ] = now
         if outcome == BatchStatus.EXPIRED:
             values["expired_at"] = batch.expired_at or now
-        done = (
-            session.execute(
-                update(Batch)
-                .where(Batch.id == batch_id, Batch.status == BatchStatus.FINALIZING, Batch.finalizing_at == claim)
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            == 1
+        written = session.execute(
+            update(Batch)
+            .where(Batch.id == batch_id, Batch.status == BatchStatus.FINALIZING, Batch.finalizing_at == claim)
+            .values(**values)
+            .execution_options(synchronize_session=False)
         )
-        if not done:
+        if rowcount(written) != 1:
             # Someone else took over a finalization they thought stalled: theirs stands.
             session.rollback()
             return None
@@ -127,7 +128,7 @@ def write_results(
     return outcome
 
 
-def target_status(batch: Batch) -> str:
+def target_status(batch: Batch) -> BatchStatus:
     """What a finalizing batch becomes: cancelled if it was cancelled, expired if its window ended, else completed."""
     if batch.cancelling_at is not None:
         return BatchStatus.CANCELLED
@@ -136,11 +137,13 @@ def target_status(batch: Batch) -> str:
     return BatchStatus.COMPLETED
 
 
-def _cancel_code(outcome: str) -> str:
+def _cancel_code(outcome: BatchStatus) -> str:
     return "batch_expired" if outcome == BatchStatus.EXPIRED else "batch_cancelled"
 
 
-def result_lines(session: Session, batch_id: str, *, cancelled_code: str) -> tuple[list[bytes], list[bytes], dict]:
+def result_lines(
+    session: Session, batch_id: str, *, cancelled_code: str
+) -> tuple[list[bytes], list[bytes], dict[str, int]]:
     """The output lines (succeeded), the error lines (everything else) and the final counts; every line exactly once."""
     output: list[bytes] = []
     errors: list[bytes] = []
@@ -153,7 +156,7 @@ def result_lines(session: Session, batch_id: str, *, cancelled_code: str) -> tup
     )
     for job_id, custom_id, status, result, error, error_status in rows:
         counts["total"] += 1
-        line = {
+        line: JSON = {
             "id": "batch_req_" + job_id.removeprefix("job_"),
             "custom_id": custom_id,
             "response": None,
@@ -184,7 +187,7 @@ def unfinalized(session: Session, limit: int = 100) -> list[str]:
     )
 
 
-def finalize_stalled(session_factory: sessionmaker, *, stale_seconds: float, retention_days: float) -> int:
+def finalize_stalled(session_factory: sessionmaker[Session], *, stale_seconds: float, retention_days: float) -> int:
     """Take over finalizations that have not ended within `stale_seconds` (their process died); return how many."""
     cutoff = utcnow() - timedelta(seconds=stale_seconds)
     with session_scope(session_factory) as session:
@@ -205,7 +208,7 @@ def finalize_stalled(session_factory: sessionmaker, *, stale_seconds: float, ret
                 .values(finalizing_at=claim)
                 .execution_options(synchronize_session=False)
             )
-            if won.rowcount != 1:
+            if rowcount(won) != 1:
                 continue
         if write_results(session_factory, batch_id, claim=claim, retention_days=retention_days):
             taken += 1
@@ -213,7 +216,7 @@ def finalize_stalled(session_factory: sessionmaker, *, stale_seconds: float, ret
 
 
 def sweep(
-    session_factory: sessionmaker,
+    session_factory: sessionmaker[Session],
     *,
     send: dispatch.Send,
     stale_seconds: float,

@@ -3,7 +3,7 @@
 A batch's lines are jobs of the `batch` queue (jobs.batch_id, jobs.custom_id). While it runs,
 its request counts are read from the jobs table, so nothing has to be incremented (and nothing
 can be lost) when many workers finish lines at once. The end of a batch (finalizing, result
-files, final counts) is in llmproxy.batch_results.
+files, final counts) is in llmproxy.batches.results.
 """
 
 from __future__ import annotations
@@ -14,13 +14,16 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from llmproxy.batches.files import FilePurpose, get_own_file
-from llmproxy.batches.input_file import read_lines, validate_input
+from llmproxy.batches.input_file import read_lines, validate_input, validate_output_expiry
 from llmproxy.batches.states import FINAL_BATCH_STATUSES, BatchStatus
 from llmproxy.config import Settings
-from llmproxy.errors import bad_request, not_found
+from llmproxy.errors import bad_request, error_object, not_found
 from llmproxy.ids import new_id, new_job_id
 from llmproxy.jobs.queues import Queue
 from llmproxy.jobs.states import JobStatus
+from llmproxy.jsontypes import JSON
+from llmproxy.keys.virtual_keys import KeyInfo
+from llmproxy.storage.engine import rowcount
 from llmproxy.storage.models import ApiKey, Batch, Job, UsageEntry
 from llmproxy.storage.pagination import page_after
 from llmproxy.storage.timestamps import to_epoch, utcnow
@@ -28,38 +31,16 @@ from llmproxy.storage.timestamps import to_epoch, utcnow
 ENDPOINTS = ("/v1/chat/completions",)
 COMPLETION_WINDOWS = ("24h",)
 INSERT_CHUNK = 1000
-OUTPUT_EXPIRY_SECONDS = (3600, 2_592_000)  # OpenAI's bounds: one hour to 30 days
-
-
-def validate_output_expiry(value: object) -> int | None:
-    """`output_expires_after` as OpenAI takes it ({"anchor": "created_at", "seconds": N}); returns N or None."""
-    if value is None:
-        return None
-    low, high = OUTPUT_EXPIRY_SECONDS
-    if (
-        not isinstance(value, dict)
-        or set(value) != {"anchor", "seconds"}
-        or value["anchor"] != "created_at"
-        or not isinstance(value["seconds"], int)
-        or isinstance(value["seconds"], bool)
-        or not low <= value["seconds"] <= high
-    ):
-        raise bad_request(
-            f'\'output_expires_after\' must be {{"anchor": "created_at", "seconds": N}} with N from {low} to {high}',
-            code="invalid_output_expires_after",
-            param="output_expires_after",
-        )
-    return value["seconds"]
 
 
 def create_batch(
     session: Session,
     *,
-    key: ApiKey,
+    key: ApiKey | KeyInfo,
     input_file_id: str,
     endpoint: str,
     completion_window: str,
-    metadata: dict | None,
+    metadata: dict[str, str] | None,
     settings: Settings,
     output_expires_after: object = None,
 ) -> Batch:
@@ -105,7 +86,7 @@ def create_batch(
     batch.status, batch.in_progress_at, batch.total = BatchStatus.IN_PROGRESS, now, total
     session.add(batch)
     session.flush()
-    rows: list[dict] = []
+    rows: list[JSON] = []
     for custom_id, body in read_lines(source.content):
         rows.append(
             dict(
@@ -131,7 +112,7 @@ def create_batch(
     return batch
 
 
-def _insert(session: Session, rows: list[dict]) -> None:
+def _insert(session: Session, rows: list[JSON]) -> None:
     # One multi-row INSERT per chunk: 50,000 lines must not be 50,000 round trips, nor 50,000 bodies in memory.
     if rows:
         session.execute(insert(Job), rows)
@@ -156,10 +137,10 @@ def list_batches(session: Session, api_key_id: str, *, limit: int, after: str | 
 def line_counts(session: Session, batch_id: str) -> dict[str, int]:
     """How many of the batch's lines are in each job status, read from the jobs table."""
     rows = session.execute(select(Job.status, func.count()).where(Job.batch_id == batch_id).group_by(Job.status))
-    return dict(rows)
+    return {status: count for status, count in rows}  # noqa: C416 - a Result has keys(): dict() would misread it
 
 
-def line_usage(session: Session, batch_id: str) -> dict:
+def line_usage(session: Session, batch_id: str) -> JSON:
     """OpenAI's batch `usage`: the tokens the ledger billed for the batch's lines so far."""
     prompt, completion, cached = session.execute(
         select(
@@ -196,7 +177,7 @@ def cancel_batch(session: Session, batch: Batch) -> list[tuple[str, int]]:
     """Start cancelling: queued lines are cancelled at once (one UPDATE), running ones finish.
 
     Returns the (job id, run) of the lines it cancelled. The caller commits, wakes their long-pollers
-    (channels.publish_cancelled) and then tries to finalize (nothing may be left running).
+    (llmproxy.jobs.events) and then tries to finalize (nothing may be left running).
     """
     if batch.status in (BatchStatus.CANCELLING, BatchStatus.CANCELLED) or batch.expired_at is not None:
         return []  # already ending; cancelling again changes nothing
@@ -210,7 +191,7 @@ def cancel_batch(session: Session, batch: Batch) -> list[tuple[str, int]]:
         .execution_options(synchronize_session=False)
     )
     cancelled = []
-    if result.rowcount == 1:
+    if rowcount(result) == 1:
         cancelled = cancel_queued_lines(session, batch.id, code="batch_cancelled", message="The batch was cancelled")
     session.refresh(batch)
     return cancelled
@@ -226,7 +207,7 @@ def cancel_queued_lines(session: Session, batch_id: str, *, code: str, message: 
             completed_at=utcnow(),
             cancel_requested=True,
             lease_expires_at=None,
-            error={"message": message, "type": "invalid_request_error", "param": None, "code": code},
+            error=error_object(message, code=code),
         )
         .returning(Job.id, Job.run_count)
         .execution_options(synchronize_session=False)
@@ -262,14 +243,14 @@ def expire_batch(session: Session, batch_id: str) -> list[tuple[str, int]] | Non
         .values(expired_at=now)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         return None
     return cancel_queued_lines(
         session, batch_id, code="batch_expired", message="The batch's completion window ended before this request ran"
     )
 
 
-def batch_json(session: Session, batch: Batch) -> dict:
+def batch_json(session: Session, batch: Batch) -> JSON:
     """OpenAI's batch object."""
     return {
         "id": batch.id,

@@ -1,10 +1,11 @@
-"""Cost from usage and prices, and the usage ledger: each job billed at most once."""
+"""Cost from usage and prices, in exact Decimals rounded once to storage precision; usage in OpenAI's shape."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from llmproxy.jsontypes import JSON
 from llmproxy.storage.money import MONEY_QUANTUM
 
 ONE_MILLION = Decimal(1_000_000)
@@ -28,9 +29,9 @@ class Usage:
     cached_prompt_tokens: int = 0
     estimated: bool = False
 
-    def as_openai(self) -> dict:
+    def as_openai(self) -> JSON:
         """OpenAI's usage object."""
-        usage = {
+        usage: JSON = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
@@ -40,7 +41,7 @@ class Usage:
         return usage
 
 
-def usage_from_openai(usage: dict | None) -> Usage | None:
+def usage_from_openai(usage: object) -> Usage | None:
     """Read OpenAI's (or a compatible provider's) usage object; None if it is missing or unusable."""
     if not isinstance(usage, dict):
         return None

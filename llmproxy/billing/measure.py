@@ -1,11 +1,12 @@
-"""Execute one job end to end: claim it, run its chain, bill it once, hand the result to the waiter."""
+"""The usage of a completed request: the provider's own report, else our count (marked estimated)."""
 
 from __future__ import annotations
 
 from llmproxy.billing.cost import Usage, usage_from_openai
+from llmproxy.jsontypes import JSON
 
 
-def measure_usage(response: dict, request: dict, model: str) -> Usage:
+def measure_usage(response: JSON, request: JSON, model: str) -> Usage:
     """The provider's reported usage, else our own count (marked estimated)."""
     reported = usage_from_openai(response.get("usage"))
     if reported is not None:

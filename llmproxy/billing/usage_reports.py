@@ -9,17 +9,21 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any, TypeVar
 
-from sqlalchemy import Date, cast, func, select
+from sqlalchemy import ColumnElement, Date, Select, SQLColumnExpression, cast, func, select
 from sqlalchemy.orm import Session
 
 from llmproxy.errors import bad_request
+from llmproxy.jsontypes import JSON
 from llmproxy.storage.models import ApiKey, UsageEntry
 from llmproxy.storage.money import money
 
 # `model` is the model that served (and priced) the request; `model_requested`
 # is what the caller asked for, which differs when a fallback served it.
 GROUPS = ("key", "model", "model_requested", "provider", "day")
+
+_Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
 
 
 def parse_time(value: str | int | float | None, param: str) -> datetime | None:
@@ -42,7 +46,7 @@ def parse_time(value: str | int | float | None, param: str) -> datetime | None:
     return moment.astimezone(UTC)
 
 
-def _window(query, since: datetime | None, until: datetime | None):
+def _window(query: _Query, since: datetime | None, until: datetime | None) -> _Query:
     """Restrict to [since, until): half-open, so consecutive windows never count a row twice."""
     if since is not None and until is not None and until <= since:
         raise bad_request("'until' must be later than 'since'", param="until")
@@ -53,7 +57,7 @@ def _window(query, since: datetime | None, until: datetime | None):
     return query
 
 
-def _totals():
+def _totals() -> tuple[ColumnElement[int], ColumnElement[int], ColumnElement[int], ColumnElement[Decimal]]:
     return (
         func.count(UsageEntry.id),
         func.sum(UsageEntry.prompt_tokens),
@@ -62,7 +66,7 @@ def _totals():
     )
 
 
-def _utc_day(session: Session):
+def _utc_day(session: Session) -> ColumnElement[Any]:
     """The UTC calendar day of a ledger row, as SQL for this database."""
     if session.get_bind().dialect.name == "postgresql":
         return cast(func.timezone("UTC", UsageEntry.created_at), Date)
@@ -70,7 +74,7 @@ def _utc_day(session: Session):
     return func.date(UsageEntry.created_at)
 
 
-def _row(group, count, prompt, completion, cost) -> dict:
+def _row(group: Any, count: int | None, prompt: int | None, completion: int | None, cost: Decimal | None) -> JSON:
     return {
         "group": group,
         "requests": int(count or 0),
@@ -82,7 +86,7 @@ def _row(group, count, prompt, completion, cost) -> dict:
 
 def usage_report(
     session: Session, *, group_by: str, since: datetime | None = None, until: datetime | None = None
-) -> list[dict]:
+) -> list[JSON]:
     """Ledger totals per group over [since, until), ordered by group; 400 on an unknown `group_by`."""
     if group_by not in GROUPS:
         raise bad_request(f"'group_by' must be one of {', '.join(GROUPS)}", param="group_by")
@@ -94,22 +98,25 @@ def usage_report(
             .order_by(UsageEntry.api_key_id)
         )
         return [
-            {**_row(key_id, *totals), "name": name}
-            for key_id, name, *totals in session.execute(_window(query, since, until))
+            {**_row(key_id, count, prompt, completion, cost), "name": name}
+            for key_id, name, count, prompt, completion, cost in session.execute(_window(query, since, until))
         ]
-    column = {
+    columns: dict[str, SQLColumnExpression[Any]] = {
         # A billed row always names its served model; fall back to the request's only for safety.
         "model": func.coalesce(UsageEntry.model_served, UsageEntry.model_requested),
         "model_requested": UsageEntry.model_requested,
         "provider": UsageEntry.provider_served,
         "day": _utc_day(session),
-    }[group_by].label("grp")
-    query = select(column, *_totals()).group_by(column).order_by(column)
-    rows = session.execute(_window(query, since, until))
-    return [_row(group.isoformat() if isinstance(group, date) else group, *totals) for group, *totals in rows]
+    }
+    column: ColumnElement[Any] = columns[group_by].label("grp")
+    grouped = select(column, *_totals()).group_by(column).order_by(column)
+    return [
+        _row(group.isoformat() if isinstance(group, date) else group, count, prompt, completion, cost)
+        for group, count, prompt, completion, cost in session.execute(_window(grouped, since, until))
+    ]
 
 
-def key_usage(session: Session, key: ApiKey) -> dict:
+def key_usage(session: Session, key: ApiKey) -> JSON:
     """One key's identity, limits, spend and ledger totals (requests and tokens of its billed jobs)."""
     count, prompt, completion, _cost = session.execute(select(*_totals()).where(UsageEntry.api_key_id == key.id)).one()
     return {

@@ -1,7 +1,8 @@
-"""Providers, models, prices and fallback chains: validated changes and lookups."""
+"""Fallback chains: a model and its fallbacks, as rows or as detached entries a process may cache."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -9,7 +10,11 @@ from sqlalchemy.orm import Session
 
 from llmproxy.catalog.model_config import find_model
 from llmproxy.catalog.provider_config import provider_default_key
+from llmproxy.catalog.snapshots import Snapshots
+from llmproxy.keys.crypto import DecryptionError
 from llmproxy.storage.models import ModelConfig
+
+log = logging.getLogger(__name__)
 
 
 def fallback_chain(session: Session, name: str) -> list[ModelConfig]:
@@ -40,7 +45,6 @@ class ChainEntry:
     model: str
     upstream_model: str
     provider: str
-    provider_id: int
     kind: str
     api_base: str
     provider_enabled: bool
@@ -57,24 +61,19 @@ class ChainEntry:
 
 def load_chain(session: Session, name: str, *, encryption_key: bytes | None) -> list[ChainEntry]:
     """The model's fallback chain as detached entries; with an encryption key, providers' keys decrypted."""
-    from llmproxy.keys.crypto import DecryptionError
-
-    entries = []
+    entries: list[ChainEntry] = []
     for model in fallback_chain(session, name):
         provider = model.provider
         try:
             key = provider_default_key(provider, encryption_key=encryption_key) if encryption_key else None
         except DecryptionError:
-            import logging
-
-            logging.getLogger(__name__).error("stored key of provider %s cannot be decrypted", provider.name)
+            log.error("stored key of provider %s cannot be decrypted", provider.name)
             key = None
         entries.append(
             ChainEntry(
                 model=model.name,
                 upstream_model=model.upstream_model,
                 provider=provider.name,
-                provider_id=provider.id,
                 kind=provider.kind,
                 api_base=provider.api_base,
                 provider_enabled=provider.enabled,
@@ -85,3 +84,11 @@ def load_chain(session: Session, name: str, *, encryption_key: bytes | None) -> 
             )
         )
     return entries
+
+
+def cached_price_chain(snapshots: Snapshots, session: Session, name: str) -> list[ChainEntry]:
+    """The model's chain without provider keys, from the process's snapshots ([] for an unknown or disabled model).
+
+    What admission and validation need (names and prices): the web never holds a provider's key.
+    """
+    return snapshots.get(("prices", name), lambda: load_chain(session, name, encryption_key=None))

@@ -1,8 +1,9 @@
-"""Providers, models, prices and fallback chains: validated changes and lookups."""
+"""The default providers and models that `setup` and `db seed` insert when missing."""
 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import NotRequired, TypedDict
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -10,13 +11,33 @@ from sqlalchemy.orm import Session
 from llmproxy.catalog.model_config import find_model
 from llmproxy.storage.models import ModelConfig, Provider
 
-DEFAULT_PROVIDERS = [
+
+class ProviderSpec(TypedDict):
+    """A default provider's columns."""
+
+    name: str
+    kind: str
+    api_base: str
+
+
+class ModelSpec(TypedDict):
+    """A default model: its provider by name, prices per 1M tokens as decimal strings."""
+
+    name: str
+    provider: str
+    fallbacks: NotRequired[list[str]]
+    input_cost_per_1m: str
+    output_cost_per_1m: str
+    context_window: int
+
+
+DEFAULT_PROVIDERS: list[ProviderSpec] = [
     {"name": "openai", "kind": "openai", "api_base": "https://api.openai.com/v1"},
     {"name": "mistral", "kind": "mistral", "api_base": "https://api.mistral.ai/v1"},
 ]
 
 # The original proxy's seeded models; its per-1K prices × 1000 = per 1M.
-DEFAULT_MODELS = [
+DEFAULT_MODELS: list[ModelSpec] = [
     {
         "name": "gpt-3.5-turbo",
         "provider": "openai",
@@ -67,14 +88,15 @@ DEFAULT_MODELS = [
 def seed_defaults(session: Session) -> int:
     """Insert the default providers and models that are missing; return how many rows were added."""
     added = 0
-    for spec in DEFAULT_PROVIDERS:
-        if session.scalar(select(Provider.id).where(Provider.name == spec["name"])) is None:
-            session.add(Provider(enabled=True, **spec))
+    for provider_spec in DEFAULT_PROVIDERS:
+        if session.scalar(select(Provider.id).where(Provider.name == provider_spec["name"])) is None:
+            session.add(Provider(enabled=True, **provider_spec))
             added += 1
     session.flush()
     for spec in DEFAULT_MODELS:
         if find_model(session, spec["name"]) is None:
-            provider = session.scalar(select(Provider).where(Provider.name == spec["provider"]))
+            # One row: the loop above inserted every default provider that was missing.
+            provider = session.scalars(select(Provider).where(Provider.name == spec["provider"])).one()
             session.add(
                 ModelConfig(
                     name=spec["name"],

@@ -1,4 +1,4 @@
-"""The JSON shapes of admin objects, shared by the HTTP API and the CLI."""
+"""Models: lookups, validated changes (unknown providers and fallback loops refused) and their admin JSON."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from sqlalchemy.orm import Session
 
 from llmproxy import validation as v
 from llmproxy.errors import ApiError, bad_request, not_found
+from llmproxy.jsontypes import JSON
 from llmproxy.storage.models import ModelConfig, Provider
 from llmproxy.storage.money import money
 from llmproxy.storage.timestamps import to_epoch
 
 
-def model_json(model: ModelConfig) -> dict:
+def model_json(model: ModelConfig) -> JSON:
     """A model with its provider, prices (decimal strings per 1M tokens) and fallbacks."""
     return {
         "name": model.name,
@@ -43,9 +44,6 @@ MODEL_FIELDS = {
     "context_window",
     "enabled",
 }
-
-
-# --- models --------------------------------------------------------------------------------
 
 
 def get_model(session: Session, name: str) -> ModelConfig:
@@ -83,7 +81,7 @@ def _check_no_loop(session: Session, name: str, fallbacks: list[str]) -> None:
     visit(name, [])
 
 
-def _apply_model_fields(session: Session, model: ModelConfig, data: dict) -> None:
+def _apply_model_fields(session: Session, model: ModelConfig, data: JSON) -> None:
     provider_name = v.string(data, "provider", max_len=64)
     if provider_name is not None:
         provider = session.scalar(select(Provider).where(Provider.name == provider_name))
@@ -111,7 +109,7 @@ def _apply_model_fields(session: Session, model: ModelConfig, data: dict) -> Non
         model.fallbacks = fallbacks
 
 
-def create_model(session: Session, data: dict) -> ModelConfig:
+def create_model(session: Session, data: JSON) -> ModelConfig:
     """Add a model; 400 on unknown provider, bad price or a fallback loop."""
     v.reject_unknown(data, MODEL_FIELDS)
     name = v.string(data, "name", required=True, max_len=128)
@@ -132,7 +130,7 @@ def create_model(session: Session, data: dict) -> ModelConfig:
     return model
 
 
-def update_model(session: Session, name: str, data: dict) -> ModelConfig:
+def update_model(session: Session, name: str, data: JSON) -> ModelConfig:
     """Change a model's fields (name is fixed); validated before anything is written."""
     v.reject_unknown(data, MODEL_FIELDS - {"name"})
     model = get_model(session, name)

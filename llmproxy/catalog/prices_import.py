@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from typing import Any, TypedDict
 
 from sqlalchemy.orm import Session
 
 from llmproxy.catalog.model_config import create_model, find_model, list_models, update_model
 from llmproxy.catalog.provider_config import get_provider
 from llmproxy.errors import bad_request
+from llmproxy.jsontypes import JSON
 from llmproxy.storage.models import ModelConfig
 from llmproxy.storage.money import MONEY_QUANTUM, money
 
@@ -34,8 +36,23 @@ SERVED_MODES = (None, "chat", "completion")
 ONE_MILLION = Decimal(1_000_000)
 MAX_PRICE_PER_1M = Decimal(10) ** 15  # well inside the Money column's NUMERIC(28, 12)
 
+# A model's fields from one entry: prices per 1M as Decimal, context_window as int.
+Fields = dict[str, Decimal | int]
 
-def load_prices(text: str) -> dict[str, dict]:
+
+class ImportReport(TypedDict):
+    """What an import changed (or, with dry_run, would change)."""
+
+    dry_run: bool
+    updated: list[JSON]
+    added: list[JSON]
+    unchanged: list[str]
+    skipped: list[JSON]
+    models_without_entry: list[str]
+    entries_not_configured: int
+
+
+def load_prices(text: str) -> JSON:
     """Parse the file's text (floats as exact Decimals), dropping LiteLLM's `sample_spec` template; 400 if unusable."""
     try:
         data = json.loads(text, parse_float=Decimal)
@@ -47,7 +64,7 @@ def load_prices(text: str) -> dict[str, dict]:
     return data
 
 
-def _number(spec: dict, field: str) -> Decimal | None:
+def _number(spec: JSON, field: str) -> Decimal | None:
     value = spec.get(field)
     if value is None:
         return None
@@ -57,16 +74,16 @@ def _number(spec: dict, field: str) -> Decimal | None:
     return Decimal(value)
 
 
-def _positive_int(spec: dict, field: str) -> int | None:
+def _positive_int(spec: JSON, field: str) -> int | None:
     value = spec.get(field)
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
-def entry_fields(spec) -> dict:
+def entry_fields(spec: Any) -> Fields:
     """One entry's model fields: prices per 1M (exact, at storage precision), context window; ValueError if unusable."""
     if not isinstance(spec, dict):
         raise ValueError("entry is not an object")
-    fields = {}
+    fields: Fields = {}
     for per_token, per_1m in PER_TOKEN_PRICES.items():
         value = _number(spec, per_token)
         if value is not None:
@@ -82,7 +99,7 @@ def entry_fields(spec) -> dict:
     return fields
 
 
-def _match(model: ModelConfig, entries: dict) -> str | None:
+def _match(model: ModelConfig, entries: JSON) -> str | None:
     provider = model.provider.name
     for name in (model.name, f"{provider}/{model.name}", model.upstream_model, f"{provider}/{model.upstream_model}"):
         if name in entries:
@@ -90,43 +107,43 @@ def _match(model: ModelConfig, entries: dict) -> str | None:
     return None
 
 
-def _changes(model: ModelConfig, fields: dict) -> dict:
-    changes = {}
+def _changes(model: ModelConfig, fields: Fields) -> JSON:
+    changes: JSON = {}
     for field, new in fields.items():
         old = getattr(model, field)
         if old != new:
-            shown = (old, new) if field == "context_window" else (money(old), money(new))
+            shown = (money(old), money(new)) if isinstance(new, Decimal) else (old, new)  # prices, else the window
             changes[field] = {"from": shown[0], "to": shown[1]}
     return changes
 
 
-def _for_api(fields: dict) -> dict:
+def _for_api(fields: Fields) -> JSON:
     """Fields as catalog's validators take them (prices as decimal strings)."""
     return {k: (format(v, "f") if isinstance(v, Decimal) else v) for k, v in fields.items()}
 
 
 def import_prices(
     session: Session,
-    entries: dict,
+    entries: JSON,
     *,
     add_missing: bool = False,
     provider: str | None = None,
     litellm_provider: str | None = None,
     dry_run: bool = False,
-) -> dict:
+) -> ImportReport:
     """Update configured models from LiteLLM entries (and with `add_missing`, create that provider's others); report it.
 
     New models are created under `provider` from the entries whose `litellm_provider`
     is `litellm_provider` (default: the same name) and whose mode is chat or completion.
     With `dry_run` the report is the same and nothing is written.
     """
-    if add_missing and not provider:
-        raise bad_request("Adding missing models needs the provider to create them under", param="provider")
-    if provider and not add_missing:
-        raise bad_request("A provider is only used when adding missing models", param="provider")
     if add_missing:
+        if not provider:
+            raise bad_request("Adding missing models needs the provider to create them under", param="provider")
         get_provider(session, provider)  # 404 before anything is written
-    report = {
+    elif provider:
+        raise bad_request("A provider is only used when adding missing models", param="provider")
+    report: ImportReport = {
         "dry_run": dry_run,
         "updated": [],
         "added": [],

@@ -1,4 +1,4 @@
-"""The JSON shapes of admin objects, shared by the HTTP API and the CLI."""
+"""Providers: lookups, validated changes, their stored (encrypted) default key and their admin JSON."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ from sqlalchemy.orm import Session
 
 from llmproxy import validation as v
 from llmproxy.errors import ApiError, bad_request, not_found
+from llmproxy.jsontypes import JSON
 from llmproxy.keys import crypto
+from llmproxy.keys.credentials import provider_context
+from llmproxy.providers import provider_kinds  # importing the package registers every adapter's kind
 from llmproxy.storage.models import ModelConfig, Provider
 from llmproxy.storage.timestamps import to_epoch
 
 
-def provider_json(provider: Provider) -> dict:
+def provider_json(provider: Provider) -> JSON:
     """A provider; whether a key is configured, never the key."""
     return {
         "name": provider.name,
@@ -26,17 +29,7 @@ def provider_json(provider: Provider) -> dict:
     }
 
 
-PROVIDER_KINDS = ("openai", "mistral", "openai_compatible")
-
 PROVIDER_FIELDS = {"name", "kind", "api_base", "api_key", "enabled"}
-
-
-def provider_context(name: str) -> str:
-    """Associated data binding a provider's stored key to its row."""
-    return f"provider:{name}"
-
-
-# --- providers -----------------------------------------------------------------------------
 
 
 def get_provider(session: Session, name: str) -> Provider:
@@ -52,11 +45,12 @@ def list_providers(session: Session) -> list[Provider]:
     return list(session.scalars(select(Provider).order_by(Provider.name)))
 
 
-def _apply_provider_fields(provider: Provider, data: dict, *, encryption_key: bytes) -> None:
+def _apply_provider_fields(provider: Provider, data: JSON, *, encryption_key: bytes) -> None:
     kind = v.string(data, "kind")
     if kind is not None:
-        if kind not in PROVIDER_KINDS:
-            raise bad_request(f"'kind' must be one of {', '.join(PROVIDER_KINDS)}", param="kind")
+        kinds = provider_kinds()
+        if kind not in kinds:
+            raise bad_request(f"'kind' must be one of {', '.join(kinds)}", param="kind")
         provider.kind = kind
     api_base = v.string(data, "api_base", max_len=512)
     if api_base is not None:
@@ -75,7 +69,7 @@ def _apply_provider_fields(provider: Provider, data: dict, *, encryption_key: by
         provider.enabled = enabled
 
 
-def create_provider(session: Session, data: dict, *, encryption_key: bytes) -> Provider:
+def create_provider(session: Session, data: JSON, *, encryption_key: bytes) -> Provider:
     """Add a provider; 400 on bad input or a name in use."""
     v.reject_unknown(data, PROVIDER_FIELDS)
     name = v.string(data, "name", required=True, max_len=64)
@@ -90,7 +84,7 @@ def create_provider(session: Session, data: dict, *, encryption_key: bytes) -> P
     return provider
 
 
-def update_provider(session: Session, name: str, data: dict, *, encryption_key: bytes) -> Provider:
+def update_provider(session: Session, name: str, data: JSON, *, encryption_key: bytes) -> Provider:
     """Change a provider's fields (name is fixed)."""
     v.reject_unknown(data, PROVIDER_FIELDS - {"name"})
     provider = get_provider(session, name)

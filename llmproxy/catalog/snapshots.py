@@ -12,11 +12,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import redis
 
 VERSION_KEY = "llmproxy:config:version"
+
+_T = TypeVar("_T")
 
 
 def bump_version(client: redis.Redis) -> None:
@@ -30,7 +32,7 @@ class Snapshots:
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
         self._lock = threading.Lock()
-        self._version: bytes | None = None
+        self._version: bytes | str | None = None
         self._entries: dict[Hashable, tuple[float, Any]] = {}
 
     def sync(self, client: redis.Redis) -> None:
@@ -47,14 +49,14 @@ class Snapshots:
                 self._entries.clear()
                 self._version = version
 
-    def get(self, name: Hashable, load: Callable[[], Any]) -> Any:
+    def get(self, name: Hashable, load: Callable[[], _T]) -> _T:
         """The cached value for `name`, else `load()` cached until the TTL or the next version."""
         if self.ttl <= 0:
             return load()
         now = time.monotonic()
         entry = self._entries.get(name)
         if entry is not None and entry[0] > now:
-            return entry[1]
+            return cast(_T, entry[1])  # each name is always loaded by the same kind of `load`
         value = load()
         with self._lock:
             if len(self._entries) > 10_000:  # bounded: unknown keys must not grow it forever

@@ -1,20 +1,19 @@
-"""Run one request over its chain: retries with backoff and jitter, then the next model.
-
-Decisions are made on the provider error taxonomy only (`retryable`,
-`fallback_now`, `retry_after`), never on a provider's raw exception."""
+"""The chat.completion a stream amounts to, assembled from its chunks (for the job record and billing)."""
 
 from __future__ import annotations
+
+from llmproxy.jsontypes import JSON
 
 
 class StreamAssembler:
     """Builds the chat.completion a stream amounts to, for the job record and billing."""
 
     def __init__(self) -> None:
-        self.first: dict | None = None
-        self.choices: dict[int, dict] = {}
-        self.usage: dict | None = None
+        self.first: JSON | None = None
+        self.choices: dict[int, JSON] = {}
+        self.usage: JSON | None = None
 
-    def add(self, chunk: dict) -> None:
+    def add(self, chunk: JSON) -> None:
         """Fold one chunk in."""
         if self.first is None:
             self.first = chunk
@@ -38,7 +37,7 @@ class StreamAssembler:
                 slot["finish_reason"] = choice["finish_reason"]
 
     @staticmethod
-    def _merge_tool_call(calls: list[dict], part: dict) -> None:
+    def _merge_tool_call(calls: list[JSON], part: JSON) -> None:
         # Tool calls arrive as fragments keyed by index: id and name once, arguments in pieces.
         index = part.get("index", len(calls))
         while len(calls) <= index:
@@ -50,7 +49,7 @@ class StreamAssembler:
         call["function"]["name"] += function.get("name") or ""
         call["function"]["arguments"] += function.get("arguments") or ""
 
-    def completion(self) -> dict:
+    def completion(self) -> JSON:
         """The assembled chat.completion."""
         first = self.first or {}
         for choice in self.choices.values():

@@ -30,6 +30,8 @@ from typing import Any, Literal
 
 import tiktoken
 
+from llmproxy.jsontypes import JSON
+
 log = logging.getLogger(__name__)
 
 TOKENS_PER_MESSAGE = 3  # <|start|>{role}\n ... <|end|>\n
@@ -112,13 +114,11 @@ def _load(name: str) -> tiktoken.Encoding | None:
 
 
 def _encoding(name: str) -> tiktoken.Encoding | None:
-    enc = _encodings.get(name, False)
-    if enc is False:
+    if name not in _encodings:  # entries are never removed: once there, read without the lock
         with _lock:  # load each encoding at most once, even under concurrent first use
             if name not in _encodings:
                 _encodings[name] = _load(name)
-            enc = _encodings[name]
-    return enc  # type: ignore[return-value]
+    return _encodings[name]
 
 
 def _encoding_for(model: str) -> tuple[tiktoken.Encoding | None, bool]:
@@ -130,11 +130,6 @@ def _encoding_for(model: str) -> tuple[tiktoken.Encoding | None, bool]:
             return o200k, True
     cl100k = _encoding("cl100k")
     return cl100k, cl100k is not None and family == "cl100k"
-
-
-def tokens_source(model: str) -> Literal["exact", "estimate"]:
-    """Whether counts for `model` are its real tokenizer's ("exact") or an estimate."""
-    return "exact" if _encoding_for(model)[1] else "estimate"
 
 
 def count_text_tokens(text: str, model: str) -> int:
@@ -178,7 +173,7 @@ def _count_content(value: Any, model: str) -> int:
     return count_text_tokens(_json_text(value), model)
 
 
-def count_prompt_tokens(messages: list[dict], model: str, *, tools: list | None = None) -> int:
+def count_prompt_tokens(messages: list[JSON], model: str, *, tools: list[Any] | None = None) -> int:
     """Prompt tokens of a chat request: OpenAI's per-message accounting plus `tools` as JSON text."""
     total = REPLY_PRIMING_TOKENS
     for message in messages:
@@ -201,7 +196,7 @@ def _positive_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
-def estimate_request(body: dict, *, default_max_tokens: int) -> tuple[int, int]:
+def estimate_request(body: JSON, *, default_max_tokens: int) -> tuple[int, int]:
     """(prompt tokens, most completion tokens) of a chat request: max_completion_tokens | max_tokens | default, x n."""
     model = str(body.get("model") or "")
     messages = body.get("messages") or []
@@ -212,9 +207,3 @@ def estimate_request(body: dict, *, default_max_tokens: int) -> tuple[int, int]:
     )
     n = _positive_int(body.get("n")) or 1
     return prompt, max_out * n
-
-
-def estimate_request_tokens(body: dict, *, default_max_tokens: int) -> int:
-    """Tokens a chat request may use: prompt + (max_completion_tokens | max_tokens | default) x n."""
-    prompt, completion = estimate_request(body, default_max_tokens=default_max_tokens)
-    return prompt + completion

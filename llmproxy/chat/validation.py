@@ -6,16 +6,22 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
+from llmproxy.catalog.chains import ChainEntry
 from llmproxy.catalog.model_config import find_model
 from llmproxy.errors import ApiError, bad_request, forbidden
+from llmproxy.jsontypes import JSON
+from llmproxy.keys.virtual_keys import KeyInfo
 from llmproxy.storage.models import ApiKey, ModelConfig
+
+# What a `lookup` may answer with: a catalog row, or the first entry of a cached chain.
+Model = ModelConfig | ChainEntry
 
 _ROLES = {"system", "user", "assistant", "tool", "function", "developer"}
 
 
 def validate_chat_request(
-    session: Session, key: ApiKey, body: dict, *, lookup: Callable[[str], ModelConfig | None] | None = None
-) -> ModelConfig:
+    session: Session, key: ApiKey | KeyInfo, body: JSON, *, lookup: Callable[[str], Model | None] | None = None
+) -> Model:
     """Check the body as OpenAI would and that this key may use its model; return the model.
 
     `lookup` replaces the catalog query (a batch validates thousands of lines against a few models).
@@ -55,7 +61,7 @@ def validate_chat_request(
     return model
 
 
-def wants_usage_chunk(body: dict) -> bool:
+def wants_usage_chunk(body: JSON) -> bool:
     """Whether a streaming caller asked for the final usage chunk."""
     options = body.get("stream_options") or {}
     return bool(options.get("include_usage"))

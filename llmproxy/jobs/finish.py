@@ -1,4 +1,4 @@
-"""Job lifecycle: create, claim (idempotent), finish with billing exactly once, and find lost jobs."""
+"""Finishing a job: store its outcome and bill it, in one transaction, exactly once."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from llmproxy.billing.ledger import _ADD_SPEND, _INSERT_LEDGER
+from llmproxy.billing.ledger import Charge, record_charge
 from llmproxy.jobs.outcome import Outcome
 from llmproxy.jobs.states import JobStatus
-from llmproxy.jobs.store import _JOBS
+from llmproxy.jobs.store import JOBS
 from llmproxy.storage.models import Job
 from llmproxy.storage.timestamps import utcnow
 
@@ -30,11 +30,11 @@ _FINISH_FIELDS = (
 # Built once, executed with parameters: this runs once per job, and building the statements each time
 # (and the ORM's bulk-update machinery before that) measured as a third of its cost (see bench/).
 _FINISH_JOB = (
-    _JOBS.update()
+    JOBS.update()
     .where(
-        _JOBS.c.id == bindparam("p_id"),
-        _JOBS.c.status == JobStatus.IN_PROGRESS,
-        _JOBS.c.run_count == bindparam("p_run"),
+        JOBS.c.id == bindparam("p_id"),
+        JOBS.c.status == JobStatus.IN_PROGRESS,
+        JOBS.c.run_count == bindparam("p_run"),
     )
     .values({name: bindparam("p_" + name) for name in _FINISH_FIELDS})
 )
@@ -68,28 +68,20 @@ def finish_job(session: Session, job: Job, run: int, outcome: Outcome) -> bool:
             session.rollback()
             return False
         if outcome.usage is not None and outcome.cost_usd is not None and outcome.prices is not None:
-            conn.execute(
-                _INSERT_LEDGER,
-                dict(
-                    job_id=job.id,
-                    api_key_id=job.api_key_id,
-                    model_requested=job.model,
-                    model_served=outcome.served_model,
-                    provider_served=outcome.served_provider,
-                    prompt_tokens=outcome.usage.prompt_tokens,
-                    completion_tokens=outcome.usage.completion_tokens,
-                    cached_prompt_tokens=outcome.usage.cached_prompt_tokens,
-                    tokens_estimated=outcome.usage.estimated,
-                    input_cost_per_1m=outcome.prices.input_per_1m,
-                    output_cost_per_1m=outcome.prices.output_per_1m,
-                    cached_input_cost_per_1m=outcome.prices.cached_input_per_1m,
-                    cost_usd=outcome.cost_usd,
-                    latency_ms=outcome.latency_ms,
-                    outcome=outcome.status,
-                    created_at=now,
-                ),
+            charge = Charge(
+                job_id=job.id,
+                api_key_id=job.api_key_id,
+                model_requested=job.model,
+                model_served=outcome.served_model,
+                provider_served=outcome.served_provider,
+                usage=outcome.usage,
+                prices=outcome.prices,
+                cost_usd=outcome.cost_usd,
+                latency_ms=outcome.latency_ms,
+                outcome=outcome.status,
+                created_at=now,
             )
-            conn.execute(_ADD_SPEND, {"p_key": job.api_key_id, "p_cost": outcome.cost_usd})
+            record_charge(conn, charge)
         session.commit()
     except IntegrityError:
         session.rollback()

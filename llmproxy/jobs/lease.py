@@ -1,11 +1,11 @@
-"""Execute one job end to end: claim it, run its chain, bill it once, hand the result to the waiter."""
+"""A running job's lease: renewed in the background so the sweeper knows the run is alive."""
 
 from __future__ import annotations
 
 import logging
 import threading
 
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from llmproxy.jobs import store
 from llmproxy.storage.engine import session_scope
@@ -16,16 +16,16 @@ log = logging.getLogger(__name__)
 class LeaseKeeper:
     """Renews the job's lease in the background while a run is alive, so the sweeper leaves it alone."""
 
-    def __init__(self, session_factory: sessionmaker, job_id: str, run: int, lease_seconds: float) -> None:
+    def __init__(self, session_factory: sessionmaker[Session], job_id: str, run: int, lease_seconds: float) -> None:
         self._stop = threading.Event()
         self._args = (session_factory, job_id, run, lease_seconds)
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def __enter__(self):
+    def __enter__(self) -> LeaseKeeper:
         self._thread.start()
         return self
 
-    def __exit__(self, *_exc):
+    def __exit__(self, *_exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
 

@@ -1,17 +1,23 @@
-"""Job lifecycle: create, claim (idempotent), finish with billing exactly once, and find lost jobs."""
+"""How a run ended: the outcome stored on the job, with usage and cost (partial streams billed too), and its metrics."""
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import redis
+
 from llmproxy.billing.cost import Prices, Usage, compute_cost
 from llmproxy.billing.measure import measure_usage
+from llmproxy.errors import error_object
 from llmproxy.jobs.routing import ChainResult
 from llmproxy.jobs.states import JobStatus
+from llmproxy.jsontypes import JSON
 from llmproxy.storage.models import Job
+from llmproxy.telemetry.metrics import Counters, record_job
 
 
 @dataclass
@@ -19,8 +25,8 @@ class Outcome:
     """How a run ended, ready to be stored on the job (and billed if it has usage)."""
 
     status: str
-    result: dict | None = None
-    error: dict | None = None
+    result: JSON | None = None
+    error: JSON | None = None
     error_status: int | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)
     usage: Usage | None = None
@@ -31,6 +37,9 @@ class Outcome:
     latency_ms: int | None = None
 
 
+log = logging.getLogger(__name__)
+
+
 def outcome_of(job: Job, chain: ChainResult, started: float) -> Outcome:
     """Turn a chain result into the job's stored outcome, with usage and cost when it was served."""
     latency = int((time.monotonic() - started) * 1000)
@@ -39,12 +48,7 @@ def outcome_of(job: Job, chain: ChainResult, started: float) -> Outcome:
             status=JobStatus.CANCELLED,
             attempts=chain.attempts,
             latency_ms=latency,
-            error={
-                "message": "The request was cancelled",
-                "type": "invalid_request_error",
-                "param": None,
-                "code": "cancelled",
-            },
+            error=error_object("The request was cancelled", code="cancelled"),
             error_status=499,
         )
         return _bill_partial(outcome, chain, job)
@@ -84,3 +88,22 @@ def _bill_partial(outcome: Outcome, chain: ChainResult, job: Job) -> Outcome:
     outcome.cost_usd = compute_cost(usage, step.prices)
     outcome.served_model, outcome.served_provider = step.model, step.provider
     return outcome
+
+
+def record_outcome_metrics(client: redis.Redis, counters: Counters | None, outcome: Outcome) -> None:
+    """Count the job's attempts, tokens, cost and latency; without the process's counters, send them at once."""
+    target = counters or Counters(client, interval=None)
+    try:
+        record_job(
+            target,
+            attempts=outcome.attempts,
+            model=outcome.served_model,
+            prompt_tokens=outcome.usage.prompt_tokens if outcome.usage else 0,
+            completion_tokens=outcome.usage.completion_tokens if outcome.usage else 0,
+            cost_usd=outcome.cost_usd,
+            latency_ms=outcome.latency_ms,
+        )
+        if counters is None:
+            target.flush()
+    except redis.RedisError:  # the job is done and billed; a lost metric must not redo it
+        log.warning("could not record job metrics", exc_info=True)

@@ -1,10 +1,12 @@
-"""Execute one job end to end: claim it, run its chain, bill it once, hand the result to the waiter."""
+"""Pacing of batch-queue jobs: admitted against a share of their key's limits before they are claimed."""
 
 from __future__ import annotations
 
 import redis
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from llmproxy.catalog.chains import cached_price_chain
+from llmproxy.catalog.snapshots import Snapshots
 from llmproxy.config import Settings
 from llmproxy.errors import ApiError
 from llmproxy.jobs import events
@@ -16,40 +18,7 @@ from llmproxy.limits.admission import admit
 from llmproxy.storage.engine import session_scope
 from llmproxy.storage.models import ApiKey, Job
 
-
-def pace(session: Session, client: redis.Redis, job: Job, settings: Settings) -> ApiError | None:
-    """Reserve the job's share of its key's limits; raise Deferred to wait, or return a refusal waiting can't fix."""
-    key = session.get(ApiKey, job.api_key_id)
-    if key is None or key.revoked_at is not None:
-        return ApiError(401, "The key of this job was revoked", type="authentication_error", code="invalid_api_key")
-    try:
-        admit(
-            session,
-            client,
-            key=key,
-            request_id=job.id,
-            body=job.request,
-            default_max_tokens=settings.default_max_tokens,
-            share=settings.batch_limit_share,
-        )
-    except ApiError as refusal:
-        if refusal.headers.get("Retry-After") and refusal.code == "rate_limit_exceeded":
-            raise Deferred(min(30.0, float(refusal.headers["Retry-After"]))) from None
-        return refusal
-    return None
-
-
-def _refuse(session_factory, client, job: Job, refusal: ApiError, settings: Settings) -> str | None:
-    """End a queued job that can never be admitted (budget spent, too large, key revoked)."""
-    with session_scope(session_factory) as session:
-        claimed = claim_job(session, job.id, lease_seconds=settings.job_lease_seconds)
-        if claimed is None:
-            return None
-        outcome = Outcome(status=JobStatus.FAILED, error=refusal.body()["error"], error_status=refusal.status)
-        if not finish_job(session, claimed, claimed.run_count, outcome):
-            return None
-    events.publish(client, job.id, events.DONE, events.done_event(claimed), run=claimed.run_count)
-    return claimed.status
+MAX_DEFER_SECONDS = 30.0
 
 
 class Deferred(Exception):
@@ -58,3 +27,40 @@ class Deferred(Exception):
     def __init__(self, delay: float) -> None:
         super().__init__(f"deferred for {delay:.2f}s")
         self.delay = delay
+
+
+def pace(session: Session, client: redis.Redis, job: Job, settings: Settings, snapshots: Snapshots) -> ApiError | None:
+    """Reserve the job's share of its key's limits; raise Deferred to wait, or return a refusal waiting can't fix."""
+    key = session.get(ApiKey, job.api_key_id)
+    if key is None or key.revoked_at is not None:
+        return ApiError(401, "The key of this job was revoked", type="authentication_error", code="invalid_api_key")
+    try:
+        admit(
+            client,
+            key=key,
+            request_id=job.id,
+            body=job.request,
+            chain=cached_price_chain(snapshots, session, job.model),
+            default_max_tokens=settings.default_max_tokens,
+            share=settings.batch_limit_share,
+        )
+    except ApiError as refusal:
+        if refusal.headers.get("Retry-After") and refusal.code == "rate_limit_exceeded":
+            raise Deferred(min(MAX_DEFER_SECONDS, float(refusal.headers["Retry-After"]))) from None
+        return refusal
+    return None
+
+
+def refuse_job(
+    session_factory: sessionmaker[Session], client: redis.Redis, job: Job, refusal: ApiError, settings: Settings
+) -> str | None:
+    """End a queued job that can never be admitted (budget spent, too large, key revoked)."""
+    with session_scope(session_factory) as session:
+        claimed = claim_job(session, job.id, lease_seconds=settings.job_lease_seconds)
+        if claimed is None:
+            return None
+        outcome = Outcome(status=JobStatus.FAILED, error=refusal.body()["error"], error_status=refusal.status)
+        if not finish_job(session, claimed, claimed.run_count, outcome):
+            return None
+    events.publish(client, job.id, events.Done.of(claimed), run=claimed.run_count)
+    return claimed.status

@@ -7,6 +7,7 @@ from enum import StrEnum
 import redis
 
 from llmproxy.config import Settings
+from llmproxy.jsontypes import JSON
 
 
 class Queue(StrEnum):
@@ -17,9 +18,11 @@ class Queue(StrEnum):
 
 
 RUN_JOB_TASK = "llmproxy.run_job"
+DISPATCH_BATCH_TASK = "llmproxy.dispatch_batch"
+FINALIZE_BATCH_TASK = "llmproxy.finalize_batch"
 
 
-def celery_config(settings: Settings) -> dict:
+def celery_config(settings: Settings) -> JSON:
     """Celery settings: late acks so a killed worker's task is redelivered, one message at a time."""
     return {
         "broker_url": settings.redis_url,

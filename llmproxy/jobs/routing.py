@@ -13,7 +13,9 @@ from typing import Any
 
 from llmproxy.billing.cost import Prices
 from llmproxy.chat.stream_assembly import StreamAssembler
-from llmproxy.providers import Endpoint, ProviderBadRequest, ProviderError, Timeouts, get_provider
+from llmproxy.errors import error_object
+from llmproxy.jsontypes import JSON
+from llmproxy.providers import Endpoint, Provider, ProviderBadRequest, ProviderError, Timeouts, get_provider
 
 
 @dataclass(frozen=True)
@@ -43,17 +45,17 @@ class ChainResult:
 
     attempts: list[dict[str, Any]]
     step: Step | None = None
-    response: dict | None = None
+    response: JSON | None = None
     chunks_sent: int = 0
     # What a stream had produced when it was cancelled or broke: billed, since the provider bills it.
-    partial: dict | None = None
+    partial: JSON | None = None
     partial_step: Step | None = None
     error_status: int | None = None
-    error: dict | None = None
+    error: JSON | None = None
     cancelled: bool = False
 
 
-def _attempt(step: Step, outcome: str, status: int | None, started: float, message: str | None = None) -> dict:
+def _attempt(step: Step, outcome: str, status: int | None, started: float, message: str | None = None) -> JSON:
     record = {
         "provider": step.provider,
         "model": step.model,
@@ -69,18 +71,18 @@ def _attempt(step: Step, outcome: str, status: int | None, started: float, messa
 def _delay(policy: RetryPolicy, retry: int, retry_after: float | None) -> float | None:
     """Seconds to wait before retry number `retry`, or None when the provider asks for longer than the cap."""
     if retry_after is not None:
-        return retry_after if retry_after <= policy.max_seconds else None
+        return float(retry_after) if retry_after <= policy.max_seconds else None
     backoff = min(policy.max_seconds, policy.base_seconds * (2**retry))
-    return backoff * random.uniform(0.5, 1.0)
+    return float(backoff * random.uniform(0.5, 1.0))
 
 
 def run_chain(
     steps: list[Step],
-    body: dict,
+    body: JSON,
     *,
     stream: bool,
     policy: RetryPolicy,
-    emit: Callable[[dict, Step], None] | None = None,
+    emit: Callable[[JSON, Step], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     sleep: Callable[[float], None] = time.sleep,
 ) -> ChainResult:
@@ -121,8 +123,8 @@ def run_chain(
                 if result.chunks_sent:
                     # Bytes already reached the caller: no fallback, end the stream with an error.
                     result.error_status = 502
-                    result.error = _error_body(
-                        f"The upstream stream broke: {exc.message}", "upstream_error", "stream_interrupted"
+                    result.error = error_object(
+                        f"The upstream stream broke: {exc.message}", type="upstream_error", code="stream_interrupted"
                     )
                     return result
                 if isinstance(exc, ProviderBadRequest):
@@ -141,15 +143,24 @@ def run_chain(
         f"{a['provider']}/{a['model']}: {a['outcome']}" + (f" ({a['status_code']})" if a.get("status_code") else "")
         for a in result.attempts
     )
-    result.error = _error_body(
-        f"All providers failed: {reasons or 'no model to try'}", "upstream_error", "all_providers_failed"
+    result.error = error_object(
+        f"All providers failed: {reasons or 'no model to try'}", type="upstream_error", code="all_providers_failed"
     )
     return result
 
 
-def _run_stream(provider, step: Step, body: dict, policy: RetryPolicy, emit, should_stop, result: ChainResult):
+def _run_stream(
+    provider: Provider,
+    step: Step,
+    body: JSON,
+    policy: RetryPolicy,
+    emit: Callable[[JSON, Step], None] | None,
+    should_stop: Callable[[], bool],
+    result: ChainResult,
+) -> None:
+    assert step.endpoint is not None  # steps without a credential are skipped before they are run
     assembler = StreamAssembler()
-    chunks: Iterator[dict] = provider.stream(step.endpoint, body, timeouts=policy.timeouts)
+    chunks: Iterator[JSON] = provider.stream(step.endpoint, body, timeouts=policy.timeouts)
     try:
         for chunk in chunks:
             chunk["model"] = step.model
@@ -175,18 +186,14 @@ def _run_stream(provider, step: Step, body: dict, policy: RetryPolicy, emit, sho
     result.response = assembler.completion()
 
 
-def _error_body(message: str, type_: str, code: str) -> dict:
-    return {"message": message, "type": type_, "param": None, "code": code}
-
-
-def _upstream_error_body(exc: ProviderError) -> dict:
+def _upstream_error_body(exc: ProviderError) -> JSON:
     """The upstream's own error object for a 4xx it will not get past, in OpenAI's shape."""
     upstream = (exc.upstream_body or {}).get("error") if isinstance(exc.upstream_body, dict) else None
     if isinstance(upstream, dict) and upstream.get("message"):
-        return {
-            "message": str(upstream.get("message")),
-            "type": upstream.get("type") or "invalid_request_error",
-            "param": upstream.get("param"),
-            "code": upstream.get("code"),
-        }
-    return _error_body(exc.message, "invalid_request_error", "upstream_bad_request")
+        return error_object(
+            str(upstream.get("message")),
+            type=upstream.get("type") or "invalid_request_error",
+            param=upstream.get("param"),
+            code=upstream.get("code"),
+        )
+    return error_object(exc.message, code="upstream_bad_request")

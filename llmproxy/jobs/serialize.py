@@ -1,13 +1,14 @@
-"""Job lifecycle: create, claim (idempotent), finish with billing exactly once, and find lost jobs."""
+"""The job object as the API shows it."""
 
 from __future__ import annotations
 
+from llmproxy.jsontypes import JSON
 from llmproxy.storage.models import Job
 from llmproxy.storage.money import money
 from llmproxy.storage.timestamps import to_epoch
 
 
-def job_json(job: Job) -> dict:
+def job_json(job: Job) -> JSON:
     """The job object of API.md."""
     return {
         "id": job.id,

@@ -1,4 +1,4 @@
-"""Execute one job end to end: claim it, run its chain, bill it once, hand the result to the waiter."""
+"""The steps a job tries: its model and fallbacks, each with the credential to use, and the retry policy."""
 
 from __future__ import annotations
 

@@ -1,14 +1,18 @@
-"""Job lifecycle: create, claim (idempotent), finish with billing exactly once, and find lost jobs."""
+"""Jobs in the database: create, claim (atomic, idempotent), renew leases, find, list, cancel, find lost ones."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import CursorResult, Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
+from llmproxy.errors import error_object
 from llmproxy.ids import new_job_id
 from llmproxy.jobs.states import JobStatus
+from llmproxy.jsontypes import JSON
+from llmproxy.keys.virtual_keys import KeyInfo
 from llmproxy.storage.models import ApiKey, Job
 from llmproxy.storage.pagination import page_after
 from llmproxy.storage.timestamps import utcnow
@@ -17,11 +21,11 @@ from llmproxy.storage.timestamps import utcnow
 def create_job(
     session: Session,
     *,
-    api_key: ApiKey,
-    body: dict,
+    api_key: ApiKey | KeyInfo,
+    body: JSON,
     queue: str,
     stream: bool = False,
-    metadata: dict | None = None,
+    metadata: JSON | None = None,
     batch_id: str | None = None,
     custom_id: str | None = None,
     idempotency_key: str | None = None,
@@ -57,27 +61,28 @@ def create_job(
 # (attribute, column) of every mapped column of Job: `meta` is the column "metadata".
 _JOB_COLUMNS = [(prop.key, prop.columns[0]) for prop in Job.__mapper__.column_attrs]
 
-_JOBS = Job.__table__
+# Declarative classes type `__table__` as a FromClause; a mapped class's is always a Table.
+JOBS = cast(Table, Job.__table__)
 
-_INSERT_JOB = _JOBS.insert()
+_INSERT_JOB = JOBS.insert()
 
 # Claim: one UPDATE … RETURNING, built once. A queued job, or a running one whose lease expired.
 _CLAIM_JOB = (
-    _JOBS.update()
+    JOBS.update()
     .where(
-        _JOBS.c.id == bindparam("p_id"),
+        JOBS.c.id == bindparam("p_id"),
         or_(
-            _JOBS.c.status == JobStatus.QUEUED,
-            and_(_JOBS.c.status == JobStatus.IN_PROGRESS, _JOBS.c.lease_expires_at < bindparam("p_now")),
+            JOBS.c.status == JobStatus.QUEUED,
+            and_(JOBS.c.status == JobStatus.IN_PROGRESS, JOBS.c.lease_expires_at < bindparam("p_now")),
         ),
     )
     .values(
         status=JobStatus.IN_PROGRESS,
-        run_count=_JOBS.c.run_count + 1,
+        run_count=JOBS.c.run_count + 1,
         started_at=bindparam("p_now"),
         lease_expires_at=bindparam("p_until"),
     )
-    .returning(*_JOBS.c)
+    .returning(*JOBS.c)
 )
 
 
@@ -104,7 +109,7 @@ def renew_lease(session: Session, job_id: str, run: int, *, lease_seconds: float
         .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return cast(CursorResult[Any], result).rowcount == 1
 
 
 def get_job(session: Session, job_id: str) -> Job | None:
@@ -133,7 +138,7 @@ def lost_jobs(session: Session, *, queued_grace_seconds: float, limit: int = 500
     )
 
 
-def request_fingerprint(payload: dict) -> str:
+def request_fingerprint(payload: JSON) -> str:
     """SHA-256 of a request's canonical JSON, to tell a replay from a different request."""
     import hashlib
     import json
@@ -179,16 +184,11 @@ def cancel_job(session: Session, job: Job) -> bool:
             status=JobStatus.CANCELLED,
             completed_at=now,
             cancel_requested=True,
-            error={
-                "message": "The job was cancelled",
-                "type": "invalid_request_error",
-                "param": None,
-                "code": "cancelled",
-            },
+            error=error_object("The job was cancelled", code="cancelled"),
         )
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount == 1:
+    if cast(CursorResult[Any], result).rowcount == 1:
         session.refresh(job)
         return True
     if job.status == JobStatus.IN_PROGRESS:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from llmproxy.catalog.provider_config import provider_context
 from llmproxy.keys import crypto
 from llmproxy.storage.models import KeyCredential, Provider
+
+
+def provider_context(name: str) -> str:
+    """Associated data binding a provider's stored default key to its row."""
+    return f"provider:{name}"
 
 
 def credential_context(api_key_id: str, provider_name: str) -> str:
@@ -66,8 +72,9 @@ def reencrypt_all(session: Session, *, old_key: bytes, new_key: bytes) -> int:
     count = 0
     for provider in session.scalars(select(Provider).where(Provider.api_key_enc.is_not(None))):
         ctx = provider_context(provider.name)
+        sealed = cast(str, provider.api_key_enc)  # never None: the query selects stored keys only
         provider.api_key_enc = crypto.encrypt(
-            crypto.decrypt(provider.api_key_enc, key=old_key, context=ctx), key=new_key, context=ctx
+            crypto.decrypt(sealed, key=old_key, context=ctx), key=new_key, context=ctx
         )
         count += 1
     rows = session.execute(select(KeyCredential, Provider.name).join(Provider)).all()

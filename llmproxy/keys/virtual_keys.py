@@ -1,4 +1,4 @@
-"""The JSON shapes of admin objects, shared by the HTTP API and the CLI."""
+"""Virtual keys: creation (only the hash is stored), lookup, limits and revocation, and their admin JSON."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from llmproxy import validation as v
-from llmproxy.catalog.model_config import find_model
 from llmproxy.errors import bad_request, not_found
 from llmproxy.ids import new_id
-from llmproxy.storage.models import ApiKey
+from llmproxy.jsontypes import JSON
+from llmproxy.storage.models import ApiKey, ModelConfig
 from llmproxy.storage.money import money
 from llmproxy.storage.timestamps import to_epoch, utcnow
 
 
-def key_json(key: ApiKey) -> dict:
+def key_json(key: ApiKey) -> JSON:
     """A virtual key as the admin API shows it (never the secret)."""
     return {
         "id": key.id,
@@ -52,7 +52,7 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_key(session: Session, data: dict | None = None) -> tuple[ApiKey, str]:
+def create_key(session: Session, data: JSON | None = None) -> tuple[ApiKey, str]:
     """Create a key from admin fields; return the row and the secret, which is never available again."""
     secret = generate_secret()
     key = ApiKey(
@@ -113,7 +113,7 @@ def revoke_key(session: Session, key: ApiKey) -> None:
 KEY_FIELDS = {"name", "rpm_limit", "tpm_limit", "budget_usd", "models"}
 
 
-def apply_key_fields(session: Session, key: ApiKey, data: dict) -> None:
+def apply_key_fields(session: Session, key: ApiKey, data: JSON) -> None:
     """Validate and set a key's editable fields (name, limits, budget, allowed models)."""
     v.reject_unknown(data, KEY_FIELDS)
     if "name" in data:
@@ -125,8 +125,9 @@ def apply_key_fields(session: Session, key: ApiKey, data: dict) -> None:
         key.budget_usd = v.optional_decimal(data, "budget_usd")
     if "models" in data:
         models = v.string_list(data, "models")
+        known = set(session.scalars(select(ModelConfig.name).where(ModelConfig.name.in_(models or []))))
         for name in models or []:
-            if find_model(session, name) is None:
+            if name not in known:
                 raise bad_request(f"Unknown model '{name}'", code="model_not_found", param="models")
         key.allowed_models = models
 

@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from decimal import Decimal
+from typing import Protocol
 
 import redis
-from sqlalchemy.orm import Session
 
 from llmproxy.billing.cost import ONE_MILLION
-from llmproxy.catalog.chains import fallback_chain
 from llmproxy.chat.tokens import estimate_request
 from llmproxy.errors import ApiError
+from llmproxy.jsontypes import JSON
 from llmproxy.keys.virtual_keys import KeyInfo
 from llmproxy.limits import reservations
 from llmproxy.storage.models import ApiKey
+
+
+class Priced(Protocol):
+    """A model that may serve a request, as far as its worst-case cost goes (a ChainEntry or a ModelConfig)."""
+
+    @property
+    def input_cost_per_1m(self) -> Decimal:
+        """USD per 1M prompt tokens."""
+
+    @property
+    def output_cost_per_1m(self) -> Decimal:
+        """USD per 1M completion tokens."""
 
 
 def key_limits(key: ApiKey | KeyInfo, share: float = 1.0) -> reservations.KeyLimits | None:
@@ -34,7 +47,7 @@ def key_limits(key: ApiKey | KeyInfo, share: float = 1.0) -> reservations.KeyLim
     return reservations.KeyLimits(rpm=scaled(key.rpm_limit), tpm=scaled(key.tpm_limit), budget_usd=key.budget_usd)
 
 
-def worst_case_cost(chain: list, body: dict, *, default_max_tokens: int) -> tuple[int, Decimal]:
+def worst_case_cost(chain: Sequence[Priced], body: JSON, *, default_max_tokens: int) -> tuple[int, Decimal]:
     """(estimated tokens, highest possible cost): prompt and max completion at the chain's highest prices.
 
     `chain` holds the models that may serve (anything with input/output_cost_per_1m).
@@ -49,7 +62,7 @@ def ratelimit_headers(state: reservations.RateState | None) -> dict[str, str]:
     """OpenAI's x-ratelimit-* headers for the limits the key has."""
     if state is None:
         return {}
-    headers = {}
+    headers: dict[str, str] = {}
     if state.limit_requests is not None:
         headers.update(
             {
@@ -70,22 +83,23 @@ def ratelimit_headers(state: reservations.RateState | None) -> dict[str, str]:
 
 
 def admit(
-    session: Session,
     client: redis.Redis,
     *,
     key: ApiKey | KeyInfo,
     request_id: str,
-    body: dict,
+    body: JSON,
+    chain: Sequence[Priced],
     default_max_tokens: int,
     share: float = 1.0,
-    chain: list | None = None,
 ) -> reservations.Admission | None:
-    """Reserve this request's share of the key's limits, or raise 429 saying which limit and for how long."""
+    """Reserve this request's share of the key's limits, or raise 429 saying which limit and for how long.
+
+    `chain` is the model's fallback chain (from the process's snapshots: web and worker pass the
+    same cached one), whose highest prices bound the request's worst-case cost.
+    """
     key_lims = key_limits(key, share)
     if key_lims is None:
         return None
-    if chain is None:
-        chain = fallback_chain(session, body["model"])
     tokens, max_cost = worst_case_cost(chain, body, default_max_tokens=default_max_tokens)
     state = reservations.reserve(
         client,

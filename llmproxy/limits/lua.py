@@ -1,35 +1,6 @@
-"""Per-key RPM, TPM and budget limits kept in Redis and changed only by Lua scripts.
+"""The Lua scripts behind llmproxy.limits.reservations, whose docstring describes the Redis layout and units.
 
-All state lives in Redis, so limits hold across any number of web and worker
-processes; each call is one script, so check-and-record is atomic.
-
-Units and conventions:
-* Time: seconds (float) in the Python API; integer milliseconds inside Redis
-  (sorted-set scores). ``now=None`` means the Redis server's ``TIME``, so the
-  clocks of the calling hosts do not matter; tests pass ``now`` explicitly.
-* Money: ``decimal.Decimal`` USD in the API; integer nano-dollars (1e-9 USD)
-  inside Redis, never floats. Costs are rounded up and budgets down, so rounding
-  never lets spend past a budget. Lua compares them as doubles: exact up to
-  2**53 nano-dollars (about $9M), approximate to a fraction of a cent beyond.
-* Windows: RPM and TPM are rolling 60 s windows. A request admitted at t counts
-  during [t, t + 60 s).
-
-Redis layout for one key (``limit_keys``), all sharing one hash tag:
-  req    zset  request_id -> admitted at (ms)          RPM window
-  tok    zset  request_id -> admitted at (ms)          TPM window ...
-  tokn   hash  request_id -> tokens                    ... and its token counts
-  cost   hash  request_id -> reserved nano-dollars     outstanding cost reservations
-  costdl zset  request_id -> deadline (ms)             ... purged once past deadline
-  done   zset  request_id -> settled/released at (ms)  makes settle/release idempotent
-  sums   hash  tokens, cost                             running totals of tokn and cost
-  spent  string  nano-dollars settled so far             see below
-
-Budget race: the web reads the key's recorded spend from the database, and a
-worker records spend (database) and then settles (Redis). A reservation
-admitted between another request's settle and a stale database read would
-under-count that request's cost, so settle also adds the real cost to `spent`
-and the check uses the larger of it and the caller's figure. The database
-stays the source of truth: after a Redis flush the caller's figure is used."""
+Each call runs one script, so check-and-record is atomic across every web and worker process."""
 
 from __future__ import annotations
 
@@ -72,7 +43,7 @@ end
 
 # ARGV: now_ms|'', request_id, rpm|'', tpm|'', budget|'', tokens, max_cost, spent,
 #       reservation_ttl_ms, record (1 = reserve, 0 = peek), done_retention_ms
-_RESERVE_LUA = (
+RESERVE_LUA = (
     _LUA_COMMON
     + """
 local rid, rpm, tpm, budget = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -136,7 +107,7 @@ return {reason == 0 and 1 or 0, reason, retry, never, count, used, reset(KEYS[1]
 )
 
 # ARGV: now_ms|'', request_id, mode ('settle' | 'release'), actual_tokens, done_retention_ms, actual_cost
-_FINISH_LUA = (
+FINISH_LUA = (
     _LUA_COMMON
     + """
 local rid, retention = ARGV[2], tonumber(ARGV[5])

@@ -40,7 +40,7 @@ from typing import Literal, NamedTuple
 
 import redis as redis_lib
 
-from llmproxy.limits.lua import _FINISH_LUA, _RESERVE_LUA
+from llmproxy.limits.lua import FINISH_LUA, RESERVE_LUA
 
 WINDOW_SECONDS = 60
 
@@ -57,17 +57,24 @@ Reason = Literal["requests", "tokens", "budget"]
 _REASONS: dict[int, Reason | None] = {0: None, 1: "requests", 2: "tokens", 3: "budget"}
 
 
-# Redis key names of one limit scope; the module docstring describes each.
-LimitKeys = NamedTuple(
-    "LimitKeys", [(f, str) for f in ("req", "tok", "tokn", "cost", "costdl", "done", "sums", "spent")]
-)
+class LimitKeys(NamedTuple):
+    """Redis key names of one key's limits, in the scripts' KEYS order; the module docstring describes each."""
+
+    req: str
+    tok: str
+    tokn: str
+    cost: str
+    costdl: str
+    done: str
+    sums: str
+    spent: str
 
 
-def limit_keys(key_id: str, scope: str | None = None) -> LimitKeys:
-    """Key names for `key_id`; `scope` (e.g. a model name) is room for per-model limits."""
+def limit_keys(key_id: str) -> LimitKeys:
+    """Key names of `key_id`'s limits."""
     # The {hash tag} keeps all of a key's structures in one Redis Cluster slot,
     # as a multi-key script requires.
-    base = f"llmproxy:limits:{{{key_id}}}" + (f":model:{scope}" if scope else "")
+    base = f"llmproxy:limits:{{{key_id}}}"
     return LimitKeys(*(f"{base}:{part}" for part in LimitKeys._fields))
 
 
@@ -119,8 +126,8 @@ def _now_ms(now: float | None) -> str:
     return "" if now is None else str(round(now * 1000))
 
 
-def _run_reserve(client, keys, limits, args) -> Admission:
-    script = client.register_script(_RESERVE_LUA)  # EVALSHA, reloaded if the server lost it
+def _run_reserve(client: redis_lib.Redis, keys: LimitKeys, limits: KeyLimits, args: list[str | int]) -> Admission:
+    script = client.register_script(RESERVE_LUA)  # EVALSHA, reloaded if the server lost it
     allowed, reason, retry, never, count, used, reset_req, reset_tok, reserved = script(
         keys=list(keys),
         args=[
@@ -158,7 +165,6 @@ def reserve(
     spent_usd: Decimal,
     now: float | None = None,
     reservation_ttl: float = DEFAULT_RESERVATION_TTL,
-    scope: str | None = None,
 ) -> Admission:
     """Atomically check RPM, TPM and budget and, only if all pass, record the request.
 
@@ -172,7 +178,7 @@ def reserve(
         raise ValueError("tokens must be >= 0 and reservation_ttl > 0")
     return _run_reserve(
         client,
-        limit_keys(key_id, scope),
+        limit_keys(key_id),
         limits,
         [
             _now_ms(now),
@@ -186,19 +192,25 @@ def reserve(
     )
 
 
-def peek(
-    client: redis_lib.Redis, *, key_id: str, limits: KeyLimits, now: float | None = None, scope: str | None = None
-) -> RateState:
+def peek(client: redis_lib.Redis, *, key_id: str, limits: KeyLimits, now: float | None = None) -> RateState:
     """Current remaining requests/tokens and reset times, reserving nothing."""
-    state = _run_reserve(client, limit_keys(key_id, scope), limits, [_now_ms(now), "", 0, 0, 0, 1000, 0])
+    state = _run_reserve(client, limit_keys(key_id), limits, [_now_ms(now), "", 0, 0, 0, 1000, 0])
     return RateState(**{f: getattr(state, f) for f in RateState.__dataclass_fields__})
 
 
-def _finish(client, key_id, request_id, mode, actual_tokens, now, scope, cost_nano: int = 0) -> bool:
-    script = client.register_script(_FINISH_LUA)
+def _finish(
+    client: redis_lib.Redis,
+    key_id: str,
+    request_id: str,
+    mode: Literal["settle", "release"],
+    actual_tokens: int,
+    now: float | None,
+    cost_nano: int = 0,
+) -> bool:
+    script = client.register_script(FINISH_LUA)
     return bool(
         script(
-            keys=list(limit_keys(key_id, scope)),
+            keys=list(limit_keys(key_id)),
             args=[_now_ms(now), request_id, mode, int(actual_tokens), DONE_RETENTION_SECONDS * 1000, cost_nano],
         )
     )
@@ -212,7 +224,6 @@ def settle(
     actual_tokens: int,
     actual_cost_usd: Decimal,
     now: float | None = None,
-    scope: str | None = None,
 ) -> bool:
     """Replace the request's TPM reservation by its real usage and release its cost reservation.
 
@@ -224,15 +235,13 @@ def settle(
     if actual_tokens < 0:
         raise ValueError("actual_tokens must be >= 0")
     cost_nano = _nano(actual_cost_usd, ROUND_CEILING)  # rejects negative costs
-    return _finish(client, key_id, request_id, "settle", actual_tokens, now, scope, cost_nano)
+    return _finish(client, key_id, request_id, "settle", actual_tokens, now, cost_nano)
 
 
-def release(
-    client: redis_lib.Redis, *, key_id: str, request_id: str, now: float | None = None, scope: str | None = None
-) -> bool:
+def release(client: redis_lib.Redis, *, key_id: str, request_id: str, now: float | None = None) -> bool:
     """Drop the token and cost reservation of a request that never ran.
 
     Its RPM entry stays: it was admitted, and "at most L admitted in any 60 s"
     must hold even when admitted requests are cancelled. Idempotent like settle.
     """
-    return _finish(client, key_id, request_id, "release", 0, now, scope)
+    return _finish(client, key_id, request_id, "release", 0, now)

@@ -1,1 +1,1 @@
-"""Operations: metrics, worker heartbeats and record retention."""
+"""Operations over the records: retention (deleting what has outlived RETENTION_DAYS)."""

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import Select, delete, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from llmproxy.batches.states import FINAL_BATCH_STATUSES
 from llmproxy.jobs.states import FINAL_JOB_STATUSES
@@ -23,7 +23,7 @@ MIN_DAYS = 1.0  # Idempotency-Keys are promised for 24 h; their jobs must live t
 
 
 def purge(
-    session_factory: sessionmaker, *, retention_days: float, now: datetime | None = None, max_rounds: int = 100
+    session_factory: sessionmaker[Session], *, retention_days: float, now: datetime | None = None, max_rounds: int = 100
 ) -> dict[str, int]:
     """Delete what is older than the retention period, in chunks; return how many rows of each kind."""
     now = now or utcnow()
@@ -39,7 +39,7 @@ def purge(
         (Job.batch_id.is_(None)) | Job.batch_id.not_in(running_batches),
     )
     old_files = select(StoredFile.id).where(StoredFile.expires_at <= now)
-    counts = {}
+    counts: dict[str, int] = {}
     for name, model, query in (
         ("batches", Batch, old_batches),
         ("jobs", Job, old_jobs),
@@ -49,7 +49,9 @@ def purge(
     return counts
 
 
-def _delete_in_chunks(session_factory, model, query, max_rounds: int) -> int:
+def _delete_in_chunks(
+    session_factory: sessionmaker[Session], model: type[Batch | Job | StoredFile], query: Select[str], max_rounds: int
+) -> int:
     # Short transactions: a purge of millions of rows must not hold locks for minutes.
     total = 0
     for _ in range(max_rounds):

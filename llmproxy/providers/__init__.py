@@ -7,6 +7,7 @@ every failure is a `ProviderError` subclass that routing can act on.
 """
 
 from llmproxy.providers.contract import Endpoint, Provider, Timeouts
+from llmproxy.providers.error_mapping import error_from_exception, error_from_response, parse_retry_after
 from llmproxy.providers.errors import (
     ProviderAuthFailed,
     ProviderBadRequest,
@@ -18,9 +19,6 @@ from llmproxy.providers.errors import (
     ProviderStreamBroken,
     ProviderTimeout,
     ProviderUnavailable,
-    error_from_exception,
-    error_from_response,
-    parse_retry_after,
 )
 from llmproxy.providers.mistral import MistralProvider
 from llmproxy.providers.openai import OpenAIProvider

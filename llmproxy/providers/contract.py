@@ -1,8 +1,4 @@
-"""The provider interface, its error taxonomy, the shared HTTP/SSE transport and the registry.
-
-Routing decides on the taxonomy only (``retryable``, ``fallback_now``, ``retry_after``),
-never on a provider's raw exception, so every adapter funnels its failures through
-:func:`error_from_response` and :func:`error_from_exception`."""
+"""The provider interface: where to call (Endpoint), how long to wait (Timeouts), and the Provider base class."""
 
 from __future__ import annotations
 
@@ -13,8 +9,9 @@ from dataclasses import dataclass
 
 import requests
 
-from llmproxy.providers.errors import error_from_exception, error_from_response
-from llmproxy.providers.transport import _TRANSPORT_ERRORS, new_session
+from llmproxy.jsontypes import JSON
+from llmproxy.providers.error_mapping import error_from_exception, error_from_response
+from llmproxy.providers.transport import TRANSPORT_ERRORS, new_session
 
 
 @dataclass(frozen=True)
@@ -43,14 +40,16 @@ class Provider(ABC):
         self.session = session or new_session()
 
     @abstractmethod
-    def complete(self, endpoint: Endpoint, body: dict, *, timeouts: Timeouts) -> dict:
+    def complete(self, endpoint: Endpoint, body: JSON, *, timeouts: Timeouts) -> JSON:
         """Run a non-streaming chat completion; return OpenAI's `chat.completion` dict."""
 
     @abstractmethod
-    def stream(self, endpoint: Endpoint, body: dict, *, timeouts: Timeouts) -> Iterator[dict]:
+    def stream(self, endpoint: Endpoint, body: JSON, *, timeouts: Timeouts) -> Iterator[JSON]:
         """Yield OpenAI `chat.completion.chunk` dicts as they arrive, usage chunk last."""
 
-    def post(self, url: str, headers: dict, payload: dict, *, timeouts: Timeouts, stream: bool) -> requests.Response:
+    def post(
+        self, url: str, headers: dict[str, str], payload: JSON, *, timeouts: Timeouts, stream: bool
+    ) -> requests.Response:
         """POST JSON; return a 2xx response or raise the taxonomy (the response is closed then)."""
         try:
             resp = self.session.post(
@@ -61,12 +60,12 @@ class Provider(ABC):
                 stream=stream,
                 allow_redirects=False,
             )
-        except _TRANSPORT_ERRORS as exc:
+        except TRANSPORT_ERRORS as exc:
             raise error_from_exception(exc, provider=self.kind) from None
         if resp.status_code >= 300:
             try:
                 body = resp.content
-            except _TRANSPORT_ERRORS:
+            except TRANSPORT_ERRORS:
                 body = b""
             finally:
                 resp.close()

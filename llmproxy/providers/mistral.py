@@ -33,6 +33,7 @@ import hashlib
 import json
 import re
 
+from llmproxy.jsontypes import JSON
 from llmproxy.providers.contract import Endpoint
 from llmproxy.providers.openai import OpenAIProvider
 from llmproxy.providers.registry import register
@@ -61,7 +62,7 @@ _FIELDS = frozenset(
 )
 _RENAMED = {"seed": "random_seed"}
 _MESSAGE_FIELDS = frozenset({"role", "content", "tool_calls", "tool_call_id", "prefix"})
-_FINISH_REASONS = {"model_length": "length"}
+_FINISH_REASONS: dict[str | None, str] = {"model_length": "length"}
 _MISTRAL_TOOL_ID = re.compile(r"[a-zA-Z0-9]{9}")
 _ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
@@ -70,9 +71,9 @@ _ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 class MistralProvider(OpenAIProvider):
     """POST {api_base}/chat/completions in Mistral's dialect; answers normalised to OpenAI's."""
 
-    def prepare_body(self, endpoint: Endpoint, body: dict, *, stream: bool) -> dict:
+    def prepare_body(self, endpoint: Endpoint, body: JSON, *, stream: bool) -> JSON:
         """Translate an OpenAI request body into Mistral's (see the module docstring)."""
-        payload = {}
+        payload: JSON = {}
         for key, value in body.items():
             key = _RENAMED.get(key, key)
             if key in _FIELDS and value is not None:
@@ -86,13 +87,13 @@ class MistralProvider(OpenAIProvider):
         payload["stream"] = stream
         return payload
 
-    def normalise_completion(self, data: dict, endpoint: Endpoint) -> dict:
+    def normalise_completion(self, data: JSON, endpoint: Endpoint) -> JSON:
         """Mistral's chat completion in OpenAI's shape."""
         for choice in data.get("choices") or []:
             _normalise_choice(choice, "message")
         return super().normalise_completion(data, endpoint)
 
-    def normalise_chunk(self, chunk: dict, defaults: dict) -> list[dict]:
+    def normalise_chunk(self, chunk: JSON, defaults: JSON) -> list[JSON]:
         """One Mistral chunk as OpenAI chunks; a final chunk with usage becomes two."""
         chunk = super().normalise_chunk(chunk, defaults)[0]
         for choice in chunk.get("choices") or []:
@@ -106,7 +107,7 @@ class MistralProvider(OpenAIProvider):
         return [chunk, usage_chunk]
 
 
-def _message(message: dict) -> dict:
+def _message(message: JSON) -> JSON:
     """One OpenAI message in Mistral's form."""
     if not isinstance(message, dict):
         return message
@@ -135,7 +136,7 @@ def _tool_id(value: str) -> str:
     return "".join(_ALPHABET[b % len(_ALPHABET)] for b in digest[:9])
 
 
-def _normalise_choice(choice: dict, part: str) -> None:
+def _normalise_choice(choice: JSON, part: str) -> None:
     """finish_reason, content parts, tool calls and Mistral-only fields, in place."""
     reason = choice.get("finish_reason")
     choice["finish_reason"] = _FINISH_REASONS.get(reason, reason)

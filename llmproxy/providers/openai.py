@@ -13,17 +13,12 @@ from collections.abc import Iterator
 
 import requests
 
+from llmproxy.jsontypes import JSON
 from llmproxy.providers.contract import Endpoint, Provider, Timeouts
-from llmproxy.providers.errors import (
-    ProviderAuthFailed,
-    ProviderError,
-    ProviderStreamBroken,
-    ProviderUnavailable,
-    error_from_exception,
-    redact_error,
-)
+from llmproxy.providers.error_mapping import error_from_exception, redact_error
+from llmproxy.providers.errors import ProviderAuthFailed, ProviderError, ProviderStreamBroken, ProviderUnavailable
 from llmproxy.providers.registry import register
-from llmproxy.providers.transport import _TRANSPORT_ERRORS, drain, iter_sse_data
+from llmproxy.providers.transport import TRANSPORT_ERRORS, drain, iter_sse_data
 
 
 @register("openai")
@@ -35,7 +30,7 @@ class OpenAIProvider(Provider):
 
     # -- hooks for dialects ------------------------------------------------
 
-    def prepare_body(self, endpoint: Endpoint, body: dict, *, stream: bool) -> dict:
+    def prepare_body(self, endpoint: Endpoint, body: JSON, *, stream: bool) -> JSON:
         """The upstream request body: the caller's, with the upstream model and stream flags set."""
         payload = dict(body)
         payload["model"] = endpoint.upstream_model
@@ -49,7 +44,7 @@ class OpenAIProvider(Provider):
             payload.pop("stream_options", None)
         return payload
 
-    def normalise_completion(self, data: dict, endpoint: Endpoint) -> dict:
+    def normalise_completion(self, data: JSON, endpoint: Endpoint) -> JSON:
         """Fill the fields OpenAI always sends and lean servers omit; usage None = not reported."""
         data.setdefault("id", _new_id())
         data.setdefault("object", "chat.completion")
@@ -58,7 +53,7 @@ class OpenAIProvider(Provider):
         data.setdefault("usage", None)
         return data
 
-    def normalise_chunk(self, chunk: dict, defaults: dict) -> list[dict]:
+    def normalise_chunk(self, chunk: JSON, defaults: JSON) -> list[JSON]:
         """Zero or more OpenAI chunks for one upstream event (`defaults`: id/created/model)."""
         for key, value in defaults.items():
             if chunk.get(key) is None:
@@ -71,7 +66,7 @@ class OpenAIProvider(Provider):
         """The chat completions URL under the endpoint's base."""
         return endpoint.api_base.rstrip("/") + "/chat/completions"
 
-    def headers(self, endpoint: Endpoint, *, stream: bool) -> dict:
+    def headers(self, endpoint: Endpoint, *, stream: bool) -> dict[str, str]:
         """Request headers; no Authorization at all when the endpoint has no key."""
         headers = {
             "Content-Type": "application/json",
@@ -85,7 +80,7 @@ class OpenAIProvider(Provider):
         if self.requires_api_key and not endpoint.api_key:
             raise ProviderAuthFailed(f"{self.kind}: no API key configured", provider=self.kind)
 
-    def complete(self, endpoint: Endpoint, body: dict, *, timeouts: Timeouts) -> dict:
+    def complete(self, endpoint: Endpoint, body: JSON, *, timeouts: Timeouts) -> JSON:
         """Run a non-streaming chat completion; return OpenAI's `chat.completion` dict."""
         try:
             self._check_key(endpoint)
@@ -107,7 +102,7 @@ class OpenAIProvider(Provider):
         except ProviderError as err:
             raise redact_error(err, endpoint.api_key) from None
 
-    def stream(self, endpoint: Endpoint, body: dict, *, timeouts: Timeouts) -> Iterator[dict]:
+    def stream(self, endpoint: Endpoint, body: JSON, *, timeouts: Timeouts) -> Iterator[JSON]:
         """Yield `chat.completion.chunk` dicts as they arrive; the usage chunk comes last.
 
         Every ProviderError raised here carries `chunks_received` (chunks yielded before it).
@@ -115,7 +110,7 @@ class OpenAIProvider(Provider):
         """
         received = 0
         resp: requests.Response | None = None
-        defaults = {
+        defaults: JSON = {
             "id": _new_id(),
             "object": "chat.completion.chunk",
             "created": int(time.time()),
@@ -138,7 +133,7 @@ class OpenAIProvider(Provider):
             if resp is not None:
                 resp.close()
 
-    def _events(self, resp: requests.Response) -> Iterator[dict]:
+    def _events(self, resp: requests.Response) -> Iterator[JSON]:
         """Parsed SSE events up to [DONE]; a drop, bad JSON or missing [DONE] is a broken stream."""
         try:
             for data in iter_sse_data(resp):
@@ -158,7 +153,7 @@ class OpenAIProvider(Provider):
                 yield event
         except UnicodeDecodeError:
             raise ProviderStreamBroken(f"{self.kind}: stream is not UTF-8", provider=self.kind) from None
-        except _TRANSPORT_ERRORS as exc:
+        except TRANSPORT_ERRORS as exc:
             raise error_from_exception(exc, provider=self.kind, mid_stream=True) from None
         # A clean EOF without [DONE] still means we may have lost the tail of the answer.
         raise ProviderStreamBroken(f"{self.kind}: stream ended without [DONE]", provider=self.kind)
@@ -168,7 +163,7 @@ def _new_id() -> str:
     return "chatcmpl-" + uuid.uuid4().hex[:24]
 
 
-def _error_text(event: dict) -> str:
+def _error_text(event: JSON) -> str:
     error = event.get("error")
     message = error.get("message") if isinstance(error, dict) else error
     return str(message)[:300]

@@ -1,19 +1,18 @@
-"""The provider interface, its error taxonomy, the shared HTTP/SSE transport and the registry.
+"""The registry of adapters by kind, and one shared instance of each per process.
 
-Routing decides on the taxonomy only (``retryable``, ``fallback_now``, ``retry_after``),
-never on a provider's raw exception, so every adapter funnels its failures through
-:func:`error_from_response` and :func:`error_from_exception`."""
+The adapters register themselves when :mod:`llmproxy.providers` is imported.
+"""
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 from llmproxy.providers.contract import Provider
 
-# ---------------------------------------------------------------------------
-# Registry
-# ---------------------------------------------------------------------------
+_P = TypeVar("_P", bound=Provider)
 
 _CLASSES: dict[str, type[Provider]] = {}
 
@@ -22,10 +21,10 @@ _INSTANCES: dict[tuple[str, int], Provider] = {}
 _LOCK = threading.Lock()
 
 
-def register(kind: str):
+def register(kind: str) -> Callable[[type[_P]], type[_P]]:
     """Class decorator: make a Provider subclass available under `kind`."""
 
-    def decorate(cls: type[Provider]) -> type[Provider]:
+    def decorate(cls: type[_P]) -> type[_P]:
         cls.kind = kind
         _CLASSES[kind] = cls
         return cls

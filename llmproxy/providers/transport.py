@@ -1,8 +1,4 @@
-"""The provider interface, its error taxonomy, the shared HTTP/SSE transport and the registry.
-
-Routing decides on the taxonomy only (``retryable``, ``fallback_now``, ``retry_after``),
-never on a provider's raw exception, so every adapter funnels its failures through
-:func:`error_from_response` and :func:`error_from_exception`."""
+"""The HTTP/SSE transport every adapter shares: a pooled session, server-sent events, draining."""
 
 from __future__ import annotations
 
@@ -13,11 +9,8 @@ import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
-# ---------------------------------------------------------------------------
-# Transport
-# ---------------------------------------------------------------------------
-
-_TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+# What a call can raise below the taxonomy; adapters map these with error_from_exception.
+TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
 
 
 def new_session() -> requests.Session:
@@ -82,5 +75,5 @@ def drain(resp: requests.Response, limit: int = 65536, wait: float = 0.5) -> Non
             seen += len(block)
             if seen > limit:
                 return
-    except _TRANSPORT_ERRORS:
+    except TRANSPORT_ERRORS:
         return

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import Session
 
+from llmproxy.storage.models import Batch, Job, StoredFile
+
+# The listed objects: each has `created_at` and a string `id`, the two keys of the order.
+_Listed = TypeVar("_Listed", Job, Batch, StoredFile)
+
 
 def page_after(
-    session: Session, query: Select, model, *, cursor, limit: int, newest_first: bool = True
-) -> tuple[list, bool]:
+    session: Session,
+    query: Select[_Listed],
+    model: type[_Listed],
+    *,
+    cursor: _Listed | None,
+    limit: int,
+    newest_first: bool = True,
+) -> tuple[list[_Listed], bool]:
     """Rows of `query` beyond the `cursor` row (or from the start), at most `limit`; returns (rows, has_more)."""
     created, ident = model.created_at, model.id
     if cursor is not None:

@@ -1,4 +1,4 @@
-"""Engine and session plumbing: the one place that opens, commits and closes sessions."""
+"""Timestamps as stored: timezone-aware UTC, and unix seconds for the API."""
 
 from __future__ import annotations
 

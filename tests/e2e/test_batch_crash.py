@@ -2,8 +2,8 @@
 
 Real processes on a Redis database of their own (see conftest.py): gunicorn (web), celery beat (the
 sweepers), one Celery worker killed with lines in flight, then a second one. The same batch as
-tests/test_batches.py: 2,000 lines, one upstream call in ten failing with 429 or 500 (retried), one in
-fifty with 400 (that line fails and goes to the error file).
+tests/integration/batches/test_batches.py: 2,000 lines, one upstream call in ten failing with 429 or 500
+(retried), one in fifty with 400 (that line fails and goes to the error file).
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from decimal import Decimal
 import requests
 from sqlalchemy import func, select
 
+from llmproxy.devtools.stub_responses import Fail, Ok
+from llmproxy.devtools.waiting import wait_for
 from llmproxy.storage.engine import session_scope
 from llmproxy.storage.models import Job, UsageEntry
 from tests.support import batching, records
-from tests.support.processes import BeatProcess, WebProcess, WorkerProcess, side_by_side, wait_for
-from tests.support.stub_upstream import Fail, Ok
+from tests.support.processes import BeatProcess, WebProcess, WorkerProcess, side_by_side
 
 LINES = 2000
 

@@ -10,9 +10,10 @@ import threading
 
 import requests
 
+from llmproxy.devtools.stub_responses import Ok, Slow
+from llmproxy.devtools.waiting import wait_for
 from tests.support import records
-from tests.support.processes import BeatProcess, WebProcess, WorkerProcess, side_by_side, wait_for
-from tests.support.stub_upstream import Ok, Slow
+from tests.support.processes import BeatProcess, WebProcess, WorkerProcess, side_by_side
 
 
 def test_job_of_a_killed_worker_completes_once(e2e_env, make_key, upstream, db):

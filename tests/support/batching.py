@@ -7,9 +7,9 @@ import json
 import requests
 from sqlalchemy import func, select
 
+from llmproxy.devtools.waiting import wait_for
 from llmproxy.storage.engine import session_scope
 from llmproxy.storage.models import Job, UsageEntry
-from tests.support.processes import wait_for
 
 FINAL = ("completed", "failed", "expired", "cancelled")
 
@@ -76,7 +76,7 @@ def billed(session_factory, batch_id: str) -> dict[str, int]:
             .where(Job.batch_id == batch_id)
             .group_by(UsageEntry.job_id)
         )
-        return dict(rows)
+        return {job_id: count for job_id, count in rows}  # noqa: C416 - a Result has keys(): dict() would misread it
 
 
 def batch_jobs(session_factory, batch_id: str) -> list[Job]:

@@ -1,4 +1,4 @@
-"""Read what a request left in the database (job row, usage ledger, key spend) from a test."""
+"""Read what a request left in the database (job row, usage ledger, key spend, configuration rows) from a test."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from sqlalchemy import select
 
+from llmproxy.devtools.waiting import wait_for
 from llmproxy.storage.engine import session_scope
-from llmproxy.storage.models import ApiKey, Job, UsageEntry
+from llmproxy.storage.models import ApiKey, Job, ModelConfig, Provider, UsageEntry
 from llmproxy.storage.money import MONEY_QUANTUM
-from tests.support.processes import wait_for
 
 FINAL = ("completed", "failed", "cancelled")
 
@@ -57,3 +57,13 @@ def cost(prompt_tokens: int, completion_tokens: int, input_per_1m: str, output_p
         Decimal(prompt_tokens) * Decimal(input_per_1m) + Decimal(completion_tokens) * Decimal(output_per_1m)
     ) / Decimal(1_000_000)
     return total.quantize(MONEY_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
+def snapshot(session_factory) -> list[dict]:
+    """Every configuration row (providers, models, keys), to show a refused request changed nothing."""
+    with session_factory() as s:
+        rows = []
+        for model in (Provider, ModelConfig, ApiKey):
+            for obj in s.scalars(select(model)):
+                rows.append({c.key: getattr(obj, c.key) for c in model.__mapper__.column_attrs})
+        return rows

@@ -1,96 +1,41 @@
-"""CLI commands for keys, providers, models and secrets; they share the admin API's services."""
+"""CLI commands for keys, providers and models; they share the admin API's services."""
 
 from __future__ import annotations
 
-import sys
-from functools import wraps
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
+from sqlalchemy.orm import Session
 
-from llmproxy.catalog.defaults import seed_defaults
 from llmproxy.catalog.model_config import create_model, delete_model, list_models, model_json, update_model
 from llmproxy.catalog.provider_config import (
-    PROVIDER_KINDS,
     create_provider,
     delete_provider,
     list_providers,
     provider_json,
     update_provider,
 )
-from llmproxy.devtools.cli import emit, main
-from llmproxy.errors import ApiError
+from llmproxy.config import Settings
+from llmproxy.devtools.cli.app import emit, main, with_session
+from llmproxy.jsontypes import JSON
 from llmproxy.keys import virtual_keys
-from llmproxy.keys.credentials import reencrypt_all
 from llmproxy.keys.virtual_keys import key_json
-from llmproxy.storage import migrate
-from llmproxy.storage.engine import session_scope
+from llmproxy.providers import provider_kinds
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def with_session(func):
-    """Run the command in one transaction; an ApiError is printed as one line and exits 1."""
-
-    @wraps(func)
-    @click.pass_obj
-    def wrapper(ctx, *args, **kwargs):
-        try:
-            with session_scope(ctx.session_factory) as session:
-                result = func(session, ctx.settings, *args, **kwargs)
-        except ApiError as exc:
-            click.echo(f"error: {exc.message}", err=True)
-            sys.exit(1)
-        announce_change(ctx.settings)
-        return result
-
-    return wrapper
-
-
-def announce_change(settings) -> None:
-    """Tell running processes to drop their configuration snapshots (best effort: they expire in a second)."""
-    if not settings.redis_url:
-        return
-    import redis
-
-    from llmproxy.catalog.snapshots import bump_version
-
-    try:
-        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=1)
-        bump_version(client)
-        client.close()
-    except redis.RedisError:
-        pass
-
-
-def _fields(**values) -> dict:
+def _fields(**values: Any) -> JSON:
     """Only the options the user gave."""
     return {k: v for k, v in values.items() if v is not None}
 
 
-@main.group()
-def db() -> None:
-    """Database migrations and default data."""
-
-
-@db.command("upgrade")
-@click.pass_obj
-def db_upgrade(ctx) -> None:
-    """Migrate to the newest schema."""
-    migrate.upgrade(ctx.settings.database_url)
-    click.echo("database is at the newest revision")
-
-
-@db.command("downgrade")
-@click.argument("revision", default="base")
-@click.pass_obj
-def db_downgrade(ctx, revision) -> None:
-    """Migrate down to REVISION (default: empty)."""
-    migrate.downgrade(ctx.settings.database_url, revision)
-
-
-@db.command("seed")
-@with_session
-def db_seed(session, _settings) -> None:
-    """Insert the default providers and models that are missing."""
-    click.echo(f"added {seed_defaults(session)} default rows")
+def _stdin_secret() -> str:
+    """A secret piped to stdin (kept out of shell history), stripped."""
+    # open_file("-") is the stdin stream click.get_text_stream("stdin") gave, without its deprecation.
+    text: str = click.open_file("-").read()
+    return text.strip()
 
 
 @main.group(name="keys")
@@ -105,7 +50,15 @@ def keys_group() -> None:
 @click.option("--budget", "budget_usd")
 @click.option("--model", "models", multiple=True, help="Allowed model (repeat); default all.")
 @with_session
-def keys_create(session, _settings, name, rpm_limit, tpm_limit, budget_usd, models) -> None:
+def keys_create(
+    session: Session,
+    _settings: Settings,
+    name: str,
+    rpm_limit: int | None,
+    tpm_limit: int | None,
+    budget_usd: str | None,
+    models: tuple[str, ...],
+) -> None:
     """Create a key and print its secret (shown this once)."""
     key, secret = virtual_keys.create_key(
         session,
@@ -118,7 +71,7 @@ def keys_create(session, _settings, name, rpm_limit, tpm_limit, budget_usd, mode
 
 @keys_group.command("list")
 @with_session
-def keys_list(session, _settings) -> None:
+def keys_list(session: Session, _settings: Settings) -> None:
     """List keys."""
     emit([key_json(k) for k in virtual_keys.list_keys(session)])
 
@@ -130,7 +83,7 @@ def keys_list(session, _settings) -> None:
 @click.option("--tpm", "tpm_limit", type=int)
 @click.option("--budget", "budget_usd")
 @with_session
-def keys_update(session, _settings, key_id, **options) -> None:
+def keys_update(session: Session, _settings: Settings, /, key_id: str, **options: Any) -> None:
     """Change a key's name, limits or budget."""
     key = virtual_keys.get_key(session, key_id)
     virtual_keys.apply_key_fields(session, key, _fields(**options))
@@ -140,7 +93,7 @@ def keys_update(session, _settings, key_id, **options) -> None:
 @keys_group.command("revoke")
 @click.argument("key_id")
 @with_session
-def keys_revoke(session, _settings, key_id) -> None:
+def keys_revoke(session: Session, _settings: Settings, key_id: str) -> None:
     """Revoke a key at once."""
     key = virtual_keys.get_key(session, key_id)
     virtual_keys.revoke_key(session, key)
@@ -154,36 +107,47 @@ def providers() -> None:
 
 @providers.command("list")
 @with_session
-def providers_list(session, _settings) -> None:
+def providers_list(session: Session, _settings: Settings) -> None:
     """List providers."""
     emit([provider_json(p) for p in list_providers(session)])
 
 
 @providers.command("add")
 @click.argument("name")
-@click.option("--kind", type=click.Choice(PROVIDER_KINDS), required=True)
+@click.option("--kind", type=click.Choice(provider_kinds()), required=True)
 @click.option("--api-base", required=True)
 @click.option("--api-key", help="Stored encrypted. Prefer --api-key-stdin to keep it out of shell history.")
 @click.option("--api-key-stdin", is_flag=True)
 @with_session
-def providers_add(session, settings, name, kind, api_base, api_key, api_key_stdin) -> None:
+def providers_add(
+    session: Session, settings: Settings, name: str, kind: str, api_base: str, api_key: str | None, api_key_stdin: bool
+) -> None:
     """Add a provider."""
-    secret = click.get_text_stream("stdin").read().strip() if api_key_stdin else api_key
+    secret = _stdin_secret() if api_key_stdin else api_key
     data = _fields(name=name, kind=kind, api_base=api_base, api_key=secret)
     emit(provider_json(create_provider(session, data, encryption_key=settings.encryption_key)))
 
 
 @providers.command("edit")
 @click.argument("name")
-@click.option("--kind", type=click.Choice(PROVIDER_KINDS))
+@click.option("--kind", type=click.Choice(provider_kinds()))
 @click.option("--api-base")
 @click.option("--api-key")
 @click.option("--api-key-stdin", is_flag=True)
 @click.option("--enabled/--disabled", default=None)
 @with_session
-def providers_edit(session, settings, name, kind, api_base, api_key, api_key_stdin, enabled) -> None:
+def providers_edit(
+    session: Session,
+    settings: Settings,
+    name: str,
+    kind: str | None,
+    api_base: str | None,
+    api_key: str | None,
+    api_key_stdin: bool,
+    enabled: bool | None,
+) -> None:
     """Change a provider."""
-    secret = click.get_text_stream("stdin").read().strip() if api_key_stdin else api_key
+    secret = _stdin_secret() if api_key_stdin else api_key
     data = _fields(kind=kind, api_base=api_base, api_key=secret, enabled=enabled)
     emit(provider_json(update_provider(session, name, data, encryption_key=settings.encryption_key)))
 
@@ -191,7 +155,7 @@ def providers_edit(session, settings, name, kind, api_base, api_key, api_key_std
 @providers.command("delete")
 @click.argument("name")
 @with_session
-def providers_delete(session, _settings, name) -> None:
+def providers_delete(session: Session, _settings: Settings, name: str) -> None:
     """Remove a provider no model uses."""
     delete_provider(session, name)
     click.echo(f"deleted provider {name}")
@@ -202,7 +166,7 @@ def models() -> None:
     """Models, prices and fallbacks."""
 
 
-def _model_options(func):
+def _model_options(func: F) -> F:
     for option in reversed(
         [
             click.option("--provider"),
@@ -220,7 +184,7 @@ def _model_options(func):
     return func
 
 
-def _model_data(fallbacks, no_fallbacks, **options) -> dict:
+def _model_data(fallbacks: tuple[str, ...], no_fallbacks: bool, **options: Any) -> JSON:
     data = _fields(**options)
     if fallbacks or no_fallbacks:
         data["fallbacks"] = list(fallbacks)
@@ -229,7 +193,7 @@ def _model_data(fallbacks, no_fallbacks, **options) -> dict:
 
 @models.command("list")
 @with_session
-def models_list(session, _settings) -> None:
+def models_list(session: Session, _settings: Settings) -> None:
     """List models with prices per 1M tokens."""
     emit([model_json(m) for m in list_models(session)])
 
@@ -238,7 +202,7 @@ def models_list(session, _settings) -> None:
 @click.argument("name")
 @_model_options
 @with_session
-def models_add(session, _settings, name, **options) -> None:
+def models_add(session: Session, _settings: Settings, /, name: str, **options: Any) -> None:
     """Add a model."""
     emit(model_json(create_model(session, {"name": name, **_model_data(**options)})))
 
@@ -247,7 +211,7 @@ def models_add(session, _settings, name, **options) -> None:
 @click.argument("name")
 @_model_options
 @with_session
-def models_edit(session, _settings, name, **options) -> None:
+def models_edit(session: Session, _settings: Settings, /, name: str, **options: Any) -> None:
     """Change a model (provider, prices, fallbacks…)."""
     emit(model_json(update_model(session, name, _model_data(**options))))
 
@@ -258,7 +222,7 @@ def models_edit(session, _settings, name, **options) -> None:
 @click.option("--output-per-1m", "output_cost_per_1m", required=True)
 @click.option("--cached-input-per-1m", "cached_input_cost_per_1m")
 @with_session
-def models_set_price(session, _settings, name, **prices) -> None:
+def models_set_price(session: Session, _settings: Settings, /, name: str, **prices: Any) -> None:
     """Set a model's prices in USD per 1M tokens."""
     emit(model_json(update_model(session, name, _fields(**prices))))
 
@@ -266,27 +230,7 @@ def models_set_price(session, _settings, name, **prices) -> None:
 @models.command("delete")
 @click.argument("name")
 @with_session
-def models_delete(session, _settings, name) -> None:
+def models_delete(session: Session, _settings: Settings, name: str) -> None:
     """Remove a model that is nobody's fallback."""
     delete_model(session, name)
     click.echo(f"deleted model {name}")
-
-
-@main.command("rotate-encryption-key")
-@click.option(
-    "--new-key",
-    envvar="NEW_ENCRYPTION_KEY",
-    required=True,
-    help="64 hex chars (or NEW_ENCRYPTION_KEY); the current key is ENCRYPTION_KEY.",
-)
-@with_session
-def rotate_encryption_key(session, settings, new_key) -> None:
-    """Re-encrypt every stored provider key under a new ENCRYPTION_KEY, in one transaction."""
-    try:
-        new = bytes.fromhex(new_key)
-    except ValueError:
-        new = b""
-    if len(new) != 32:
-        raise ApiError(400, "--new-key must be 64 hex characters")
-    count = reencrypt_all(session, old_key=settings.encryption_key, new_key=new)
-    click.echo(f"re-encrypted {count} stored keys; now set ENCRYPTION_KEY to the new key and restart")

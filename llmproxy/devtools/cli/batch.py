@@ -12,12 +12,17 @@ import os
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TextIO, TypeVar
 
 import click
 import requests
 
-from llmproxy.devtools.cli import emit, main
+from llmproxy.devtools.cli.app import emit, main
+from llmproxy.jsontypes import JSON
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 FINAL = ("completed", "failed", "expired", "cancelled")
 RETRYABLE = (502, 503, 504)
@@ -39,7 +44,7 @@ class BatchClient:
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Bearer {key}"
 
-    def call(self, method: str, path: str, *, timeout: float = 30, **kwargs) -> requests.Response:
+    def call(self, method: str, path: str, *, timeout: float = 30, **kwargs: Any) -> requests.Response:
         """One request; an error answer becomes ProxyError with the proxy's message."""
         response = self.http.request(method, self.base + path, timeout=timeout, **kwargs)
         if response.status_code >= 400:
@@ -50,27 +55,30 @@ class BatchClient:
             raise ProxyError(f"{method} {path}: {response.status_code} {message}", response.status_code)
         return response
 
-    def upload(self, path: Path) -> dict:
+    def upload(self, path: Path) -> JSON:
         """Upload a JSONL file with purpose=batch."""
         with path.open("rb") as handle:
-            return self.call(
+            uploaded: JSON = self.call(
                 "POST",
                 "/files",
                 timeout=600,
                 data={"purpose": "batch"},
                 files={"file": (path.name, handle, "application/jsonl")},
             ).json()
+        return uploaded
 
-    def create(self, file_id: str, metadata: dict | None) -> dict:
+    def create(self, file_id: str, metadata: dict[str, str] | None) -> JSON:
         """Create the batch."""
-        body = {"input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": "24h"}
+        body: JSON = {"input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": "24h"}
         if metadata:
             body["metadata"] = metadata
-        return self.call("POST", "/batches", json=body).json()
+        created: JSON = self.call("POST", "/batches", json=body).json()
+        return created
 
-    def batch(self, batch_id: str) -> dict:
+    def batch(self, batch_id: str) -> JSON:
         """The batch object now."""
-        return self.call("GET", f"/batches/{batch_id}").json()
+        batch: JSON = self.call("GET", f"/batches/{batch_id}").json()
+        return batch
 
     def content(self, file_id: str) -> bytes:
         """A file's bytes."""
@@ -80,13 +88,13 @@ class BatchClient:
 class Progress:
     """A one-line progress bar on stderr: done/failed/total, rate per second and time left."""
 
-    def __init__(self, stream=sys.stderr, width: int = 30) -> None:
+    def __init__(self, stream: TextIO = sys.stderr, width: int = 30) -> None:
         self.stream, self.width = stream, width
         self.tty = stream.isatty()
         self.samples: deque[tuple[float, int]] = deque(maxlen=30)  # about the last 30 polls
         self.last_text, self.last_print = "", 0.0
 
-    def update(self, batch: dict) -> None:
+    def update(self, batch: JSON) -> None:
         """Show the batch's counts (on a TTY in place, elsewhere one line when they changed)."""
         counts = batch.get("request_counts") or {}
         total, completed, failed = counts.get("total", 0), counts.get("completed", 0), counts.get("failed", 0)
@@ -131,7 +139,7 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def follow(client: BatchClient, batch: dict, *, poll: float) -> dict:
+def follow(client: BatchClient, batch: JSON, *, poll: float) -> JSON:
     """Poll the batch until it ends (transient proxy or network errors are waited out); return it."""
     progress = Progress()
     try:
@@ -184,7 +192,7 @@ def write_results(client: BatchClient, file_id: str | None, target: Path, order:
     return len(lines)
 
 
-def finish(client: BatchClient, batch: dict, *, output: Path, errors: Path, order: dict[str, int]) -> None:
+def finish(client: BatchClient, batch: JSON, *, output: Path, errors: Path, order: dict[str, int]) -> None:
     """Report how the batch ended and write its result files; exit 0 only if it completed."""
     if batch["status"] == "failed":
         for error in (batch.get("errors") or {}).get("data") or []:
@@ -202,7 +210,7 @@ def finish(client: BatchClient, batch: dict, *, output: Path, errors: Path, orde
         sys.exit(1)
 
 
-def _connection(func):
+def _connection(func: F) -> F:
     for decorator in reversed(
         [
             click.option(
@@ -237,7 +245,9 @@ def batch_group() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_connection
 @click.option("--metadata", multiple=True, metavar="KEY=VALUE", help="Metadata of the batch (repeatable).")
-def submit(file: Path, url, key, output, errors, poll, metadata) -> None:
+def submit(
+    file: Path, url: str, key: str, output: Path | None, errors: Path | None, poll: float, metadata: tuple[str, ...]
+) -> None:
     """Upload FILE (JSONL), create the batch, wait for it with a progress bar, write its results."""
     client = BatchClient(url, key)
     meta = dict(item.split("=", 1) for item in metadata if "=" in item) or None
@@ -263,7 +273,9 @@ def submit(file: Path, url, key, output, errors, poll, metadata) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The input file, to write results in its order.",
 )
-def attach(batch_id: str, url, key, output, errors, poll, input_file) -> None:
+def attach(
+    batch_id: str, url: str, key: str, output: Path | None, errors: Path | None, poll: float, input_file: Path | None
+) -> None:
     """Follow a batch created earlier until it ends, then write its results."""
     client = BatchClient(url, key)
     batch = follow(client, client.batch(batch_id), poll=poll)

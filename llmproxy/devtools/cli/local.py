@@ -8,14 +8,18 @@ import signal
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import click
 
 from llmproxy.catalog import defaults
 from llmproxy.config import INSTANCE_DIR, ROOT, load_env_file, read_env_file
-from llmproxy.devtools.cli import main
+from llmproxy.devtools.cli.app import Context, main
 from llmproxy.storage import migrate
-from llmproxy.storage.engine import make_engine, make_session_factory, session_scope
+from llmproxy.storage.engine import session_scope
+
+if TYPE_CHECKING:
+    from llmproxy.devtools.embedded_redis import EmbeddedRedis
 
 ENV_FILE = INSTANCE_DIR / ".env"
 
@@ -24,7 +28,7 @@ def ensure_env_file() -> bool:
     """Write instance/.env with fresh secrets if it lacks them (never overwriting); True if written."""
     INSTANCE_DIR.mkdir(exist_ok=True)
     existing = read_env_file(ENV_FILE)
-    additions = {}
+    additions: dict[str, str] = {}
     if "ENCRYPTION_KEY" not in existing and not os.environ.get("ENCRYPTION_KEY"):
         additions["ENCRYPTION_KEY"] = secrets.token_hex(32)
     if "ADMIN_API_KEY" not in existing and not os.environ.get("ADMIN_API_KEY"):
@@ -41,26 +45,25 @@ def ensure_env_file() -> bool:
 
 @main.command()
 @click.pass_obj
-def setup(ctx) -> None:
+def setup(ctx: Context) -> None:
     """Create instance/.env if needed, migrate the database and insert the default providers and models."""
     if ensure_env_file():
         click.echo(f"wrote fresh secrets to {ENV_FILE}")
     settings = ctx.settings
     migrate.upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
-    with session_scope(make_session_factory(engine)) as session:
+    with session_scope(ctx.session_factory) as session:
         added = defaults.seed_defaults(session)
-    engine.dispose()
+    ctx.resources.close()  # `run` goes on to start the processes: this one holds no connection
     click.echo(f"database ready ({settings.database_url.split('@')[-1]}); {added} default rows added")
 
 
 @main.command()
 @click.option("--workers", default=1, show_default=True, help="Celery worker processes.")
 @click.pass_context
-def run(click_ctx, workers: int) -> None:
+def run(click_ctx: click.Context, workers: int) -> None:
     """Run web, worker and beat in the foreground (with an embedded Redis when REDIS_URL is unset)."""
     click_ctx.invoke(setup)
-    embedded = None
+    embedded: EmbeddedRedis | None = None
     if not os.environ.get("REDIS_URL"):
         from llmproxy.devtools.embedded_redis import EmbeddedRedis
 
@@ -111,7 +114,7 @@ def run(click_ctx, workers: int) -> None:
     click.echo(f"The admin key is ADMIN_API_KEY in {ENV_FILE}\n")
     stopping = False
 
-    def stop(*_args):
+    def stop(*_args: object) -> None:
         nonlocal stopping
         stopping = True
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TextIO
+
 import click
+from sqlalchemy.orm import Session
 
 from llmproxy.billing import usage_reports
 from llmproxy.catalog import prices_import
-from llmproxy.devtools.cli import emit, main
-from llmproxy.devtools.cli.admin import with_session
+from llmproxy.config import Settings
+from llmproxy.devtools.cli.app import emit, main, with_session
 from llmproxy.errors import bad_request
 from llmproxy.keys import virtual_keys
 
@@ -20,23 +23,30 @@ from llmproxy.keys import virtual_keys
 @click.option("--until", help="Same forms as --since; exclusive.")
 @click.option("--key", "key_id", help="One key's figures, as GET /api/usage shows them.")
 @with_session
-def usage_command(session, _settings, group_by, since, until, key_id) -> None:
+def usage_command(
+    session: Session,
+    _settings: Settings,
+    group_by: str | None,
+    since: str | None,
+    until: str | None,
+    key_id: str | None,
+) -> None:
     """Print usage from the ledger as JSON: grouped rows, or one key's totals."""
-    if (group_by is None) == (key_id is None):
-        raise bad_request("give either --group-by or --key")
-    if key_id is not None:
+    if key_id is not None and group_by is None:
         if since or until:
             raise bad_request("--since/--until apply to --group-by reports only")
         emit(usage_reports.key_usage(session, virtual_keys.get_key(session, key_id)))
-        return
-    emit(
-        usage_reports.usage_report(
-            session,
-            group_by=group_by,
-            since=usage_reports.parse_time(since, "since"),
-            until=usage_reports.parse_time(until, "until"),
+    elif group_by is not None and key_id is None:
+        emit(
+            usage_reports.usage_report(
+                session,
+                group_by=group_by,
+                since=usage_reports.parse_time(since, "since"),
+                until=usage_reports.parse_time(until, "until"),
+            )
         )
-    )
+    else:
+        raise bad_request("give either --group-by or --key")
 
 
 @main.group()
@@ -51,7 +61,15 @@ def prices() -> None:
 @click.option("--litellm-provider", help="Which entries to add: their litellm_provider (default: --provider).")
 @click.option("--dry-run", is_flag=True, help="Report what would change; write nothing.")
 @with_session
-def prices_import_command(session, _settings, file, add_missing, provider, litellm_provider, dry_run) -> None:
+def prices_import_command(
+    session: Session,
+    _settings: Settings,
+    file: TextIO,
+    add_missing: bool,
+    provider: str | None,
+    litellm_provider: str | None,
+    dry_run: bool,
+) -> None:
     """Update model prices and context windows from LiteLLM's model_prices_and_context_window.json."""
     if litellm_provider and not add_missing:
         raise bad_request("--litellm-provider is only used with --add-missing")

@@ -1,0 +1,62 @@
+"""Checks on a submitted job: its metadata, its Idempotency-Key, and whether it replays an earlier submission."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from llmproxy.errors import ApiError, bad_request
+from llmproxy.jobs.store import find_by_idempotency_key
+from llmproxy.storage.models import Job
+from llmproxy.validation import reject_unknown
+
+MAX_METADATA_PAIRS = 16
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def validate_metadata(metadata: object) -> dict[str, str] | None:
+    """OpenAI's metadata rules: at most 16 string pairs, keys ≤ 64 and values ≤ 512 characters."""
+    if metadata is None:
+        return None
+    if (
+        not isinstance(metadata, dict)
+        or len(metadata) > MAX_METADATA_PAIRS
+        or not all(
+            isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 512 for k, v in metadata.items()
+        )
+    ):
+        raise bad_request(
+            "'metadata' must be an object of at most 16 string pairs (keys ≤ 64, values ≤ 512 characters)",
+            param="metadata",
+        )
+    return metadata
+
+
+def validate_idempotency_key(value: str | None) -> str | None:
+    """The Idempotency-Key header: 1 to 255 characters, or absent."""
+    if value is not None and not (0 < len(value) <= MAX_IDEMPOTENCY_KEY):
+        raise bad_request("Idempotency-Key must be 1 to 255 characters", code="invalid_idempotency_key")
+    return value or None
+
+
+def replayed_job(session: Session, *, api_key_id: str, idempotency_key: str, fingerprint: str) -> Job | None:
+    """The job an earlier request with this Idempotency-Key created (422 if its body differed), or None."""
+    existing = find_by_idempotency_key(session, api_key_id, idempotency_key)
+    if existing is not None and existing.request_hash != fingerprint:
+        raise ApiError(422, "This Idempotency-Key was used with a different request body", code="idempotency_mismatch")
+    return existing
+
+
+def idempotency_conflict() -> ApiError:
+    """409: a request with the same Idempotency-Key is being stored right now."""
+    return ApiError(409, "A request with this Idempotency-Key is in flight; retry shortly", code="idempotency_conflict")
+
+
+def chat_job_body(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """(body, metadata) of a `POST /v1/jobs` request: `{"body": <chat request>, "metadata": {...}}`."""
+    reject_unknown(data, {"body", "metadata"})
+    body = data.get("body")
+    if not isinstance(body, dict):
+        raise bad_request("'body' must be a chat completion request object", code="missing_field", param="body")
+    return body, validate_metadata(data.get("metadata"))

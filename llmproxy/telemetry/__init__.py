@@ -1,0 +1,1 @@
+"""Telemetry every process sends to Redis: metric counters (Prometheus) and worker heartbeats."""

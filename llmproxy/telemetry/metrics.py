@@ -1,0 +1,183 @@
+"""Prometheus metrics kept in Redis, so every web and worker process adds to the same figures.
+
+Counters are Redis hashes (HINCRBY), one field per label set; the scrape
+renders them as Prometheus text. Labels are routes, statuses, providers,
+outcomes and model names — never keys or secrets.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from collections import Counter
+from decimal import Decimal
+
+import redis
+
+from llmproxy.jsontypes import JSON
+
+log = logging.getLogger(__name__)
+
+PREFIX = "llmproxy:metrics:"
+HTTP = PREFIX + "http"  # route|method|status -> count
+ATTEMPTS = PREFIX + "attempts"  # provider|outcome -> count
+TOKENS = PREFIX + "tokens"  # model|kind -> tokens
+COST = PREFIX + "cost"  # model -> nano-dollars
+JOB_LATENCY = PREFIX + "job_latency"  # bucket|le, sum_ms, count
+LATENCY_BUCKETS_MS = (50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
+
+
+class Counters:
+    """Counter increments added up in this process and sent to Redis in one pipeline every `interval` seconds.
+
+    A request or job only adds to a dict: no Redis round trip on its path (measured: a twentieth of the
+    web's CPU per request, and the worker's pipeline of a dozen HINCRBYs per job). The scrape flushes its
+    own process first; other processes' figures are at most `interval` seconds behind. Increments that
+    could not be sent (Redis down) are kept for the next flush. With interval=None nothing is sent until
+    flush() is called.
+    """
+
+    def __init__(self, client: redis.Redis, interval: float | None = 1.0) -> None:
+        self._client = client
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._pending: dict[str, Counter[str]] = {}
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def add(self, key: str, field: str, amount: int = 1) -> None:
+        """Add to one counter field (sent with the next flush)."""
+        with self._lock:
+            self._pending.setdefault(key, Counter())[field] += amount
+            if self._thread is None and self._interval is not None:
+                self._start()
+
+    def flush(self) -> None:
+        """Send what has been added since the last flush; on a Redis error keep it for the next one."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for key, fields in pending.items():
+                for field, amount in fields.items():
+                    pipe.hincrby(key, field, amount)
+            pipe.execute()
+        except redis.RedisError:
+            with self._lock:
+                for key, fields in pending.items():
+                    self._pending.setdefault(key, Counter()).update(fields)
+            raise
+
+    def close(self) -> None:
+        """Stop the flusher and send what is left."""
+        self._stop.set()
+        try:
+            self.flush()
+        except redis.RedisError:
+            log.warning("could not send the last metrics")
+
+    def _start(self) -> None:
+        # Called under the lock, in the process that counts (so after any fork).
+        self._thread = threading.Thread(target=self._loop, name="metrics-flush", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+
+    def _loop(self) -> None:
+        failing = False
+        while not self._stop.wait(self._interval or 1.0):
+            try:
+                self.flush()
+            except Exception as exc:  # noqa: BLE001 - kept and retried on the next tick
+                if not failing:  # once per outage, not once a second
+                    log.warning("could not send metrics (kept until Redis answers): %s", exc)
+                failing = True
+            else:
+                failing = False
+
+
+def record_http(counters: Counters, *, route: str, method: str, status: int) -> None:
+    """Count one HTTP response."""
+    counters.add(HTTP, f"{route}|{method}|{status}")
+
+
+def record_job(
+    counters: Counters,
+    *,
+    attempts: list[JSON],
+    model: str | None,
+    prompt_tokens: int,
+    completion_tokens: int,
+    cost_usd: Decimal | None,
+    latency_ms: int | None,
+) -> None:
+    """Count a finished job's upstream attempts, tokens, cost and latency."""
+    for attempt in attempts:
+        counters.add(ATTEMPTS, f"{attempt.get('provider')}|{attempt.get('outcome')}")
+    if model:
+        counters.add(TOKENS, f"{model}|prompt", prompt_tokens)
+        counters.add(TOKENS, f"{model}|completion", completion_tokens)
+        if cost_usd:
+            counters.add(COST, model, int(cost_usd * 10**9))
+    if latency_ms is not None:
+        for bound in LATENCY_BUCKETS_MS:
+            if latency_ms <= bound:
+                counters.add(JOB_LATENCY, f"le|{bound}")
+        counters.add(JOB_LATENCY, "sum_ms", latency_ms)
+        counters.add(JOB_LATENCY, "count")
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+
+def _counter(
+    lines: list[str], name: str, help_: str, rows: dict[bytes, bytes], labels: tuple[str, ...], scale: int = 1
+) -> None:
+    lines += [f"# HELP {name} {help_}", f"# TYPE {name} counter"]
+    for field, value in sorted((k.decode(), int(v)) for k, v in rows.items()):
+        parts = field.split("|")
+        if len(parts) != len(labels):
+            continue
+        rendered = ",".join(f'{k}="{_label(v)}"' for k, v in zip(labels, parts))
+        lines.append(f"{name}{{{rendered}}} {value / scale if scale != 1 else value}")
+
+
+def render(client: redis.Redis, *, queue_depths: dict[str, int]) -> str:
+    """All metrics in Prometheus' text format."""
+    pipe = client.pipeline(transaction=False)
+    for key in (HTTP, ATTEMPTS, TOKENS, COST, JOB_LATENCY):
+        pipe.hgetall(key)
+    http, attempts, tokens, cost, latency = pipe.execute()
+    lines: list[str] = []
+    _counter(
+        lines,
+        "llmproxy_http_requests_total",
+        "HTTP responses by route, method and status.",
+        http,
+        ("route", "method", "status"),
+    )
+    _counter(
+        lines,
+        "llmproxy_upstream_attempts_total",
+        "Upstream attempts by provider and outcome.",
+        attempts,
+        ("provider", "outcome"),
+    )
+    _counter(lines, "llmproxy_tokens_total", "Tokens billed by served model and kind.", tokens, ("model", "kind"))
+    _counter(lines, "llmproxy_cost_usd_total", "Cost billed in USD by served model.", cost, ("model",), scale=10**9)
+    lines += ["# HELP llmproxy_queue_depth Messages waiting per queue.", "# TYPE llmproxy_queue_depth gauge"]
+    lines += [f'llmproxy_queue_depth{{queue="{q}"}} {depth}' for q, depth in queue_depths.items()]
+    values = {k.decode(): int(v) for k, v in latency.items()}
+    lines += [
+        "# HELP llmproxy_job_latency_seconds Time from a job's start to its end.",
+        "# TYPE llmproxy_job_latency_seconds histogram",
+    ]
+    for bound in LATENCY_BUCKETS_MS:
+        lines.append(f'llmproxy_job_latency_seconds_bucket{{le="{bound / 1000:g}"}} {values.get(f"le|{bound}", 0)}')
+    lines.append(f'llmproxy_job_latency_seconds_bucket{{le="+Inf"}} {values.get("count", 0)}')
+    lines.append(f"llmproxy_job_latency_seconds_sum {values.get('sum_ms', 0) / 1000:g}")
+    lines.append(f"llmproxy_job_latency_seconds_count {values.get('count', 0)}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,37 @@
+"""Settings are validated when loaded: a bad one is a ConfigError of one line naming it."""
+
+import pytest
+
+from llmproxy.config import ConfigError, load_settings, normalize_database_url
+
+GOOD = {"ENCRYPTION_KEY": "ab" * 32, "ADMIN_API_KEY": "x" * 20}
+
+
+@pytest.mark.parametrize(
+    "env, name",
+    [
+        ({"ADMIN_API_KEY": "x" * 20}, "ENCRYPTION_KEY"),
+        ({**GOOD, "ENCRYPTION_KEY": "abc"}, "ENCRYPTION_KEY"),
+        ({**GOOD, "ENCRYPTION_KEY": "zz" * 32}, "ENCRYPTION_KEY"),
+        ({"ENCRYPTION_KEY": "ab" * 32}, "ADMIN_API_KEY"),
+        ({**GOOD, "ADMIN_API_KEY": "short"}, "ADMIN_API_KEY"),
+        ({**GOOD, "PORT": "eighty"}, "PORT"),
+    ],
+)
+def test_bad_settings_name_the_variable(env, name):
+    with pytest.raises(ConfigError) as info:
+        load_settings(env)
+    assert name in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_postgres_urls_use_psycopg3():
+    assert normalize_database_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalize_database_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert load_settings({**GOOD, "DATABASE_URL": "postgresql://u@h/db"}).database_url.startswith("postgresql+psycopg")
+
+
+def test_iv_is_ignored_with_a_warning(caplog):
+    settings = load_settings({**GOOD, "IV": "00" * 16})
+    assert settings.encryption_key == bytes.fromhex("ab" * 32)
+    assert "IV is set but ignored" in caplog.text

@@ -1,0 +1,50 @@
+"""Usage routes: a key's own figures (`/api/usage`) and the admin report (`/admin/usage`)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from flask import Blueprint, jsonify, request
+
+from llmproxy.billing import usage_reports
+from llmproxy.keys import virtual_keys
+from llmproxy.limits import reservations
+from llmproxy.storage.money import money
+from web.auth import authenticate_admin, authenticate_client
+from web.context import db, resources
+
+# No url_prefix: the two routes live under different prefixes and authenticate differently.
+bp = Blueprint("usage", __name__)
+
+
+def _remaining(key) -> dict:
+    """What the key may still use now; Redis is asked only when the key has a rate limit."""
+    remaining: dict[str, object] = {"requests": None, "tokens": None, "budget_usd": None}
+    if key.rpm_limit is not None or key.tpm_limit is not None:
+        state = reservations.peek(
+            resources().redis, key_id=key.id, limits=reservations.KeyLimits(rpm=key.rpm_limit, tpm=key.tpm_limit)
+        )
+        remaining.update(requests=state.remaining_requests, tokens=state.remaining_tokens)
+    if key.budget_usd is not None:
+        remaining["budget_usd"] = money(max(key.budget_usd - key.spend_usd, Decimal(0)))
+    return remaining
+
+
+@bp.get("/api/usage")
+def key_usage():
+    """The calling key's limits, spend and ledger totals; never another key's."""
+    key = virtual_keys.get_key(db(), authenticate_client().id)  # fresh spend, not the cached snapshot
+    return jsonify({**usage_reports.key_usage(db(), key), "remaining": _remaining(key)})
+
+
+@bp.get("/admin/usage")
+def usage_report():
+    """Ledger totals grouped by key, model, provider or UTC day over [since, until)."""
+    authenticate_admin()
+    rows = usage_reports.usage_report(
+        db(),
+        group_by=request.args.get("group_by", "key"),
+        since=usage_reports.parse_time(request.args.get("since"), "since"),
+        until=usage_reports.parse_time(request.args.get("until"), "until"),
+    )
+    return jsonify({"object": "list", "data": rows})

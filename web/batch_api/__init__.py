@@ -1,0 +1,1 @@
+"""OpenAI's Batch API: input and output files, and batches of requests run as jobs."""

@@ -1,0 +1,82 @@
+"""OpenAI's Batch API: POST /v1/batches, GET /v1/batches[/{id}], POST /v1/batches/{id}/cancel."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from flask import Blueprint, jsonify, request
+
+from llmproxy.batches import store
+from llmproxy.batches.states import BatchStatus
+from llmproxy.errors import bad_request
+from llmproxy.jobs import events
+from llmproxy.jobs.queues import DISPATCH_BATCH_TASK, FINALIZE_BATCH_TASK
+from llmproxy.jobs.submission import validate_metadata
+from llmproxy.validation import reject_unknown
+from web.auth import current_key, require_client
+from web.context import commit, db, resources
+from web.dispatch import send_batch_task
+from web.jsonbody import json_body
+from web.listing import limit_param, list_response
+
+log = logging.getLogger(__name__)
+bp = Blueprint("batches", __name__, url_prefix="/v1/batches")
+bp.before_request(require_client)
+
+FIELDS = {"input_file_id", "endpoint", "completion_window", "metadata", "output_expires_after"}
+
+
+@bp.post("")
+def create_batch():
+    """Create a batch from an uploaded file: `in_progress` with one job per line, or `failed` naming bad lines."""
+    data = json_body()
+    reject_unknown(data, FIELDS)
+    for name in ("input_file_id", "endpoint", "completion_window"):
+        if not isinstance(data.get(name), str) or not data[name]:
+            raise bad_request(f"Missing required parameter: '{name}'", code="missing_field", param=name)
+    batch = store.create_batch(
+        db(),
+        key=current_key(),
+        input_file_id=data["input_file_id"],
+        endpoint=data["endpoint"],
+        completion_window=data["completion_window"],
+        metadata=validate_metadata(data.get("metadata")),
+        settings=resources().settings,
+        output_expires_after=data.get("output_expires_after"),
+    )
+    commit()
+    if batch.status == BatchStatus.IN_PROGRESS:
+        send_batch_task(DISPATCH_BATCH_TASK, batch.id)
+    return jsonify(store.batch_json(db(), batch))
+
+
+@bp.get("/<batch_id>")
+def get_batch(batch_id):
+    """The batch object, with live request counts while it runs."""
+    return jsonify(store.batch_json(db(), store.get_own_batch(db(), current_key().id, batch_id)))
+
+
+@bp.get("")
+def list_batches():
+    """This key's batches, newest first: ?after=&limit=."""
+    page, has_more = store.list_batches(db(), current_key().id, limit=limit_param(), after=request.args.get("after"))
+    return list_response([store.batch_json(db(), b) for b in page], has_more)
+
+
+@bp.post("/<batch_id>/cancel")
+def cancel_batch(batch_id):
+    """Cancel: queued lines at once, running ones finish; `cancelling`, then `cancelled` with partial results."""
+    batch = store.get_own_batch(db(), current_key().id, batch_id)
+    cancelled = store.cancel_batch(db(), batch)
+    commit()
+    if cancelled:
+        try:
+            events.publish_cancelled(resources().redis, cancelled)
+        except redis.RedisError:
+            # The cancel is committed; long-pollers of these lines see it when their wait ends.
+            log.warning("could not wake the long-pollers of batch %s's cancelled lines", batch.id)
+    if batch.status == BatchStatus.CANCELLING:
+        # A worker writes the partial results once no line runs (the sweeper does if this message is lost).
+        send_batch_task(FINALIZE_BATCH_TASK, batch.id)
+    return jsonify(store.batch_json(db(), batch))

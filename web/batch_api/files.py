@@ -1,0 +1,89 @@
+"""Files of the Batch API: POST /v1/files (multipart), GET /v1/files[/{id}[/content]], DELETE /v1/files/{id}."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, Response, jsonify, request
+
+from llmproxy.batches import files
+from llmproxy.errors import bad_request
+from web.auth import authenticate_client, current_key
+from web.context import db, resources
+from web.listing import limit_param, list_response
+
+bp = Blueprint("files", __name__, url_prefix="/v1/files")
+MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and the purpose field around the file
+MAX_LIST = 10_000
+
+
+@bp.before_request
+def _authenticate_and_size():
+    if request.endpoint == "files.upload_file":
+        # Uploads may be far larger than a chat request (the app's MAX_CONTENT_LENGTH): this route only.
+        request.max_content_length = resources().settings.max_batch_file_bytes + MULTIPART_OVERHEAD
+    authenticate_client()
+
+
+@bp.post("")
+def upload_file():
+    """Store a batch input file: multipart `file` and `purpose=batch`."""
+    upload = request.files.get("file")
+    if upload is None:
+        raise bad_request(
+            "Missing required parameter: 'file' (multipart/form-data)", code="missing_field", param="file"
+        )
+    purpose = request.form.get("purpose")
+    if purpose is None:
+        raise bad_request("Missing required parameter: 'purpose'", code="missing_field", param="purpose")
+    row = files.upload_file(
+        db(),
+        api_key_id=current_key().id,
+        purpose=purpose,
+        filename=upload.filename or "upload.jsonl",
+        content=upload.read(),
+        settings=resources().settings,
+    )
+    return jsonify(files.file_json(row))
+
+
+@bp.get("")
+def list_files():
+    """This key's files: ?purpose=&limit=&order=asc|desc&after=."""
+    limit = limit_param(default=MAX_LIST, maximum=MAX_LIST)
+    order = request.args.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise bad_request("'order' must be 'asc' or 'desc'", param="order")
+    page, has_more = files.list_files(
+        db(),
+        current_key().id,
+        purpose=request.args.get("purpose"),
+        limit=limit,
+        after=request.args.get("after"),
+        newest_first=order == "desc",
+    )
+    return list_response([files.file_json(row) for row in page], has_more)
+
+
+@bp.get("/<file_id>")
+def get_file(file_id):
+    """The file object."""
+    return jsonify(files.file_json(files.get_own_file(db(), current_key().id, file_id)))
+
+
+@bp.get("/<file_id>/content")
+def file_content(file_id):
+    """The file's bytes (JSONL)."""
+    row = files.get_own_file(db(), current_key().id, file_id)
+    safe_name = re.sub(r"[^A-Za-z0-9._-]", "_", row.filename) or "file.jsonl"
+    return Response(
+        row.content,
+        mimetype="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{safe_name}"'},
+    )
+
+
+@bp.delete("/<file_id>")
+def delete_file(file_id):
+    """Delete the file; OpenAI's deletion object."""
+    return jsonify(files.delete_file(db(), files.get_own_file(db(), current_key().id, file_id)))

@@ -1,0 +1,95 @@
+"""Job polling: POST /v1/jobs, GET /v1/jobs[/{id}] (long-poll with ?wait=N), POST /v1/jobs/{id}/cancel."""
+
+from __future__ import annotations
+
+import redis
+from flask import Blueprint, Response, request
+
+from llmproxy.batches.store import get_own_batch
+from llmproxy.errors import bad_request
+from llmproxy.jobs import events
+from llmproxy.jobs.serialize import job_json
+from llmproxy.jobs.states import FINAL_JOB_STATUSES, JobStatus
+from llmproxy.jobs.store import cancel_job as cancel_queued_job
+from llmproxy.jobs.store import get_own_job
+from llmproxy.jobs.store import list_jobs as list_own_jobs
+from llmproxy.jobs.submission import chat_job_body
+from llmproxy.limits.reservations import release
+from web.auth import current_key, require_client
+from web.context import commit, db, release_connection, resources
+from web.jsonbody import json_body
+from web.listing import limit_param, list_response
+from web.submission import job_response, submit_job
+
+bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
+bp.before_request(require_client)
+
+MAX_WAIT_SECONDS = 60
+
+
+@bp.post("")
+def create_job() -> Response:
+    """Submit a chat completion as a job: 202 + job + Location."""
+    body, metadata = chat_job_body(json_body())
+    return submit_job(body, metadata)
+
+
+def wait_seconds(raw: str | None) -> float:
+    """The ?wait=N of a long poll, 0..60 seconds."""
+    if raw is None:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise bad_request("'wait' must be a number of seconds", param="wait") from None
+    if not 0 <= value <= MAX_WAIT_SECONDS:
+        raise bad_request(f"'wait' must be between 0 and {MAX_WAIT_SECONDS}", param="wait")
+    return value
+
+
+@bp.get("/<job_id>")
+def get_job(job_id: str) -> Response:
+    """The job; ?wait=N long-polls until it ends or N seconds pass."""
+    key_id = current_key().id
+    wait = wait_seconds(request.args.get("wait"))
+    job = get_own_job(db(), key_id, job_id)
+    if wait and job.status not in FINAL_JOB_STATUSES:
+        release_connection()
+        events.wait_for_end(resources().redis, job_id, wait)
+        job = get_own_job(db(), key_id, job_id)
+    return job_response(job)
+
+
+@bp.get("")
+def list_jobs() -> Response:
+    """This key's jobs, newest first: ?status=&batch_id=&limit=&after=."""
+    status = request.args.get("status")
+    if status is not None and status not in set(JobStatus):
+        raise bad_request(f"'status' must be one of {', '.join(JobStatus)}", param="status")
+    batch_id = request.args.get("batch_id")
+    if batch_id is not None:
+        get_own_batch(db(), current_key().id, batch_id)  # another key's batch is 404, like an unknown one
+    page, has_more = list_own_jobs(
+        db(), current_key().id, status=status, limit=limit_param(), after=request.args.get("after"), batch_id=batch_id
+    )
+    return list_response([job_json(j) for j in page], has_more)
+
+
+@bp.post("/<job_id>/cancel")
+def cancel_job(job_id: str) -> Response:
+    """Cancel a queued job now; ask a running one to stop."""
+    job = get_own_job(db(), current_key().id, job_id)
+    client = resources().redis
+    cancelled_now = job.status not in FINAL_JOB_STATUSES and cancel_queued_job(db(), job)
+    if job.status not in FINAL_JOB_STATUSES:
+        events.request_cancel(client, job.id)
+    commit()
+    if job.status == JobStatus.CANCELLED:
+        # Wake whoever waits on it (a synchronous caller or a long poll), and free what it reserved.
+        events.publish(client, job.id, events.Cancelled.job(), run=job.run_count)
+        if cancelled_now:
+            try:
+                release(client, key_id=job.api_key_id, request_id=job.id)
+            except redis.RedisError:  # the reservation expires on its own; the cancel is committed
+                pass
+    return job_response(job)

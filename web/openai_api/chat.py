@@ -1,0 +1,77 @@
+"""POST /v1/chat/completions: admit, store the job, enqueue it, wait for the worker's hand-off."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, Response, g, request
+
+from llmproxy.catalog.chains import cached_price_chain
+from llmproxy.chat.validation import validate_chat_request, wants_usage_chunk
+from llmproxy.ids import new_job_id
+from llmproxy.jobs import events
+from llmproxy.jobs.events import FINAL_EVENTS
+from llmproxy.jobs.queues import Queue
+from llmproxy.jobs.store import create_job
+from llmproxy.limits import reservations
+from llmproxy.limits.admission import admit, ratelimit_headers
+from web.auth import current_key, require_client
+from web.context import commit, db, release_connection, resources
+from web.dispatch import enqueue
+from web.jsonbody import json_body
+from web.openai_api.answers import final_response, still_running, sync_timeout
+from web.openai_api.prefer import parse_prefer, prefer_wait
+from web.openai_api.sse import sse_response
+from web.submission import submit_job
+
+bp = Blueprint("completions", __name__)
+bp.before_request(require_client)
+
+
+@bp.post("/v1/chat/completions")
+@bp.post("/chat/completions")
+def chat_completions() -> Response:
+    """OpenAI's chat completions, served through the queue (streamed or not)."""
+    key = current_key()
+    body = json_body()
+    prefer = parse_prefer(request.headers.get("Prefer", ""))
+    if "respond-async" in prefer:
+        response = submit_job(body, None)
+        response.headers["Preference-Applied"] = "respond-async"
+        return response
+    settings = resources().settings
+    model = body.get("model")
+    chain = cached_price_chain(resources().snapshots, db(), model) if isinstance(model, str) and model else []
+    validate_chat_request(db(), key, body, lookup=lambda name: chain[0] if chain and chain[0].model == name else None)
+    stream = bool(body.get("stream"))
+    wait = prefer_wait(prefer, ceiling=settings.sync_timeout_seconds)
+    job_id = new_job_id()
+    admission = admit(
+        resources().redis,
+        key=key,
+        request_id=job_id,
+        body=body,
+        chain=chain,
+        default_max_tokens=settings.default_max_tokens,
+    )
+    try:
+        create_job(db(), api_key=key, body=body, queue=Queue.INTERACTIVE, stream=stream, job_id=job_id)
+        commit()
+        enqueue(job_id, Queue.INTERACTIVE)
+    except Exception:
+        if admission is not None:
+            reservations.release(resources().redis, key_id=key.id, request_id=job_id)
+        raise
+    release_connection()
+    g.ratelimit_headers = ratelimit_headers(admission)
+    deadline = time.monotonic() + (wait if wait is not None else settings.sync_timeout_seconds)
+    idle = settings.sync_timeout_seconds if stream and wait is None else None
+    followed = events.follow(resources().redis, job_id, deadline, idle=idle)
+    first = next(followed)
+    if first is None:
+        if wait is not None:
+            return still_running(job_id, wait)
+        raise sync_timeout(job_id)
+    if isinstance(first.event, FINAL_EVENTS):
+        return final_response(job_id, first.event)
+    return sse_response(job_id, first, followed, include_usage=wants_usage_chunk(body))

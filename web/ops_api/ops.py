@@ -1,0 +1,73 @@
+"""Operations routes: liveness, readiness, metrics."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+from sqlalchemy import text
+
+from llmproxy.jobs.queues import Queue, queue_depth
+from llmproxy.telemetry import metrics
+from llmproxy.telemetry.heartbeats import live_consumers
+from web.context import db, resources
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    """200 while the process serves."""
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz():
+    """200 when the database and Redis answer and a worker consumes each queue; else 503 naming what is missing."""
+    problems: list[str] = []
+    try:
+        db().execute(text("SELECT 1"))
+    except Exception:  # noqa: BLE001 - any failure means "not ready", reported below
+        problems.append("database")
+    try:
+        client = resources().redis
+        client.ping()
+        for queue in list(Queue):
+            if live_consumers(client, queue) == 0:
+                problems.append(f"no worker consumes the '{queue}' queue")
+    except Exception:  # noqa: BLE001
+        problems.append("redis")
+    if problems:
+        return jsonify({"status": "unavailable", "missing": problems}), 503
+    return jsonify({"status": "ready"})
+
+
+@bp.get("/metrics")
+def prometheus_metrics():
+    """Prometheus text: requests, upstream attempts, queue depth, job latency, tokens and cost by model."""
+    try:
+        resources().counters.flush()  # this process's own counts, up to now
+    except Exception:  # noqa: BLE001 - Redis is down: render() below says so with a 5xx
+        pass
+    client = resources().redis
+    depths = {queue.value: queue_depth(client, queue) for queue in Queue}
+    return Response(metrics.render(client, queue_depths=depths), mimetype="text/plain; version=0.0.4")
+
+
+def init_metrics(app) -> None:
+    """Count every response by route template (never the raw path: ids would explode the label set)."""
+    import logging
+
+    from flask import request
+
+    log = logging.getLogger(__name__)
+
+    @app.after_request
+    def _count(response):
+        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        if route != "/metrics":
+            try:
+                metrics.record_http(
+                    resources().counters, route=route, method=request.method, status=response.status_code
+                )
+            except Exception:
+                log.warning("could not record a metric", exc_info=True)
+        return response

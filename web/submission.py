@@ -1,0 +1,57 @@
+"""Submitting a request as a job (POST /v1/jobs and `Prefer: respond-async`): store it, enqueue it, answer 202."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, jsonify, request
+from sqlalchemy.exc import IntegrityError
+
+from llmproxy.chat.validation import validate_chat_request
+from llmproxy.errors import bad_request
+from llmproxy.jobs.queues import Queue
+from llmproxy.jobs.serialize import job_json
+from llmproxy.jobs.store import create_job, request_fingerprint
+from llmproxy.jobs.submission import idempotency_conflict, replayed_job, validate_idempotency_key
+from llmproxy.storage.models import Job
+from web.auth import current_key
+from web.context import commit, db
+from web.dispatch import enqueue
+
+
+def job_response(job: Job, status: int = 200) -> Response:
+    """The job object, with Location for a 202."""
+    response = jsonify(job_json(job))
+    response.status_code = status
+    response.headers["x-request-id"] = job.id
+    if status == 202:
+        response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return response
+
+
+def submit_job(body: dict[str, Any], metadata: dict[str, str] | None, *, queue: Queue = Queue.BATCH) -> Response:
+    """Store a job for the caller (honouring Idempotency-Key), enqueue it, answer 202 with the job."""
+    key = current_key()
+    if body.get("stream"):
+        raise bad_request("Streaming is not available for jobs; poll the job instead", param="stream")
+    validate_chat_request(db(), key, body)
+    idem = validate_idempotency_key(request.headers.get("Idempotency-Key"))
+    fingerprint = request_fingerprint({"body": body, "metadata": metadata})
+    if idem and (existing := replayed_job(db(), api_key_id=key.id, idempotency_key=idem, fingerprint=fingerprint)):
+        return job_response(existing, 202)
+    try:
+        job = create_job(
+            db(), api_key=key, body=body, queue=queue, metadata=metadata, idempotency_key=idem, request_hash=fingerprint
+        )
+        commit()
+    except IntegrityError:
+        # Another request with the same Idempotency-Key won the insert.
+        db().rollback()
+        if idem:
+            existing = replayed_job(db(), api_key_id=key.id, idempotency_key=idem, fingerprint=fingerprint)
+            if existing is not None:
+                return job_response(existing, 202)
+            raise idempotency_conflict() from None
+        raise
+    enqueue(job.id, queue)
+    return job_response(job, 202)
