@@ -31,6 +31,12 @@ PROTECTED_REDIS_DBS = {0, 14, 15}
 INTERACTIVE, BATCH = "interactive", "batch"
 
 
+def celery_worker(queue: str, *, threads: int, node: str, loglevel: str) -> list[str]:
+    """The command line of a Celery worker on one queue, as the Procfile runs it (threads pool)."""
+    options = ["-Q", queue, "-P", "threads", "-c", str(threads), "-n", node, "--loglevel", loglevel]
+    return [PYTHON, "-m", "celery", "-A", "worker.main", "worker", *options]
+
+
 def heartbeat_key(queue: str) -> str:
     return f"llmproxy:consumers:{queue}"
 
@@ -153,24 +159,7 @@ class Proxy:
             node = f"bench{i + 1}@localhost"
             child = self.procs.start(
                 f"worker{i + 1}",
-                [
-                    PYTHON,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "worker.main",
-                    "worker",
-                    "-Q",
-                    INTERACTIVE,
-                    "-P",
-                    "threads",
-                    "-c",
-                    str(cfg.worker_threads),
-                    "-n",
-                    node,
-                    "--loglevel",
-                    cfg.worker_loglevel,
-                ],
+                celery_worker(INTERACTIVE, threads=cfg.worker_threads, node=node, loglevel=cfg.worker_loglevel),
                 self.env,
             )
             self.workers.append(child)
@@ -243,24 +232,7 @@ class Proxy:
         node = "benchbatch@localhost"
         self.batch_worker = self.procs.start(
             "batch",
-            [
-                PYTHON,
-                "-m",
-                "celery",
-                "-A",
-                "worker.main",
-                "worker",
-                "-Q",
-                BATCH,
-                "-P",
-                "threads",
-                "-c",
-                str(cfg.batch_threads),
-                "-n",
-                node,
-                "--loglevel",
-                cfg.worker_loglevel,
-            ],
+            celery_worker(BATCH, threads=cfg.batch_threads, node=node, loglevel=cfg.worker_loglevel),
             self.env,
         )
         if beat:

@@ -34,7 +34,7 @@ from llmproxy.storage.models import ApiKey, Batch, Job
 from llmproxy.storage.timestamps import utcnow
 
 TOUCHED_KEY = "llmproxy:batch:touched"  # sorted set: job id -> unix time a task last ran for it
-CHUNK = 500
+IDS_PER_STATEMENT = 500
 MIN_WINDOW, MAX_WINDOW = 10, 1000
 
 Send = Callable[[list[str]], None]
@@ -64,10 +64,10 @@ def claim_unsent(session: Session, batch_id: str, n: int) -> list[str]:
         )
         if not ids:
             break
-        for start in range(0, len(ids), CHUNK):
+        for start in range(0, len(ids), IDS_PER_STATEMENT):
             claimed += session.scalars(
                 update(Job)
-                .where(Job.id.in_(ids[start : start + CHUNK]), Job.enqueued_at.is_(None))
+                .where(Job.id.in_(ids[start : start + IDS_PER_STATEMENT]), Job.enqueued_at.is_(None))
                 .values(enqueued_at=utcnow())
                 .returning(Job.id)
                 .execution_options(synchronize_session=False)
@@ -77,8 +77,8 @@ def claim_unsent(session: Session, batch_id: str, n: int) -> list[str]:
 
 def _send_claimed(session_factory: sessionmaker[Session], ids: list[str], send: Send) -> int:
     try:
-        for start in range(0, len(ids), CHUNK):
-            send(ids[start : start + CHUNK])
+        for start in range(0, len(ids), IDS_PER_STATEMENT):
+            send(ids[start : start + IDS_PER_STATEMENT])
     except BaseException:
         # Unsent lines go back to waiting for the window (a partly sent chunk only duplicates messages).
         with session_scope(session_factory) as session:
@@ -166,10 +166,10 @@ def lost_lines(
             scores = client.zmscore(TOUCHED_KEY, candidates)
             lost = [job_id for job_id, score in zip(candidates, scores) if score is None or score < recent]
         # Restamp every candidate: lost ones are sent now, the others need no look for another period.
-        for start in range(0, len(candidates), CHUNK):
+        for start in range(0, len(candidates), IDS_PER_STATEMENT):
             session.execute(
                 update(Job)
-                .where(Job.id.in_(candidates[start : start + CHUNK]))
+                .where(Job.id.in_(candidates[start : start + IDS_PER_STATEMENT]))
                 .values(enqueued_at=utcnow())
                 .execution_options(synchronize_session=False)
             )
@@ -182,6 +182,6 @@ def requeue_lost(
 ) -> int:
     """Send a new task for every lost line; return how many."""
     lost = lost_lines(session_factory, client, stale_seconds=stale_seconds)
-    for start in range(0, len(lost), CHUNK):
-        send(lost[start : start + CHUNK])
+    for start in range(0, len(lost), IDS_PER_STATEMENT):
+        send(lost[start : start + IDS_PER_STATEMENT])
     return len(lost)

@@ -18,7 +18,7 @@ from llmproxy.storage.engine import session_scope
 from llmproxy.storage.models import Batch, Job, StoredFile
 from llmproxy.storage.timestamps import utcnow
 
-CHUNK = 1000
+ROWS_PER_DELETE = 1000
 MIN_DAYS = 1.0  # Idempotency-Keys are promised for 24 h; their jobs must live that long
 
 
@@ -56,11 +56,11 @@ def _delete_in_chunks(
     total = 0
     for _ in range(max_rounds):
         with session_scope(session_factory) as session:
-            ids = list(session.scalars(query.limit(CHUNK)))
+            ids = list(session.scalars(query.limit(ROWS_PER_DELETE)))
             if not ids:
                 break
             session.execute(delete(model).where(model.id.in_(ids)).execution_options(synchronize_session=False))
         total += len(ids)
-        if len(ids) < CHUNK:
+        if len(ids) < ROWS_PER_DELETE:
             break
     return total
