@@ -19,12 +19,12 @@ from typing import Any, TextIO, TypeVar
 import click
 import requests
 
+from llmproxy.batches.states import FINAL_BATCH_STATUSES
 from llmproxy.devtools.cli.app import emit, main
 from llmproxy.jsontypes import JSON
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-FINAL = ("completed", "failed", "expired", "cancelled")
 RETRYABLE = (502, 503, 504)
 
 
@@ -103,7 +103,7 @@ class Progress:
         text = self.render(total, completed, failed, batch["status"])
         if self.tty:
             self.stream.write("\r" + text.ljust(len(self.last_text)))
-        elif text != self.last_text and (now - self.last_print >= 2 or batch["status"] in FINAL):
+        elif text != self.last_text and (now - self.last_print >= 2 or batch["status"] in FINAL_BATCH_STATUSES):
             self.stream.write(text + "\n")
             self.last_print = now
         self.stream.flush()
@@ -143,7 +143,7 @@ def follow(client: BatchClient, batch: JSON, *, poll: float) -> JSON:
     """Poll the batch until it ends (transient proxy or network errors are waited out); return it."""
     progress = Progress()
     try:
-        while batch["status"] not in FINAL:
+        while batch["status"] not in FINAL_BATCH_STATUSES:
             progress.update(batch)
             time.sleep(poll)
             try:
