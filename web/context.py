@@ -7,8 +7,6 @@ The session is opened on first use, committed before the response leaves (so a 2
 from __future__ import annotations
 
 import logging
-import threading
-from typing import Any
 
 import redis
 from celery import Celery
@@ -28,21 +26,17 @@ EXTENSION = "llmproxy"
 class WebResources(Resources):
     """The process's resources plus a Celery producer for sending tasks by name (the web never imports the worker)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._celery: Celery | None = None
-        self._producer_lock = threading.Lock()
+    _celery: Celery | None = None
 
     @property
     def celery(self) -> Celery:
         """A Celery app used only to send tasks."""
-        if self._celery is None:
-            with self._producer_lock:
-                if self._celery is None:
-                    app = Celery("llmproxy-web", set_as_current=False)
-                    app.conf.update(celery_config(self.settings))
-                    self._celery = app
-        return self._celery
+        return self._once("_celery", self._build_celery)
+
+    def _build_celery(self) -> Celery:
+        app = Celery("llmproxy-web", set_as_current=False)
+        app.conf.update(celery_config(self.settings))
+        return app
 
 
 def resources() -> WebResources:

@@ -71,9 +71,9 @@ def _attempt(step: Step, outcome: str, status: int | None, started: float, messa
 def _delay(policy: RetryPolicy, retry: int, retry_after: float | None) -> float | None:
     """Seconds to wait before retry number `retry`, or None when the provider asks for longer than the cap."""
     if retry_after is not None:
-        return float(retry_after) if retry_after <= policy.max_seconds else None
-    backoff = min(policy.max_seconds, policy.base_seconds * (2**retry))
-    return float(backoff * random.uniform(0.5, 1.0))
+        return retry_after if retry_after <= policy.max_seconds else None
+    backoff = min(policy.max_seconds, policy.base_seconds * 2.0**retry)
+    return backoff * random.uniform(0.5, 1.0)
 
 
 def run_chain(

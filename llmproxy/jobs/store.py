@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, cast
+from typing import cast
 
-from sqlalchemy import CursorResult, Table, and_, bindparam, or_, select, update
+from sqlalchemy import Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from llmproxy.errors import error_object
@@ -13,6 +13,7 @@ from llmproxy.ids import new_job_id
 from llmproxy.jobs.states import JobStatus
 from llmproxy.jsontypes import JSON
 from llmproxy.keys.virtual_keys import KeyInfo
+from llmproxy.storage.engine import rowcount
 from llmproxy.storage.models import ApiKey, Job
 from llmproxy.storage.pagination import page_after
 from llmproxy.storage.timestamps import utcnow
@@ -109,7 +110,7 @@ def renew_lease(session: Session, job_id: str, run: int, *, lease_seconds: float
         .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
         .execution_options(synchronize_session=False)
     )
-    return cast(CursorResult[Any], result).rowcount == 1
+    return rowcount(result) == 1
 
 
 def get_job(session: Session, job_id: str) -> Job | None:
@@ -188,7 +189,7 @@ def cancel_job(session: Session, job: Job) -> bool:
         )
         .execution_options(synchronize_session=False)
     )
-    if cast(CursorResult[Any], result).rowcount == 1:
+    if rowcount(result) == 1:
         session.refresh(job)
         return True
     if job.status == JobStatus.IN_PROGRESS:
