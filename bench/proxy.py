@@ -118,6 +118,7 @@ class Proxy:
         self.nodes: list[str] = []  # Celery node names, as their heartbeats name them
         self.batch_worker: Child | None = None
         self.beat: Child | None = None
+        self.writer: Child | None = None  # stores ended jobs and bills them (the Procfile's `writer`)
 
     def _cli(self, *args: str) -> str:
         return run_command([PYTHON, "-m", "llmproxy", *args], {**self.procs.env, **self.env})
@@ -164,6 +165,8 @@ class Proxy:
             )
             self.workers.append(child)
             self.nodes.append(node)
+        if self.writer is None:
+            self.writer = self.procs.start("writer", [PYTHON, "-m", "worker.writer"], self.env)
         port = free_port()
         self.web = self.procs.start(
             "web",

@@ -351,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
                 components["batch"] = tree(lambda: proxy.batch_worker.pid)
             if proxy.beat is not None:
                 components["beat"] = tree(lambda: proxy.beat.pid)
+            if proxy.writer is not None:
+                components["writer"] = tree(lambda: proxy.writer.pid)
             return CpuMeter({**components, **stub_cpu})
 
         proxy_results: dict[str, dict[int, LevelResult]] = {}

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from llmproxy.catalog.snapshots import Snapshots, bump_version
 from llmproxy.config import Settings
+from llmproxy.jobs.lease import LeaseRenewer
 from llmproxy.storage.engine import make_engine, make_session_factory
 from llmproxy.telemetry.metrics import Counters
 
@@ -47,6 +48,7 @@ class Resources:
         self._session_factory: sessionmaker[Session] | None = None
         self._redis: redis.Redis | None = None
         self._counters: Counters | None = None
+        self._leases: LeaseRenewer | None = None
 
     def _once(self, attr: str, build: Callable[[], T]) -> T:
         # Double-checked: the hot path reads an attribute; only the first use takes the lock.
@@ -82,6 +84,11 @@ class Resources:
         """This process's metric counters, sent to Redis once a second (and before each scrape)."""
         return self._once("_counters", lambda: Counters(self.redis))
 
+    @property
+    def leases(self) -> LeaseRenewer:
+        """The process's lease renewer: one thread renews every running job's lease."""
+        return self._once("_leases", lambda: LeaseRenewer(self.redis, self.settings.job_lease_seconds))
+
     def announce_config_change(self) -> None:
         """Tell every process to drop its config snapshots (a committed change is then seen at once)."""
         bump_version(self.redis)
@@ -94,6 +101,7 @@ class Resources:
             self._engine = self._session_factory = None
             self._redis = None
             self._counters = None
+            self._leases = None
 
     def close(self) -> None:
         """Close the pools (a CLI command or a test is done with them)."""
@@ -107,3 +115,4 @@ class Resources:
             self._engine = self._session_factory = None
             self._redis = None
             self._counters = None
+            self._leases = None

@@ -18,10 +18,11 @@ from llmproxy.config import load_settings, normalize_database_url
 from llmproxy.devtools.embedded_redis import EmbeddedRedis
 from llmproxy.devtools.stub_upstream import StubUpstream
 from llmproxy.devtools.waiting import wait_for
+from llmproxy.jobs.writer import RecordWriter
 from llmproxy.storage import migrate
 from llmproxy.storage.engine import make_engine, make_session_factory, session_scope
 from llmproxy.storage.models import ApiKey, Batch, Job, KeyCredential, ModelConfig, Provider, StoredFile, UsageEntry
-from tests.support.processes import WorkerProcess
+from tests.support.processes import WorkerProcess, WriterProcess
 
 ADMIN_KEY = "admin-test-key-0123456789"
 SCRATCH_DB = 15  # limits/unit tests flush this Redis database; the app and workers use the URL's
@@ -121,6 +122,9 @@ def _clean(session_factory, redis_url) -> None:
     # row between two of these deletes; the whole clean-up is one transaction, so try it again until a pass
     # finds nothing new referencing what it deletes.
     conflicts: list[IntegrityError] = []
+    client = redis_lib.Redis.from_url(redis_url)
+    # What earlier tests' jobs left for the writer is stored first, while their keys still exist.
+    RecordWriter(session_factory, client, consumer="tests", block_ms=10).drain()
 
     def one_pass() -> bool:
         try:
@@ -136,7 +140,6 @@ def _clean(session_factory, redis_url) -> None:
         wait_for(one_pass, timeout=30, interval=0.01, message="a clean-up pass that nothing new references")
     except TimeoutError as timeout:
         raise timeout from conflicts[-1]
-    client = redis_lib.Redis.from_url(redis_url)
     keys = list(client.scan_iter("llmproxy:job:*", count=1000))
     if keys:
         client.delete(*keys)
@@ -213,11 +216,22 @@ def upstream(stub, db, settings):
 
 @pytest.fixture(scope="session")
 def worker(env):
-    """A real Celery worker process consuming both queues for the whole session."""
+    """A real Celery worker process consuming both queues, and a writer storing what it ends, for the session."""
+    writer = WriterProcess(env)
+    writer.start()
     proc = WorkerProcess(env)
     proc.start()
     yield proc
     proc.stop()
+    writer.stop()
+
+
+@pytest.fixture
+def records(db, redis_url):
+    """An in-process writer: `records.drain()` stores every ended job's record now (as the writer process would)."""
+    client = redis_lib.Redis.from_url(redis_url)
+    yield RecordWriter(db, client, consumer="tests", block_ms=10)
+    client.close()
 
 
 @pytest.fixture

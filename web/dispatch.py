@@ -8,6 +8,8 @@ import redis
 from kombu.exceptions import KombuError
 
 from llmproxy.errors import dependency_unavailable
+from llmproxy.jobs import live
+from llmproxy.jobs.live_job import LiveJob
 from llmproxy.jobs.queues import RUN_JOB_TASK, Queue
 from llmproxy.jobs.store import get_job
 from web.context import commit, db, resources
@@ -25,6 +27,20 @@ def enqueue(job_id: str, queue: str) -> None:
         if job is not None:
             session.delete(job)
             commit()
+        raise dependency_unavailable("Redis") from exc
+
+
+def enqueue_live(job: LiveJob) -> None:
+    """Make an interactive job live in Redis and send its task; if either fails, nothing of it stays."""
+    client = resources().redis
+    try:
+        live.create(client, job, lease_seconds=resources().settings.job_lease_seconds)
+        resources().celery.send_task(RUN_JOB_TASK, args=[job.id], queue=job.queue)
+    except Exception as exc:
+        try:
+            live.discard(client, job.id)
+        except redis.RedisError:
+            log.warning("could not discard job %s; it expires on its own", job.id)
         raise dependency_unavailable("Redis") from exc
 
 

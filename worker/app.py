@@ -41,8 +41,10 @@ def create_celery(settings: Settings | None = None) -> Celery:
             raise SystemExit(f"configuration error: {exc}") from None
     app = Celery("llmproxy", set_as_current=True)
     app.conf.update(celery_config(settings))
+    # Every 5 s at most: a caller whose worker died waits one lease and at most this long more.
+    sweep_every = max(1.0, min(5.0, settings.job_lease_seconds / 3))
     app.conf.beat_schedule = {
-        "sweep-lost-jobs": {"task": "llmproxy.sweep_jobs", "schedule": max(1.0, settings.job_lease_seconds / 3)},
+        "sweep-lost-jobs": {"task": "llmproxy.sweep_jobs", "schedule": sweep_every},
         "sweep-batches": {"task": "llmproxy.sweep_batches", "schedule": max(1.0, settings.job_lease_seconds / 3)},
         "purge-records": {"task": "llmproxy.purge_records", "schedule": 3600.0},
     }

@@ -7,6 +7,7 @@ import logging
 from celery import shared_task
 
 from llmproxy.batches import dispatch, results
+from llmproxy.jobs import live
 from llmproxy.jobs.execution import execute_job
 from llmproxy.jobs.pacing import Deferred
 from llmproxy.jobs.queues import DISPATCH_BATCH_TASK, FINALIZE_BATCH_TASK, RUN_JOB_TASK, Queue
@@ -35,6 +36,7 @@ def run_job(self, job_id: str) -> str | None:
             queue=queue,
             snapshots=res.snapshots,
             counters=res.counters,
+            leases=res.leases,
         )
     except Deferred as wait:
         # Paced: the key has no capacity now; come back when it returns.
@@ -71,9 +73,11 @@ def finalize_batch(batch_id: str) -> str | None:
 def sweep_jobs() -> int:
     """Re-enqueue jobs whose task was lost (worker killed, Redis flushed)."""
     res = resources()
+    # In Redis: jobs whose lease lapsed (a dead worker's run, or a message it had prefetched).
+    targets = live.due(res.redis, lease_seconds=res.settings.job_lease_seconds)
     with session_scope(res.session_factory) as session:
         lost = lost_jobs(session, queued_grace_seconds=res.settings.job_lease_seconds * 2)
-        targets = [(job.id, job.queue) for job in lost]
+        targets += [(job.id, job.queue) for job in lost]
     for job_id, queue in targets:
         run_job.apply_async(args=[job_id], queue=queue)
     if targets:

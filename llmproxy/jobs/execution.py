@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from decimal import Decimal
 from typing import Any
 
@@ -13,10 +14,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from llmproxy.catalog.snapshots import Snapshots
 from llmproxy.config import Settings
-from llmproxy.jobs import events
+from llmproxy.jobs import events, live
 from llmproxy.jobs.events import Chunk, Done, Served
 from llmproxy.jobs.finish import finish_job
-from llmproxy.jobs.lease import LeaseKeeper
+from llmproxy.jobs.lease import LeaseKeeper, LeaseRenewer
 from llmproxy.jobs.outcome import Outcome, outcome_of, record_outcome_metrics
 from llmproxy.jobs.pacing import pace, refuse_job
 from llmproxy.jobs.queues import Queue
@@ -43,14 +44,27 @@ def execute_job(
     snapshots: Snapshots | None = None,
     sleep: Callable[[float], None] = time.sleep,
     counters: Counters | None = None,
+    leases: LeaseRenewer | None = None,
 ) -> str | None:
     """Run a job if it is ours to run; return its final status, or None when another run owns it.
 
-    Queued jobs of the batch queue are paced first: they raise Deferred until
-    their key has capacity, instead of failing with 429.
+    Interactive jobs live in Redis until they end (see llmproxy.jobs.live). Queued jobs of the
+    batch queue are paced first: they raise Deferred until their key has capacity, instead of
+    failing with 429.
     """
     snapshots = snapshots or Snapshots(0)
     snapshots.sync(redis_client)
+    if queue == Queue.INTERACTIVE:
+        return _execute_live(
+            job_id,
+            session_factory=session_factory,
+            client=redis_client,
+            settings=settings,
+            snapshots=snapshots,
+            sleep=sleep,
+            counters=counters,
+            leases=leases or LeaseRenewer(redis_client, settings.job_lease_seconds),
+        )
     with session_scope(session_factory) as session:
         # Interactive jobs were admitted by the web; others are paced here, before they are claimed.
         pending = get_job(session, job_id) if queue != Queue.INTERACTIVE else None
@@ -67,9 +81,8 @@ def execute_job(
             return None
         run = job.run_count
         steps = build_steps(session, job, settings, snapshots)
-    outcome = _run(
-        job, run, steps, session_factory=session_factory, client=redis_client, settings=settings, sleep=sleep
-    )
+    lease = LeaseKeeper(session_factory, job.id, run, settings.job_lease_seconds)
+    outcome = _run(job, run, steps, client=redis_client, settings=settings, sleep=sleep, lease=lease)
     with session_scope(session_factory) as session:
         if not finish_job(session, job, run, outcome):
             log.info("job %s finished by another run; this run's result is dropped", job_id)
@@ -83,15 +96,55 @@ def execute_job(
     return job.status
 
 
+def _execute_live(
+    job_id: str,
+    *,
+    session_factory: sessionmaker[Session],
+    client: redis.Redis,
+    settings: Settings,
+    snapshots: Snapshots,
+    sleep: Callable[[float], None],
+    counters: Counters | None,
+    leases: LeaseRenewer,
+) -> str | None:
+    """Claim, run and finish an interactive job in Redis: no database write before the caller has the answer."""
+    claimed = live.claim(client, job_id, lease_seconds=settings.job_lease_seconds)
+    if isinstance(claimed, str):
+        _answer_again(session_factory, client, job_id, claimed)
+        return None
+    job, run = claimed.job, claimed.run
+    with session_scope(session_factory) as session:  # touches the database only when the catalog cache is cold
+        steps = build_steps(session, job, settings, snapshots)
+    outcome = _run(job, run, steps, client=client, settings=settings, sleep=sleep, lease=leases.holding(job_id, run))
+    _send_usage_chunk(client, job, run, outcome)
+    if not live.finish(client, job, run, outcome, settle=True):
+        log.info("job %s finished by another run; this run's result is dropped", job_id)
+        return None
+    record_outcome_metrics(client, counters, outcome)  # after the answer: nobody waits for the counters
+    return job.status
+
+
+def _answer_again(session_factory: sessionmaker[Session], client: redis.Redis, job_id: str, status: str) -> None:
+    """A task for a job that already ended (a redelivered or re-sent message): make sure its waiter has the answer."""
+    if status not in FINAL_JOB_STATUSES and status != "missing":
+        return  # another run has it
+    job = live.read(client, job_id)
+    if job is None:
+        with session_scope(session_factory) as session:
+            job = get_job(session, job_id)
+    if job is not None and job.status in FINAL_JOB_STATUSES:
+        events.publish(client, job_id, Done.of(job), run=job.run_count)
+
+
 def _run(
     job: Job,
     run: int,
     steps: list[Step],
     *,
-    session_factory: sessionmaker[Session],
     client: redis.Redis,
     settings: Settings,
     sleep: Callable[[float], None],
+    lease: AbstractContextManager[object],
 ) -> Outcome:
     """Run the chain under a renewed lease, relaying stream chunks as they come."""
     started = time.monotonic()
@@ -104,7 +157,7 @@ def _run(
         announced = True
         events.publish(client, job.id, Chunk(chunk, served), run=run)
 
-    with LeaseKeeper(session_factory, job.id, run, settings.job_lease_seconds):
+    with lease:
         chain = run_chain(
             steps,
             job.request,
@@ -127,7 +180,11 @@ def _settle(client: redis.Redis, job: Job, run: int, outcome: Outcome) -> None:
         actual_tokens=used,
         actual_cost_usd=outcome.cost_usd or Decimal(0),
     )
+    _send_usage_chunk(client, job, run, outcome)
+
+
+def _send_usage_chunk(client: redis.Redis, job: Job, run: int, outcome: Outcome) -> None:
+    """The upstream streamed no usage: a caller who asked for it (stream_options.include_usage) gets our count,
+    as OpenAI would send it, before the final event; the web drops this chunk for everyone else."""
     if job.stream and outcome.status == JobStatus.COMPLETED and outcome.usage is not None and outcome.usage.estimated:
-        # The upstream streamed no usage: a caller who asked for it (stream_options.include_usage)
-        # gets our count, as OpenAI would send it; the web drops this chunk for everyone else.
         events.publish(client, job.id, Chunk(events.usage_chunk(outcome.result or {})), run=run)

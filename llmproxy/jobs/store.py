@@ -55,12 +55,12 @@ def create_job(
     # A Core INSERT: every request does this once, and the ORM's unit of work measured a fifth of the
     # web's CPU per request (bench/). A duplicate Idempotency-Key raises IntegrityError here, as a flush would.
     # On the session's connection: the same transaction, without the ORM session's per-statement work.
-    session.connection().execute(_INSERT_JOB, {column.key: getattr(job, attr) for attr, column in _JOB_COLUMNS})
+    session.connection().execute(_INSERT_JOB, {column.key: getattr(job, attr) for attr, column in JOB_COLUMNS})
     return job
 
 
 # (attribute, column) of every mapped column of Job: `meta` is the column "metadata".
-_JOB_COLUMNS = [(prop.key, prop.columns[0]) for prop in Job.__mapper__.column_attrs]
+JOB_COLUMNS = [(prop.key, prop.columns[0]) for prop in Job.__mapper__.column_attrs]
 
 # Declarative classes type `__table__` as a FromClause; a mapped class's is always a Table.
 JOBS = cast(Table, Job.__table__)
@@ -99,7 +99,7 @@ def claim_job(session: Session, job_id: str, *, lease_seconds: float) -> Job | N
         return None
     session.commit()
     mapping = row._mapping
-    return Job(**{attr: mapping[column] for attr, column in _JOB_COLUMNS})
+    return Job(**{attr: mapping[column] for attr, column in JOB_COLUMNS})
 
 
 def renew_lease(session: Session, job_id: str, run: int, *, lease_seconds: float) -> bool:

@@ -106,28 +106,33 @@ return {reason == 0 and 1 or 0, reason, retry, never, count, used, reset(KEYS[1]
 """
 )
 
-# ARGV: now_ms|'', request_id, mode ('settle' | 'release'), actual_tokens, done_retention_ms, actual_cost
-FINISH_LUA = (
-    _LUA_COMMON
-    + """
-local rid, retention = ARGV[2], tonumber(ARGV[5])
-purge(retention)
-if redis.call('ZSCORE', KEYS[6], rid) then return 0 end
-local old = redis.call('HGET', KEYS[3], rid)
-if old and ARGV[3] == 'settle' then
-  redis.call('HSET', KEYS[3], rid, ARGV[4])  -- its admission time in KEYS[2] stays
-  redis.call('HINCRBY', KEYS[7], 'tokens', int(tonumber(ARGV[4]) - tonumber(old)))
-  extend(KEYS[7], WINDOW + 1000)
-elseif old then
-  drop(KEYS[2], KEYS[3], 'tokens', {rid})
+# The settle/release step as a Lua function, so a larger script (a job's finish) can settle in the same call.
+# KEYS[1..8] are the key's limit structures; `now` comes from _LUA_COMMON.
+_FINISH_FUNCTION = """
+local function finish_reservation(rid, mode, tokens, retention, cost)
+  purge(retention)
+  if redis.call('ZSCORE', KEYS[6], rid) then return 0 end
+  local old = redis.call('HGET', KEYS[3], rid)
+  if old and mode == 'settle' then
+    redis.call('HSET', KEYS[3], rid, tokens)  -- its admission time in KEYS[2] stays
+    redis.call('HINCRBY', KEYS[7], 'tokens', int(tonumber(tokens) - tonumber(old)))
+    extend(KEYS[7], WINDOW + 1000)
+  elseif old then
+    drop(KEYS[2], KEYS[3], 'tokens', {rid})
+  end
+  drop(KEYS[5], KEYS[4], 'cost', {rid})
+  if mode == 'settle' and tonumber(cost) > 0 then
+    redis.call('INCRBY', KEYS[8], cost)
+    redis.call('PEXPIRE', KEYS[8], 86400000)
+  end
+  redis.call('ZADD', KEYS[6], now, rid)
+  extend(KEYS[6], retention + 1000)
+  return 1
 end
-drop(KEYS[5], KEYS[4], 'cost', {rid})
-if ARGV[3] == 'settle' and tonumber(ARGV[6]) > 0 then
-  redis.call('INCRBY', KEYS[8], ARGV[6])
-  redis.call('PEXPIRE', KEYS[8], 86400000)
-end
-redis.call('ZADD', KEYS[6], now, rid)
-extend(KEYS[6], retention + 1000)
-return 1
 """
-)
+
+# What a script that settles as one of its steps starts with: ARGV[1] is now_ms|'' and KEYS[1..8] the limit keys.
+SETTLE_PRELUDE = _LUA_COMMON + _FINISH_FUNCTION
+
+# ARGV: now_ms|'', request_id, mode ('settle' | 'release'), actual_tokens, done_retention_ms, actual_cost
+FINISH_LUA = SETTLE_PRELUDE + "return finish_reservation(ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6])\n"

@@ -41,6 +41,7 @@ from typing import Literal, NamedTuple
 import redis as redis_lib
 
 from llmproxy.limits.lua import FINISH_LUA, RESERVE_LUA
+from llmproxy.luascript import LuaScript
 
 WINDOW_SECONDS = 60
 
@@ -51,6 +52,9 @@ DEFAULT_RESERVATION_TTL = 600.0
 DONE_RETENTION_SECONDS = 120
 
 NANO_PER_USD = 10**9
+
+_RESERVE = LuaScript(RESERVE_LUA)
+_FINISH = LuaScript(FINISH_LUA)
 
 Reason = Literal["requests", "tokens", "budget"]
 
@@ -127,10 +131,10 @@ def _now_ms(now: float | None) -> str:
 
 
 def _run_reserve(client: redis_lib.Redis, keys: LimitKeys, limits: KeyLimits, args: list[str | int]) -> Admission:
-    script = client.register_script(RESERVE_LUA)  # EVALSHA, reloaded if the server lost it
-    allowed, reason, retry, never, count, used, reset_req, reset_tok, reserved = script(
-        keys=list(keys),
-        args=[
+    allowed, reason, retry, never, count, used, reset_req, reset_tok, reserved = _RESERVE(
+        client,
+        list(keys),
+        [
             *args[:2],
             "" if limits.rpm is None else limits.rpm,
             "" if limits.tpm is None else limits.tpm,
@@ -207,13 +211,30 @@ def _finish(
     now: float | None,
     cost_nano: int = 0,
 ) -> bool:
-    script = client.register_script(FINISH_LUA)
-    return bool(
-        script(
-            keys=list(limit_keys(key_id)),
-            args=[_now_ms(now), request_id, mode, int(actual_tokens), DONE_RETENTION_SECONDS * 1000, cost_nano],
-        )
-    )
+    keys, args = _finish_call(key_id, request_id, mode, actual_tokens, now, cost_nano)
+    return bool(_FINISH(client, keys, args))
+
+
+def _finish_call(
+    key_id: str, request_id: str, mode: str, actual_tokens: int, now: float | None, cost_nano: int
+) -> tuple[list[str], list[str | int]]:
+    return list(limit_keys(key_id)), [
+        _now_ms(now),
+        request_id,
+        mode,
+        int(actual_tokens),
+        DONE_RETENTION_SECONDS * 1000,
+        cost_nano,
+    ]
+
+
+def settle_call(
+    *, key_id: str, request_id: str, actual_tokens: int, actual_cost_usd: Decimal
+) -> tuple[list[str], list[str | int]]:
+    """KEYS and ARGV that a script built on `lua.SETTLE_PRELUDE` passes on to settle, as `settle` would."""
+    if actual_tokens < 0:
+        raise ValueError("actual_tokens must be >= 0")
+    return _finish_call(key_id, request_id, "settle", actual_tokens, None, _nano(actual_cost_usd, ROUND_CEILING))
 
 
 def settle(

@@ -25,6 +25,7 @@ ATTEMPTS = PREFIX + "attempts"  # provider|outcome -> count
 TOKENS = PREFIX + "tokens"  # model|kind -> tokens
 COST = PREFIX + "cost"  # model -> nano-dollars
 JOB_LATENCY = PREFIX + "job_latency"  # bucket|le, sum_ms, count
+RECORD_LAG = PREFIX + "record_lag"  # bucket|le, sum_ms, count: from a job's end to its stored record
 LATENCY_BUCKETS_MS = (50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
 
 
@@ -122,11 +123,20 @@ def record_job(
         if cost_usd:
             counters.add(COST, model, int(cost_usd * 10**9))
     if latency_ms is not None:
-        for bound in LATENCY_BUCKETS_MS:
-            if latency_ms <= bound:
-                counters.add(JOB_LATENCY, f"le|{bound}")
-        counters.add(JOB_LATENCY, "sum_ms", latency_ms)
-        counters.add(JOB_LATENCY, "count")
+        _observe(counters, JOB_LATENCY, latency_ms)
+
+
+def record_lag(counters: Counters, lag_ms: int) -> None:
+    """Count how long a job's record took from its end (the caller had the answer) to its committed row."""
+    _observe(counters, RECORD_LAG, lag_ms)
+
+
+def _observe(counters: Counters, key: str, value_ms: int) -> None:
+    for bound in LATENCY_BUCKETS_MS:
+        if value_ms <= bound:
+            counters.add(key, f"le|{bound}")
+    counters.add(key, "sum_ms", value_ms)
+    counters.add(key, "count")
 
 
 def _label(value: str) -> str:
@@ -145,12 +155,12 @@ def _counter(
         lines.append(f"{name}{{{rendered}}} {value / scale if scale != 1 else value}")
 
 
-def render(client: redis.Redis, *, queue_depths: dict[str, int]) -> str:
+def render(client: redis.Redis, *, queue_depths: dict[str, int], records_backlog: int = 0) -> str:
     """All metrics in Prometheus' text format."""
     pipe = client.pipeline(transaction=False)
-    for key in (HTTP, ATTEMPTS, TOKENS, COST, JOB_LATENCY):
+    for key in (HTTP, ATTEMPTS, TOKENS, COST, JOB_LATENCY, RECORD_LAG):
         pipe.hgetall(key)
-    http, attempts, tokens, cost, latency = pipe.execute()
+    http, attempts, tokens, cost, latency, lag = pipe.execute()
     lines: list[str] = []
     _counter(
         lines,
@@ -170,14 +180,21 @@ def render(client: redis.Redis, *, queue_depths: dict[str, int]) -> str:
     _counter(lines, "llmproxy_cost_usd_total", "Cost billed in USD by served model.", cost, ("model",), scale=10**9)
     lines += ["# HELP llmproxy_queue_depth Messages waiting per queue.", "# TYPE llmproxy_queue_depth gauge"]
     lines += [f'llmproxy_queue_depth{{queue="{q}"}} {depth}' for q, depth in queue_depths.items()]
-    values = {k.decode(): int(v) for k, v in latency.items()}
     lines += [
-        "# HELP llmproxy_job_latency_seconds Time from a job's start to its end.",
-        "# TYPE llmproxy_job_latency_seconds histogram",
+        "# HELP llmproxy_records_backlog Ended jobs waiting for the writer to store them.",
+        "# TYPE llmproxy_records_backlog gauge",
+        f"llmproxy_records_backlog {records_backlog}",
     ]
-    for bound in LATENCY_BUCKETS_MS:
-        lines.append(f'llmproxy_job_latency_seconds_bucket{{le="{bound / 1000:g}"}} {values.get(f"le|{bound}", 0)}')
-    lines.append(f'llmproxy_job_latency_seconds_bucket{{le="+Inf"}} {values.get("count", 0)}')
-    lines.append(f"llmproxy_job_latency_seconds_sum {values.get('sum_ms', 0) / 1000:g}")
-    lines.append(f"llmproxy_job_latency_seconds_count {values.get('count', 0)}")
+    _histogram(lines, "llmproxy_job_latency_seconds", "Time from a job's start to its end.", latency)
+    _histogram(lines, "llmproxy_record_lag_seconds", "Time from a job's end to its stored record and bill.", lag)
     return "\n".join(lines) + "\n"
+
+
+def _histogram(lines: list[str], name: str, help_: str, rows: dict[bytes, bytes]) -> None:
+    values = {k.decode(): int(v) for k, v in rows.items()}
+    lines += [f"# HELP {name} {help_}", f"# TYPE {name} histogram"]
+    for bound in LATENCY_BUCKETS_MS:
+        lines.append(f'{name}_bucket{{le="{bound / 1000:g}"}} {values.get(f"le|{bound}", 0)}')
+    lines.append(f'{name}_bucket{{le="+Inf"}} {values.get("count", 0)}')
+    lines.append(f"{name}_sum {values.get('sum_ms', 0) / 1000:g}")
+    lines.append(f"{name}_count {values.get('count', 0)}")

@@ -13,7 +13,7 @@ import requests
 from llmproxy.devtools.stub_responses import Ok, Slow
 from llmproxy.devtools.waiting import wait_for
 from tests.support import records
-from tests.support.processes import BeatProcess, WebProcess, WorkerProcess, side_by_side
+from tests.support.processes import BeatProcess, WebProcess, WorkerProcess, WriterProcess, side_by_side
 
 
 def test_job_of_a_killed_worker_completes_once(e2e_env, make_key, upstream, db):
@@ -22,12 +22,12 @@ def test_job_of_a_killed_worker_completes_once(e2e_env, make_key, upstream, db):
     answer = Ok(content="survived the crash", prompt_tokens=40, completion_tokens=8)
     upstream.script("gpt-3.5-turbo", Slow(3, content="lost with the worker"), answer, answer, answer)
     first, beat, web = WorkerProcess(e2e_env, concurrency=2), BeatProcess(e2e_env), WebProcess(e2e_env, workers=1)
-    second = WorkerProcess(e2e_env, concurrency=2)
-    started = [first, beat, web]
+    second, writer = WorkerProcess(e2e_env, concurrency=2), WriterProcess(e2e_env)
+    started = [first, beat, web, writer]
     outcome: dict = {}
     caller = None
     try:
-        side_by_side(lambda p: p.start(), [first, beat, web])
+        side_by_side(lambda p: p.start(), started)
 
         def call():
             try:

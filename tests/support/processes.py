@@ -117,6 +117,27 @@ class WorkerProcess(_Process):
             client.close()
 
 
+class WriterProcess(_Process):
+    """`python -m worker.writer`: stores ended jobs and bills them; ready when it sends its first heartbeat."""
+
+    def __init__(self, env: dict) -> None:
+        super().__init__(env, [sys.executable, "-m", "worker.writer"], "writer")
+
+    def wait_ready(self) -> None:
+        client = redis.Redis.from_url(self.env["REDIS_URL"])
+        known = set(client.hkeys("llmproxy:consumers:writer"))
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"writer exited:\n{self.output()[-3000:]}")
+            return bool(set(client.hkeys("llmproxy:consumers:writer")) - known)
+
+        try:
+            wait_for(ready, timeout=60, message="the writer to start")
+        finally:
+            client.close()
+
+
 class WebProcess(_Process):
     """gunicorn serving `web:create_app()` on a free port, ready when /healthz answers."""
 

@@ -30,6 +30,18 @@ def wait_for_job(session_factory, job_id: str, statuses=FINAL, timeout: float = 
     return wait_for(ended, timeout=timeout, message=f"job {job_id} to reach {statuses}")
 
 
+def recorded_job(session_factory, job_id: str, timeout: float = 20.0) -> Job:
+    """The job's row once the writer stored it (an interactive job has none before it ends)."""
+    return wait_for_job(session_factory, job_id, timeout=timeout)
+
+
+def recorded_ledger(session_factory, job_id: str, timeout: float = 20.0) -> UsageEntry:
+    """The job's ledger row once the writer stored it."""
+    rows = wait_for(lambda: ledger(session_factory, job_id), timeout=timeout, message=f"the ledger row of {job_id}")
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
 def ledger(session_factory, job_id: str | None = None) -> list[UsageEntry]:
     """Usage ledger rows (of one job, if given)."""
     with session_scope(session_factory) as session:

@@ -7,14 +7,16 @@ from flask import Blueprint, Response, request
 
 from llmproxy.batches.store import get_own_batch
 from llmproxy.errors import bad_request
-from llmproxy.jobs import events
+from llmproxy.jobs import events, live
+from llmproxy.jobs.lookup import find_own_job
+from llmproxy.jobs.queues import Queue
 from llmproxy.jobs.serialize import job_json
 from llmproxy.jobs.states import FINAL_JOB_STATUSES, JobStatus
 from llmproxy.jobs.store import cancel_job as cancel_queued_job
-from llmproxy.jobs.store import get_own_job
 from llmproxy.jobs.store import list_jobs as list_own_jobs
 from llmproxy.jobs.submission import chat_job_body
 from llmproxy.limits.reservations import release
+from llmproxy.storage.models import Job
 from web.auth import current_key, require_client
 from web.context import commit, db, release_connection, resources
 from web.jsonbody import json_body
@@ -52,11 +54,12 @@ def get_job(job_id: str) -> Response:
     """The job; ?wait=N long-polls until it ends or N seconds pass."""
     key_id = current_key().id
     wait = wait_seconds(request.args.get("wait"))
-    job = get_own_job(db(), key_id, job_id)
+    client = resources().redis
+    job = find_own_job(db(), client, key_id, job_id)
     if wait and job.status not in FINAL_JOB_STATUSES:
         release_connection()
-        events.wait_for_end(resources().redis, job_id, wait)
-        job = get_own_job(db(), key_id, job_id)
+        events.wait_for_end(client, job_id, wait)
+        job = find_own_job(db(), client, key_id, job_id)
     return job_response(job)
 
 
@@ -78,8 +81,10 @@ def list_jobs() -> Response:
 @bp.post("/<job_id>/cancel")
 def cancel_job(job_id: str) -> Response:
     """Cancel a queued job now; ask a running one to stop."""
-    job = get_own_job(db(), current_key().id, job_id)
     client = resources().redis
+    job = find_own_job(db(), client, current_key().id, job_id)
+    if job.queue == Queue.INTERACTIVE:
+        return job_response(_cancel_live(client, job))
     cancelled_now = job.status not in FINAL_JOB_STATUSES and cancel_queued_job(db(), job)
     if job.status not in FINAL_JOB_STATUSES:
         events.request_cancel(client, job.id)
@@ -93,3 +98,15 @@ def cancel_job(job_id: str) -> Response:
             except redis.RedisError:  # the reservation expires on its own; the cancel is committed
                 pass
     return job_response(job)
+
+
+def _cancel_live(client: redis.Redis, job: Job) -> Job:
+    """Cancel an interactive job in Redis (where it lives until it ends); returns it as it is now."""
+    if job.status in FINAL_JOB_STATUSES:
+        return job
+    if live.cancel(client, job.id, stored=False) == "queued":
+        try:
+            release(client, key_id=job.api_key_id, request_id=job.id)
+        except redis.RedisError:  # the reservation expires on its own; the cancel is done
+            pass
+    return find_own_job(db(), client, job.api_key_id, job.id)

@@ -6,10 +6,10 @@ from flask import Response, g, jsonify
 
 from llmproxy.errors import ApiError
 from llmproxy.jobs.events import Cancelled, Done
+from llmproxy.jobs.lookup import find_own_job
 from llmproxy.jobs.states import JobStatus
-from llmproxy.jobs.store import get_own_job
 from web.auth import current_key
-from web.context import db
+from web.context import db, resources
 from web.submission import job_response
 
 
@@ -39,7 +39,7 @@ def final_response(job_id: str, end: Done | Cancelled) -> Response:
 
 def still_running(job_id: str, wait: float) -> Response:
     """202 with the job after `Prefer: wait=N` ran out; the job goes on."""
-    response = job_response(get_own_job(db(), current_key().id, job_id), 202)
+    response = job_response(find_own_job(db(), resources().redis, current_key().id, job_id), 202)
     response.headers["Preference-Applied"] = f"wait={wait:g}"
     response.headers.update(g.get("ratelimit_headers", {}))
     return response

@@ -11,13 +11,13 @@ from llmproxy.chat.validation import validate_chat_request, wants_usage_chunk
 from llmproxy.ids import new_job_id
 from llmproxy.jobs import events
 from llmproxy.jobs.events import FINAL_EVENTS
+from llmproxy.jobs.live_job import LiveJob
 from llmproxy.jobs.queues import Queue
-from llmproxy.jobs.store import create_job
 from llmproxy.limits import reservations
 from llmproxy.limits.admission import admit, ratelimit_headers
 from web.auth import current_key, require_client
-from web.context import commit, db, release_connection, resources
-from web.dispatch import enqueue
+from web.context import db, release_connection, resources
+from web.dispatch import enqueue_live
 from web.jsonbody import json_body
 from web.openai_api.answers import final_response, still_running, sync_timeout
 from web.openai_api.prefer import parse_prefer, prefer_wait
@@ -54,15 +54,22 @@ def chat_completions() -> Response:
         chain=chain,
         default_max_tokens=settings.default_max_tokens,
     )
+    release_connection()  # from here on the request needs no database: the job lives in Redis until it ends
+    job = LiveJob(
+        id=job_id,
+        api_key_id=key.id,
+        model=body["model"],
+        queue=Queue.INTERACTIVE,
+        request=body,
+        stream=stream,
+        created_at_ms=int(time.time() * 1000),
+    )
     try:
-        create_job(db(), api_key=key, body=body, queue=Queue.INTERACTIVE, stream=stream, job_id=job_id)
-        commit()
-        enqueue(job_id, Queue.INTERACTIVE)
+        enqueue_live(job)
     except Exception:
         if admission is not None:
             reservations.release(resources().redis, key_id=key.id, request_id=job_id)
         raise
-    release_connection()
     g.ratelimit_headers = ratelimit_headers(admission)
     deadline = time.monotonic() + (wait if wait is not None else settings.sync_timeout_seconds)
     idle = settings.sync_timeout_seconds if stream and wait is None else None

@@ -6,6 +6,8 @@ from flask import Blueprint, Response, jsonify
 from sqlalchemy import text
 
 from llmproxy.jobs.queues import Queue, queue_depth
+from llmproxy.jobs.records import RECORDS_STREAM
+from llmproxy.jobs.writer import ROLE as WRITER_ROLE
 from llmproxy.telemetry import metrics
 from llmproxy.telemetry.heartbeats import live_consumers
 from web.context import db, resources
@@ -21,7 +23,7 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """200 when the database and Redis answer and a worker consumes each queue; else 503 naming what is missing."""
+    """200 when the database and Redis answer, each queue has a worker and a writer runs; else 503 naming what lacks."""
     problems: list[str] = []
     try:
         db().execute(text("SELECT 1"))
@@ -33,6 +35,8 @@ def readyz():
         for queue in list(Queue):
             if live_consumers(client, queue) == 0:
                 problems.append(f"no worker consumes the '{queue}' queue")
+        if live_consumers(client, WRITER_ROLE) == 0:
+            problems.append("no writer stores ended jobs")
     except Exception:  # noqa: BLE001
         problems.append("redis")
     if problems:
@@ -49,7 +53,9 @@ def prometheus_metrics():
         pass
     client = resources().redis
     depths = {queue.value: queue_depth(client, queue) for queue in Queue}
-    return Response(metrics.render(client, queue_depths=depths), mimetype="text/plain; version=0.0.4")
+    backlog = int(client.xlen(RECORDS_STREAM))
+    text = metrics.render(client, queue_depths=depths, records_backlog=backlog)
+    return Response(text, mimetype="text/plain; version=0.0.4")
 
 
 def init_metrics(app) -> None:

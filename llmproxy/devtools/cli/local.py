@@ -61,7 +61,7 @@ def setup(ctx: Context) -> None:
 @click.option("--workers", default=1, show_default=True, help="Celery worker processes.")
 @click.pass_context
 def run(click_ctx: click.Context, workers: int) -> None:
-    """Run web, worker and beat in the foreground (with an embedded Redis when REDIS_URL is unset)."""
+    """Run web, worker, writer and beat in the foreground (with an embedded Redis when REDIS_URL is unset)."""
     click_ctx.invoke(setup)
     embedded: EmbeddedRedis | None = None
     if not os.environ.get("REDIS_URL"):
@@ -81,6 +81,7 @@ def run(click_ctx: click.Context, workers: int) -> None:
             f"0.0.0.0:{port}",
             "web:create_app()",
         ],
+        "writer": [sys.executable, "-m", "worker.writer"],
         "beat": [
             os.path.join(bin_dir, "celery"),
             "-A",

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from llmproxy.billing.cost import Prices, Usage, compute_cost
 from llmproxy.devtools.stub_responses import Fail, Ok
+from llmproxy.devtools.waiting import wait_for
 from llmproxy.storage.models import ApiKey, Job, UsageEntry
 
 ADMIN = {"Authorization": "Bearer admin-test-key-0123456789"}
@@ -70,6 +71,11 @@ def test_ledger_key_total_and_jobs_agree_to_the_last_decimal(client, live, make_
     statuses = [s for s, _ in results]
     assert statuses.count(502) >= 50  # the acct-failed ones at least
 
+    def all_recorded() -> bool:
+        with db() as s:
+            return s.scalar(select(func.count()).select_from(Job).where(Job.api_key_id == key["id"])) == 500
+
+    wait_for(all_recorded, timeout=30, message="the writer to store all 500 jobs")
     with db() as s:
         rows = s.scalars(select(UsageEntry).where(UsageEntry.api_key_id == key["id"])).all()
         spend = s.scalar(select(ApiKey.spend_usd).where(ApiKey.id == key["id"]))

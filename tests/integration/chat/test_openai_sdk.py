@@ -57,7 +57,7 @@ def test_plain_completion(caller, upstream, worker, db):
     assert raw.headers["x-llmproxy-attempts"] == "1"
     expected = records.cost(12, 4, "1.5", "2")
     assert Decimal(raw.headers["x-llmproxy-cost-usd"]) == expected
-    job = records.job(db, job_id)
+    job = records.recorded_job(db, job_id)
     assert job.status == "completed" and job.cost_usd == expected
 
 
@@ -215,5 +215,6 @@ def test_key_over_its_request_rate_is_rate_limit_error(live, make_key, upstream,
     assert (caught.value.type, caught.value.code) == ("rate_limit_error", "rate_limit_exceeded")
     assert int(caught.value.response.headers["retry-after"]) >= 1
     # The refused request created no job and never reached the upstream.
+    records.recorded_job(db, raw.headers["x-request-id"])
     assert len(records.jobs(db)) == 1
     assert len(upstream.chat_bodies()) == 1

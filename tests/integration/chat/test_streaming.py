@@ -214,7 +214,7 @@ def test_stream_that_fails_before_any_chunk_gets_a_json_error_status(client, mak
     assert r.status_code == 400
     assert r.mimetype == "application/json"
     assert r.json == {"error": upstream_error}
-    job = records.job(db, r.headers["x-request-id"])
+    job = records.recorded_job(db, r.headers["x-request-id"])
     assert job.status == "failed"
 
 

@@ -14,6 +14,7 @@ def test_readyz_names_what_is_missing(settings, db, redis_client):
     assert set(response.json["missing"]) == {
         "no worker consumes the 'interactive' queue",
         "no worker consumes the 'batch' queue",
+        "no writer stores ended jobs",
     }
     down = create_app(settings.with_(redis_url="redis://127.0.0.1:1/0")).test_client().get("/readyz")
     assert down.status_code == 503 and down.json["missing"] == ["redis"]

@@ -1,0 +1,71 @@
+"""`python -m worker.writer`: the process that stores ended jobs and bills them, many per transaction.
+
+Run one or more (the Procfile's `writer` role); they share the work through a Redis consumer
+group. SIGTERM or SIGINT stops it after the round in progress has committed and acknowledged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+
+import redis
+from sqlalchemy.exc import SQLAlchemyError
+
+from llmproxy.config import ConfigError, load_settings
+from llmproxy.jobs.writer import ROLE, RecordWriter
+from llmproxy.resources import Resources
+from llmproxy.telemetry.heartbeats import beat
+
+log = logging.getLogger("llmproxy.writer")
+HEARTBEAT_SECONDS = 5.0
+RETRY_SECONDS = 1.0
+
+
+def run(resources: Resources, stop: threading.Event) -> None:
+    """Write records until `stop` is set; a database or Redis outage is waited out, never fatal."""
+    name = f"{socket.gethostname()}:{os.getpid()}"
+    writer: RecordWriter | None = None
+    next_beat = 0.0
+    while not stop.is_set():
+        try:
+            if time.monotonic() >= next_beat:
+                beat(resources.redis, name, [ROLE])
+                next_beat = time.monotonic() + HEARTBEAT_SECONDS
+            if writer is None:
+                writer = RecordWriter(
+                    resources.session_factory, resources.redis, consumer=name, counters=resources.counters
+                )
+            writer.step()
+        except (redis.RedisError, SQLAlchemyError, OSError):
+            log.warning("could not store records; trying again in %.0f s", RETRY_SECONDS, exc_info=True)
+            stop.wait(RETRY_SECONDS)
+
+
+def main() -> None:
+    """Start a writer with the environment's settings."""
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO"), format="[%(asctime)s: %(levelname)s/writer] %(message)s"
+    )
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise SystemExit(f"configuration error: {exc}") from None
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    resources = Resources(settings)
+    log.info("writer started")
+    try:
+        run(resources, stop)
+    finally:
+        resources.close()
+        log.info("writer stopped")
+
+
+if __name__ == "__main__":
+    main()
