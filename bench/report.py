@@ -296,7 +296,7 @@ def _render_batch(bat: dict) -> list[str]:
     return lines
 
 
-_CPU_COLUMNS = ("web", "worker", "batch", "beat", "postgres", "redis", "stub", "loadgen", "other")
+_CPU_COLUMNS = ("web", "worker", "batch", "writer", "beat", "postgres", "redis", "stub", "loadgen", "other")
 
 
 def _cpu_rows(report: dict) -> list[tuple[str, dict, float]]:

@@ -17,13 +17,18 @@ import redis
 from sqlalchemy.exc import SQLAlchemyError
 
 from llmproxy.config import ConfigError, load_settings
-from llmproxy.jobs.writer import ROLE, RecordWriter
+from llmproxy.jobs.writer import BATCH, ROLE, RecordWriter
 from llmproxy.resources import Resources
 from llmproxy.telemetry.heartbeats import beat
 
 log = logging.getLogger("llmproxy.writer")
 HEARTBEAT_SECONDS = 5.0
 RETRY_SECONDS = 1.0
+# After a round smaller than a full batch, let records gather this long before the next one: a
+# transaction per handful of records cost as much as one per thousand (measured with bench/: writer
+# CPU per request at c=20 fell from 1.05 ms to 0.25, PostgreSQL's from 0.44 to 0.11), and the caller
+# already has its answer.
+LINGER_SECONDS = 0.2
 
 
 def run(resources: Resources, stop: threading.Event) -> None:
@@ -40,7 +45,9 @@ def run(resources: Resources, stop: threading.Event) -> None:
                 writer = RecordWriter(
                     resources.session_factory, resources.redis, consumer=name, counters=resources.counters
                 )
-            writer.step()
+            stored = writer.step()
+            if 0 < stored.read < BATCH:
+                stop.wait(LINGER_SECONDS)
         except (redis.RedisError, SQLAlchemyError, OSError):
             log.warning("could not store records; trying again in %.0f s", RETRY_SECONDS, exc_info=True)
             stop.wait(RETRY_SECONDS)
