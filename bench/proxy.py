@@ -31,9 +31,13 @@ PROTECTED_REDIS_DBS = {0, 14, 15}
 INTERACTIVE, BATCH = "interactive", "batch"
 
 
+# As the Procfile: no worker-to-worker events over the broker (the proxy uses its own heartbeats).
+QUIET = ("--without-gossip", "--without-mingle", "--without-heartbeat")
+
+
 def celery_worker(queue: str, *, threads: int, node: str, loglevel: str) -> list[str]:
     """The command line of a Celery worker on one queue, as the Procfile runs it (threads pool)."""
-    options = ["-Q", queue, "-P", "threads", "-c", str(threads), "-n", node, "--loglevel", loglevel]
+    options = ["-Q", queue, "-P", "threads", "-c", str(threads), "-n", node, "--loglevel", loglevel, *QUIET]
     return [PYTHON, "-m", "celery", "-A", "worker.main", "worker", *options]
 
 

@@ -58,7 +58,12 @@ def setup(ctx: Context) -> None:
 
 
 @main.command()
-@click.option("--workers", default=1, show_default=True, help="Celery worker processes.")
+@click.option(
+    "--workers",
+    default=os.cpu_count() or 1,
+    show_default="one per CPU core",
+    help="Celery worker processes (each consumes both queues).",
+)
 @click.pass_context
 def run(click_ctx: click.Context, workers: int) -> None:
     """Run web, worker, writer and beat in the foreground (with an embedded Redis when REDIS_URL is unset)."""
@@ -105,6 +110,9 @@ def run(click_ctx: click.Context, workers: int) -> None:
             "threads",
             "-c",
             "16",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
             "--loglevel",
             "info",
             "-n",
