@@ -101,7 +101,7 @@ def finish(client: redis.Redis, job: Job, run: int, outcome: Outcome, *, settle:
     """End our run: settle the reservation, store the outcome live, queue its record, wake the waiter.
 
     One script, so it happens whole or not at all, and only if this run still owns the job.
-    False (nothing changed) when another run took it over. Fills in `job` with the outcome.
+    False (nothing changed in Redis) when another run took it over. Fills in `job` with the outcome either way.
     """
     completed_ms = ms(time.time())
     final = encode_final(outcome, completed_ms)

@@ -156,7 +156,7 @@ class RecordWriter:
         for entry_id, fields in entries:
             try:
                 records.append(Record.decode(entry_id, fields))
-            except (KeyError, ValueError, TypeError):
+            except (KeyError, ValueError, TypeError, AttributeError, ArithmeticError):
                 broken.append((entry_id, fields, "malformed record"))
         records = _latest_per_job(records)
         stored = records

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from llmproxy.chat.tokens import estimate_request
 from llmproxy.storage.models import ApiKey, UsageEntry
+from tests.support import records
 from tests.support.processes import WebProcess
 
 MSG = [{"role": "user", "content": "count me precisely"}]
@@ -77,6 +78,9 @@ def test_budget_holds_under_concurrency(webs, make_key, upstream, db):
     statuses = [r.status_code for r in responses]
     assert 200 in statuses and 429 in statuses
     assert all(r.json()["error"]["code"] == "insufficient_quota" for r in responses if r.status_code == 429)
+    for r in responses:
+        if r.status_code == 200:
+            records.recorded_job(db, r.headers["x-request-id"])
     with db() as s:
         spend = s.scalar(select(ApiKey.spend_usd).where(ApiKey.id == key["id"]))
         ledger = sum(s.scalars(select(UsageEntry.cost_usd)), Decimal(0))
