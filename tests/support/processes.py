@@ -123,9 +123,15 @@ class WriterProcess(_Process):
     def __init__(self, env: dict) -> None:
         super().__init__(env, [sys.executable, "-m", "worker.writer"], "writer")
 
+    def start(self) -> None:
+        client = redis.Redis.from_url(self.env["REDIS_URL"])
+        self._known = set(client.hkeys("llmproxy:consumers:writer"))  # before it can send its first heartbeat
+        client.close()
+        super().start()
+
     def wait_ready(self) -> None:
         client = redis.Redis.from_url(self.env["REDIS_URL"])
-        known = set(client.hkeys("llmproxy:consumers:writer"))
+        known = self._known
 
         def ready():
             if self.proc.poll() is not None:

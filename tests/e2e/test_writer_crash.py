@@ -1,0 +1,168 @@
+"""The writer killed (SIGKILL) before and after its commit, the worker killed after it answered:
+every served job is stored once, and ledger = key total = cost recomputed from tokens × prices.
+
+Real processes on a Redis database of their own (see conftest.py): gunicorn (web), a Celery
+worker, writers and the stub upstream. The kill points are reached by holding the writer where
+it must stop — never by timing: a database lock it waits on before its commit, or Redis paused
+for writes after it (the commit is visible, the acknowledgement cannot be sent).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+import redis as redis_lib
+import requests
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from llmproxy.devtools.stub_responses import Ok
+from llmproxy.devtools.waiting import wait_for
+from llmproxy.jobs.records import RECORDS_STREAM
+from llmproxy.jobs.writer import GROUP
+from llmproxy.storage.engine import session_scope
+from llmproxy.storage.models import ApiKey, Job, UsageEntry
+from tests.support import records
+from tests.support.processes import WebProcess, WorkerProcess, WriterProcess, side_by_side
+
+REQUESTS = 8
+PROMPT, COMPLETION = 30, 7
+
+
+def _serve(web: WebProcess, secret: str, n: int = REQUESTS) -> list[str]:
+    """n synchronous requests, all answered 200; their job ids."""
+
+    def call(i: int) -> str:
+        r = requests.post(
+            web.url + "/v1/chat/completions",
+            timeout=60,
+            json={"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": f"crash {i}"}]},
+            headers={"Authorization": f"Bearer {secret}"},
+        )
+        assert r.status_code == 200, r.text
+        return r.headers["x-request-id"]
+
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(call, range(n)))
+
+
+def _stored(db, job_ids: list[str]) -> int:
+    with session_scope(db) as s:
+        return s.scalar(select(func.count()).select_from(Job).where(Job.id.in_(job_ids)))
+
+
+def _assert_billed_once(db, key_id: str, job_ids: list[str]) -> None:
+    wait_for(lambda: _stored(db, job_ids) == len(job_ids), timeout=60, message="every job to be stored")
+    with session_scope(db) as s:
+        rows = s.scalars(select(UsageEntry).where(UsageEntry.api_key_id == key_id)).all()
+        spend = s.scalar(select(ApiKey.spend_usd).where(ApiKey.id == key_id))
+        jobs = s.scalars(select(Job).where(Job.api_key_id == key_id)).all()
+    assert sorted(r.job_id for r in rows) == sorted(job_ids)  # one ledger row per served job
+    assert {j.status for j in jobs} == {"completed"} and len(jobs) == len(job_ids)
+    one = records.cost(PROMPT, COMPLETION, "1.5", "2")
+    assert all(r.cost_usd == one for r in rows)
+    assert spend == sum((r.cost_usd for r in rows), Decimal(0)) == one * len(job_ids)
+
+
+def _pending(client: redis_lib.Redis) -> int:
+    try:
+        return int(client.xpending(RECORDS_STREAM, GROUP)["pending"])
+    except redis_lib.ResponseError:  # no group yet
+        return 0
+
+
+class _Lock:
+    """Holds the key's row (PostgreSQL) or the whole database (SQLite) so a writer's transaction waits."""
+
+    def __init__(self, db, key_id: str) -> None:
+        session = db()
+        if session.get_bind().dialect.name == "sqlite":
+            session.execute(text("BEGIN IMMEDIATE"))
+        else:
+            session.execute(select(ApiKey).where(ApiKey.id == key_id).with_for_update())
+        self.session: Session | None = session
+
+    def release(self) -> None:
+        if self.session is not None:
+            self.session.rollback()
+            self.session.close()
+            self.session = None
+
+
+def test_writer_killed_before_its_commit(e2e_env, make_key, upstream, db):
+    secret, key = make_key(name="writer-before-commit")
+    upstream.script("gpt-3.5-turbo", *[Ok(prompt_tokens=PROMPT, completion_tokens=COMPLETION)] * REQUESTS)
+    worker, web, first = WorkerProcess(e2e_env, concurrency=4), WebProcess(e2e_env, workers=1), WriterProcess(e2e_env)
+    second = WriterProcess(e2e_env)
+    started = [worker, web, first]
+    client = redis_lib.Redis.from_url(e2e_env["REDIS_URL"])
+    lock = _Lock(db, key["id"])
+    try:
+        side_by_side(lambda p: p.start(), started)
+        job_ids = _serve(web, secret)  # answered while nothing can be stored
+        # The writer has read what had arrived when it looked, and cannot commit: kill it there.
+        wait_for(lambda: _pending(client) >= 1, timeout=30, message="the writer to hold records")
+        first.kill()
+        lock.release()
+        assert _stored(db, job_ids) == 0
+        started.append(second)
+        second.start()  # takes the dead writer's records over once they have been idle 10 s
+        _assert_billed_once(db, key["id"], job_ids)
+        wait_for(lambda: _pending(client) == 0, timeout=30, message="the records to be acknowledged")
+    finally:
+        lock.release()
+        side_by_side(lambda p: p.stop(), started)
+        client.close()
+
+
+def test_writer_killed_after_its_commit(e2e_env, make_key, upstream, db):
+    secret, key = make_key(name="writer-after-commit")
+    upstream.script("gpt-3.5-turbo", *[Ok(prompt_tokens=PROMPT, completion_tokens=COMPLETION)] * REQUESTS)
+    worker, web, first = WorkerProcess(e2e_env, concurrency=4), WebProcess(e2e_env, workers=1), WriterProcess(e2e_env)
+    second = WriterProcess(e2e_env)
+    started = [worker, web, first]
+    client = redis_lib.Redis.from_url(e2e_env["REDIS_URL"])
+    lock = _Lock(db, key["id"])
+    try:
+        side_by_side(lambda p: p.start(), started)
+        job_ids = _serve(web, secret)
+        # The writer holds what had arrived when it looked, in a transaction that waits on the lock.
+        wait_for(lambda: _pending(client) >= 1, timeout=30, message="the writer to hold records")
+        held = _pending(client)
+        # Redis refuses writes for a while, then the database lets the writer go: it commits and
+        # hangs sending its acknowledgement. Kill it there.
+        client.execute_command("CLIENT", "PAUSE", "30000", "WRITE")
+        try:
+            lock.release()
+            wait_for(lambda: _stored(db, job_ids) == held, timeout=25, message="the writer's commit")
+            first.kill()
+        finally:
+            client.execute_command("CLIENT", "UNPAUSE")
+        assert _pending(client) == held  # committed, never acknowledged
+        started.append(second)
+        second.start()  # takes them over after 10 s idle and stores them again: nothing may change
+        wait_for(lambda: _pending(client) == 0, timeout=60, message="the records to be stored again")
+        _assert_billed_once(db, key["id"], job_ids)
+    finally:
+        lock.release()
+        side_by_side(lambda p: p.stop(), started)
+        client.close()
+
+
+def test_worker_killed_after_it_answered(e2e_env, make_key, upstream, db):
+    secret, key = make_key(name="worker-after-answer")
+    upstream.script("gpt-3.5-turbo", *[Ok(prompt_tokens=PROMPT, completion_tokens=COMPLETION)] * (REQUESTS + 4))
+    worker, web, writer = WorkerProcess(e2e_env, concurrency=4), WebProcess(e2e_env, workers=1), WriterProcess(e2e_env)
+    second = WorkerProcess(e2e_env, concurrency=4)
+    started = [worker, web, writer]
+    try:
+        side_by_side(lambda p: p.start(), started)
+        job_ids = _serve(web, secret)
+        worker.kill()  # right after the answers: messages may still be unacknowledged
+        started.append(second)
+        second.start()
+        job_ids += _serve(web, secret, 2)  # the new worker serves; redelivered tasks change nothing
+        _assert_billed_once(db, key["id"], job_ids)
+    finally:
+        side_by_side(lambda p: p.stop(), started)
