@@ -7,6 +7,7 @@ jobs), all on a Redis database of their own (see conftest.py), and the stub upst
 from __future__ import annotations
 
 import threading
+import time
 
 import requests
 
@@ -73,3 +74,57 @@ def test_job_of_a_killed_worker_completes_once(e2e_env, make_key, upstream, db):
         side_by_side(lambda p: p.stop(), started)
         if caller is not None:
             caller.join(5)
+
+
+def test_callers_of_a_killed_worker_are_answered_within_a_lease(e2e_env, make_key, upstream, db):
+    """As an operator would try it: 8 clients, two interactive workers, one SIGKILLed mid-flight.
+
+    Every caller gets its answer within JOB_LEASE_SECONDS + 5 s of the kill: running jobs once their
+    lease lapses, and jobs the dead worker had prefetched but not started just as soon.
+    """
+    lease = float(e2e_env["JOB_LEASE_SECONDS"])
+    secret, key = make_key(name="operator-crash")
+    upstream.latency = 0.5
+    victim, survivor = WorkerProcess(e2e_env, concurrency=4), WorkerProcess(e2e_env, concurrency=4)
+    beat, web, writer = BeatProcess(e2e_env), WebProcess(e2e_env, workers=1), WriterProcess(e2e_env)
+    started = [victim, beat, web, writer]
+    answered: dict[int, tuple[int, float]] = {}
+    try:
+        side_by_side(lambda p: p.start(), started)
+        upstream.latency = 30.0  # the first wave hangs on the victim until it dies
+
+        def call(i: int) -> None:
+            r = requests.post(
+                web.url + "/v1/chat/completions",
+                timeout=90,
+                json={"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": f"operator {i}"}]},
+                headers={"Authorization": f"Bearer {secret}"},
+            )
+            answered[i] = (r.status_code, time.monotonic())
+
+        callers = [threading.Thread(target=call, args=(i,), daemon=True) for i in range(8)]
+        for caller in callers:
+            caller.start()
+        wait_for(lambda: len(upstream.chat_bodies("gpt-3.5-turbo")) >= 4, timeout=20, message="the victim to run 4")
+        upstream.latency = 0.5  # re-runs, and the jobs still queued, answer quickly
+        started.append(survivor)
+        survivor.start()
+        killed_at = time.monotonic()
+        victim.kill()
+        for caller in callers:
+            caller.join(lease + 20)
+        assert sorted(answered) == list(range(8)), "a caller was left hanging"
+        assert {status for status, _ in answered.values()} == {200}
+        slowest = max(at for _, at in answered.values()) - killed_at
+        assert slowest <= lease + 5, f"the last caller waited {slowest:.1f} s after the kill"
+        wait_for(
+            lambda: len([j for j in records.jobs(db) if j.api_key_id == key["id"]]) == 8,
+            timeout=30,
+            message="8 jobs stored",
+        )
+        job_ids = [j.id for j in records.jobs(db) if j.api_key_id == key["id"]]
+        rows = records.ledger(db)
+        assert sorted(r.job_id for r in rows) == sorted(job_ids)
+        assert records.key_spend(db, key["id"]) == sum(r.cost_usd for r in rows)
+    finally:
+        side_by_side(lambda p: p.stop(), started)
