@@ -9,7 +9,10 @@ for writes after it (the commit is visible, the acknowledgement cannot be sent).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 
 import redis as redis_lib
@@ -90,64 +93,70 @@ class _Lock:
             self.session = None
 
 
-def test_writer_killed_before_its_commit(e2e_env, make_key, upstream, db):
-    secret, key = make_key(name="writer-before-commit")
+@dataclass
+class _Held:
+    """A writer that has read records and waits on the lock inside its transaction."""
+
+    key_id: str
+    job_ids: list[str]
+    client: redis_lib.Redis
+    lock: _Lock
+    writer: WriterProcess
+    started: list
+
+
+@contextmanager
+def _writer_held_before_commit(e2e_env, make_key, upstream, db, name: str) -> Iterator[_Held]:
+    """Web, worker and a writer; requests answered while the writer is held before its commit."""
+    secret, key = make_key(name=name)
     upstream.script("gpt-3.5-turbo", *[Ok(prompt_tokens=PROMPT, completion_tokens=COMPLETION)] * REQUESTS)
-    worker, web, first = WorkerProcess(e2e_env, concurrency=4), WebProcess(e2e_env, workers=1), WriterProcess(e2e_env)
-    second = WriterProcess(e2e_env)
-    started = [worker, web, first]
+    writer = WriterProcess(e2e_env)
+    started = [WorkerProcess(e2e_env, concurrency=4), web := WebProcess(e2e_env, workers=1), writer]
     client = redis_lib.Redis.from_url(e2e_env["REDIS_URL"])
     lock = _Lock(db, key["id"])
     try:
         side_by_side(lambda p: p.start(), started)
         job_ids = _serve(web, secret)  # answered while nothing can be stored
-        # The writer has read what had arrived when it looked, and cannot commit: kill it there.
+        # The writer has read what had arrived when it looked, and cannot commit.
         wait_for(lambda: _pending(client) >= 1, timeout=30, message="the writer to hold records")
-        first.kill()
-        lock.release()
-        assert _stored(db, job_ids) == 0
-        started.append(second)
-        second.start()  # takes the dead writer's records over once they have been idle 10 s
-        _assert_billed_once(db, key["id"], job_ids)
-        wait_for(lambda: _pending(client) == 0, timeout=30, message="the records to be acknowledged")
+        yield _Held(key["id"], job_ids, client, lock, writer, started)
     finally:
         lock.release()
         side_by_side(lambda p: p.stop(), started)
         client.close()
 
 
+def test_writer_killed_before_its_commit(e2e_env, make_key, upstream, db):
+    with _writer_held_before_commit(e2e_env, make_key, upstream, db, "writer-before-commit") as held:
+        held.writer.kill()
+        held.lock.release()
+        assert _stored(db, held.job_ids) == 0
+        second = WriterProcess(e2e_env)
+        held.started.append(second)
+        second.start()  # takes the dead writer's records over once they have been idle 10 s
+        _assert_billed_once(db, held.key_id, held.job_ids)
+        wait_for(lambda: _pending(held.client) == 0, timeout=30, message="the records to be acknowledged")
+
+
 def test_writer_killed_after_its_commit(e2e_env, make_key, upstream, db):
-    secret, key = make_key(name="writer-after-commit")
-    upstream.script("gpt-3.5-turbo", *[Ok(prompt_tokens=PROMPT, completion_tokens=COMPLETION)] * REQUESTS)
-    worker, web, first = WorkerProcess(e2e_env, concurrency=4), WebProcess(e2e_env, workers=1), WriterProcess(e2e_env)
-    second = WriterProcess(e2e_env)
-    started = [worker, web, first]
-    client = redis_lib.Redis.from_url(e2e_env["REDIS_URL"])
-    lock = _Lock(db, key["id"])
-    try:
-        side_by_side(lambda p: p.start(), started)
-        job_ids = _serve(web, secret)
-        # The writer holds what had arrived when it looked, in a transaction that waits on the lock.
-        wait_for(lambda: _pending(client) >= 1, timeout=30, message="the writer to hold records")
-        held = _pending(client)
+    with _writer_held_before_commit(e2e_env, make_key, upstream, db, "writer-after-commit") as held:
+        client = held.client
+        reading = _pending(client)
         # Redis refuses writes for a while, then the database lets the writer go: it commits and
         # hangs sending its acknowledgement. Kill it there.
         client.execute_command("CLIENT", "PAUSE", "30000", "WRITE")
         try:
-            lock.release()
-            wait_for(lambda: _stored(db, job_ids) == held, timeout=25, message="the writer's commit")
-            first.kill()
+            held.lock.release()
+            wait_for(lambda: _stored(db, held.job_ids) == reading, timeout=25, message="the writer's commit")
+            held.writer.kill()
         finally:
             client.execute_command("CLIENT", "UNPAUSE")
-        assert _pending(client) == held  # committed, never acknowledged
-        started.append(second)
+        assert _pending(client) == reading  # committed, never acknowledged
+        second = WriterProcess(e2e_env)
+        held.started.append(second)
         second.start()  # takes them over after 10 s idle and stores them again: nothing may change
         wait_for(lambda: _pending(client) == 0, timeout=60, message="the records to be stored again")
-        _assert_billed_once(db, key["id"], job_ids)
-    finally:
-        lock.release()
-        side_by_side(lambda p: p.stop(), started)
-        client.close()
+        _assert_billed_once(db, held.key_id, held.job_ids)
 
 
 def test_worker_killed_after_it_answered(e2e_env, make_key, upstream, db):

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-import redis as redis_lib
 
 from llmproxy.billing.cost import Prices, Usage, compute_cost
 from llmproxy.devtools.waiting import wait_for
@@ -30,13 +29,6 @@ LONG = 30.0
 USAGE, PRICES = Usage(30, 20), Prices(Decimal("0.5"), Decimal("1.5"))
 COST = compute_cost(USAGE, PRICES)
 REQUEST = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "hi"}]}
-
-
-@pytest.fixture
-def rds(redis_url):
-    client = redis_lib.Redis.from_url(redis_url)
-    yield client
-    client.close()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import time
 from decimal import Decimal
 
 import pytest
-import redis as redis_lib
 from sqlalchemy import func, select
 
 from llmproxy.billing.cost import Prices, Usage, compute_cost
@@ -25,13 +24,6 @@ from tests.support import records as stored
 
 PRICES = Prices(Decimal("0.37"), Decimal("1.13"))
 REQUEST = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "hi"}]}
-
-
-@pytest.fixture
-def rds(redis_url):
-    client = redis_lib.Redis.from_url(redis_url)
-    yield client
-    client.close()
 
 
 @pytest.fixture
