@@ -45,7 +45,8 @@ class Settings:
     max_batch_file_bytes: int = 200 * 1024 * 1024
     max_batch_lines: int = 50_000
     batch_completion_window_seconds: float = 24 * 3600.0
-    batch_lost_after_seconds: float = 300.0
+    batch_lost_after_seconds: float = 60.0
+    batch_finalize_stall_seconds: float = 300.0
     retention_days: float = 30.0
     provider_keys: Mapping[str, str] = field(default_factory=dict)
 
@@ -141,7 +142,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_batch_file_bytes=_at_most(env, "MAX_BATCH_FILE_BYTES", 200 * 1024 * 1024),
         max_batch_lines=_at_most(env, "MAX_BATCH_LINES", 50_000),
         batch_completion_window_seconds=_number(env, "BATCH_COMPLETION_WINDOW_SECONDS", 24 * 3600.0, float),
-        batch_lost_after_seconds=_number(env, "BATCH_LOST_AFTER_SECONDS", 300.0, float),
+        batch_lost_after_seconds=_number(env, "BATCH_LOST_AFTER_SECONDS", 60.0, float),
+        batch_finalize_stall_seconds=_number(env, "BATCH_FINALIZE_STALL_SECONDS", 300.0, float),
         retention_days=_retention(env),
         provider_keys=provider_keys,
     )

@@ -227,6 +227,14 @@ def worker(env):
 
 
 @pytest.fixture
+def rds(redis_url):
+    """A client on the Redis database the app and its workers use (the job scripts use fixed key names)."""
+    client = redis_lib.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
 def records(db, redis_url):
     """An in-process writer: `records.drain()` stores every ended job's record now (as the writer process would)."""
     client = redis_lib.Redis.from_url(redis_url)

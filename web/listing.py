@@ -18,14 +18,14 @@ def limit_param(default: int = 20, maximum: int = 100) -> int:
     return limit
 
 
-def list_response(data: list[dict], has_more: bool):
-    """OpenAI's list object with its cursors."""
+def list_response(data: list[dict], has_more: bool, *, last_id: str | None = None):
+    """OpenAI's list object with its cursors (`last_id` when the page read further than the rows it shows)."""
     return jsonify(
         {
             "object": "list",
             "data": data,
             "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
+            "last_id": last_id or (data[-1]["id"] if data else None),
             "has_more": has_more,
         }
     )

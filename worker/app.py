@@ -11,7 +11,7 @@ import redis
 from celery import Celery, signals
 
 from llmproxy.config import ConfigError, Settings, load_settings
-from llmproxy.jobs.queues import Queue, celery_config
+from llmproxy.jobs.queues import RUN_JOB_TASK, Queue, celery_config
 from llmproxy.resources import Resources
 from llmproxy.telemetry.heartbeats import beat
 
@@ -50,6 +50,13 @@ def create_celery(settings: Settings | None = None) -> Celery:
     }
     app.autodiscover_tasks(["worker"], related_name="tasks", force=True)
     return app
+
+
+def send_batch_lines(app: Celery, job_ids: list[str]) -> None:
+    """Send one run_job task per line on the batch queue, over one producer connection."""
+    with app.producer_or_acquire() as producer:
+        for job_id in job_ids:
+            app.send_task(RUN_JOB_TASK, args=[job_id], queue=Queue.BATCH, producer=producer)
 
 
 # Per-task "received" and "succeeded" lines, and beat's "sending due task" every few seconds, drown what

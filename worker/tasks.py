@@ -11,10 +11,10 @@ from llmproxy.jobs import live
 from llmproxy.jobs.execution import execute_job
 from llmproxy.jobs.pacing import Deferred
 from llmproxy.jobs.queues import DISPATCH_BATCH_TASK, FINALIZE_BATCH_TASK, RUN_JOB_TASK, Queue
-from llmproxy.jobs.states import FINAL_JOB_STATUSES
 from llmproxy.jobs.store import lost_jobs
 from llmproxy.ops import retention
 from llmproxy.storage.engine import session_scope
+from worker import app
 from worker.app import resources
 
 log = logging.getLogger(__name__)
@@ -42,18 +42,13 @@ def run_job(self, job_id: str) -> str | None:
         # Paced: the key has no capacity now; come back when it returns.
         run_job.apply_async(args=[job_id], queue=queue, countdown=wait.delay)
         return "deferred"
-    if status in FINAL_JOB_STATUSES and queue == Queue.BATCH:
-        results.line_ended(
-            res.session_factory, job_id, send=send_batch_lines, retention_days=res.settings.retention_days
-        )
+    # A batch line that ended is stored by the writer, which then sends the batch's next line (or finalizes it).
     return status
 
 
 def send_batch_lines(job_ids: list[str]) -> None:
     """Send one run_job task per line on the batch queue, over one producer connection."""
-    with run_job.app.producer_or_acquire() as producer:
-        for job_id in job_ids:
-            run_job.apply_async(args=[job_id], queue=Queue.BATCH, producer=producer)
+    app.send_batch_lines(run_job.app, job_ids)
 
 
 @shared_task(name=DISPATCH_BATCH_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -76,8 +71,7 @@ def sweep_jobs() -> int:
     # In Redis: jobs whose lease lapsed (a dead worker's run, or a message it had prefetched).
     targets = live.due(res.redis, lease_seconds=res.settings.job_lease_seconds)
     with session_scope(res.session_factory) as session:
-        lost = lost_jobs(session, queued_grace_seconds=res.settings.job_lease_seconds * 2)
-        targets += [(job.id, job.queue) for job in lost]
+        targets += [(job.id, job.queue) for job in lost_jobs(session)]
     for job_id, queue in targets:
         run_job.apply_async(args=[job_id], queue=queue)
     if targets:
@@ -98,7 +92,7 @@ def sweep_batches() -> int:
         res.session_factory,
         send=send_batch_lines,
         retention_days=res.settings.retention_days,
-        stale_seconds=res.settings.batch_lost_after_seconds,
+        stale_seconds=res.settings.batch_finalize_stall_seconds,
         redis_client=res.redis,
     )
 

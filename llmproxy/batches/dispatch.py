@@ -4,15 +4,17 @@ Every line is a job row before any message is sent (durability first). Lines are
 time, not all at once: a paced line waiting for its key's capacity runs again every ≤ 30 s, so 50,000
 lines sent at once for a key of 100 RPM would keep every worker busy deferring them. The window is
 the key's RPM (MIN_WINDOW..MAX_WINDOW; MAX_WINDOW without an RPM limit). A worker task fills it when
-the batch is created (`top_up`), each line that ends sends the next one (`send_next`), and the sweeper
-tops every running batch up, which also covers a dispatch task or a hook that died.
+the batch is created (`top_up`), the records writer sends one line for each line it stored as ended
+(`send_next`), and the sweeper tops every running batch up, which also covers a dispatch task or a
+writer that died.
 
 Sending a line first stamps `jobs.enqueued_at` (a conditional UPDATE: the stamp is the claim, two
 processes never send the same line). A line whose message was lost (Redis lost its data, or the
 process died between stamp and send) is queued, was stamped long ago, the batch queue is empty (so
-its message is not waiting there), and no task has touched it lately: paced lines run at least every
-30 s and each run touches a marker in Redis, so a line untouched for `stale_seconds` (5 min by
-default) has no message left and is sent again. A duplicate message costs nothing: claiming a job is
+its message is not waiting there), no worker has claimed it (llmproxy.jobs.live) and no task has
+touched it lately: paced lines run at least every 30 s and each run touches a marker in Redis, so a
+line untouched for `stale_seconds` (BATCH_LOST_AFTER_SECONDS, a minute by default) has no message
+left and is sent again. A duplicate message costs nothing: claiming a job is
 idempotent and the ledger's unique job_id bills it once.
 """
 
@@ -27,6 +29,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from llmproxy.batches.states import RUNNING_BATCH_STATUSES, BatchStatus
+from llmproxy.jobs import live
 from llmproxy.jobs.queues import Queue, queue_depth
 from llmproxy.jobs.states import UNFINISHED_JOB_STATUSES, JobStatus
 from llmproxy.storage.engine import session_scope
@@ -107,10 +110,10 @@ def top_up(session_factory: sessionmaker[Session], batch_id: str, *, send: Send)
     return _send_claimed(session_factory, ids, send) if ids else 0
 
 
-def send_next(session_factory: sessionmaker[Session], batch_id: str, *, send: Send) -> int:
-    """A line of the batch ended: send the next one in its place (0 when every line was sent)."""
+def send_next(session_factory: sessionmaker[Session], batch_id: str, *, send: Send, ended: int = 1) -> int:
+    """Lines of the batch ended: send as many next ones in their place (0 when every line was sent)."""
     with session_scope(session_factory) as session:
-        ids = claim_unsent(session, batch_id, 1)
+        ids = claim_unsent(session, batch_id, ended)
     return _send_claimed(session_factory, ids, send) if ids else 0
 
 
@@ -165,6 +168,10 @@ def lost_lines(
             recent = time.time() - stale_seconds
             scores = client.zmscore(TOUCHED_KEY, candidates)
             lost = [job_id for job_id, score in zip(candidates, scores) if score is None or score < recent]
+            # A line a worker claimed runs (or ended) in Redis while its row says queued: not lost. A dead
+            # worker's line is the lease sweep's (llmproxy.jobs.live.due).
+            started = live.started(client, lost) if lost else set()
+            lost = [job_id for job_id in lost if job_id not in started]
         # Restamp every candidate: lost ones are sent now, the others need no look for another period.
         for start in range(0, len(candidates), IDS_PER_STATEMENT):
             session.execute(

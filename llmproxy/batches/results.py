@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 import redis
 from sqlalchemy import Exists, SQLColumnExpression, exists, select, update
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
-from llmproxy.batches import dispatch, store
+from llmproxy.batches import cancel, dispatch, store
 from llmproxy.batches.files import FilePurpose, store_file
 from llmproxy.batches.states import RUNNING_BATCH_STATUSES, BatchStatus
 from llmproxy.jobs import events
@@ -33,26 +34,26 @@ from llmproxy.storage.timestamps import utcnow
 log = logging.getLogger(__name__)
 
 
-_LINE = aliased(Job)  # the ended job, beside the batch's other lines
-
-
 def _unfinished(batch_id: str | SQLColumnExpression[Any]) -> Exists:
     return exists().where(Job.batch_id == batch_id, Job.status.in_(UNFINISHED_JOB_STATUSES))
 
 
-def line_ended(
-    session_factory: sessionmaker[Session], job_id: str, *, send: dispatch.Send, retention_days: float
-) -> BatchStatus | None:
-    """After a job ended: send its batch's next line, or finalize the batch if this was its last; return its status."""
-    with session_scope(session_factory) as session:
-        # One read for the common case (not a batch line, or not its last): this runs after every job.
-        row = session.execute(select(_LINE.batch_id, _unfinished(_LINE.batch_id)).where(_LINE.id == job_id)).first()
-    if row is None or row[0] is None:
-        return None
-    if row[1]:
-        dispatch.send_next(session_factory, row[0], send=send)
-        return None
-    return finalize_if_done(session_factory, row[0], retention_days=retention_days)
+def lines_ended(
+    session_factory: sessionmaker[Session],
+    ended: Mapping[str, int],
+    *,
+    send: dispatch.Send,
+    finalize: Callable[[str], None],
+) -> None:
+    """After the writer stored ended lines (batch id -> how many): send as many next lines of each batch,
+    or hand a batch none of whose lines is left unfinished to `finalize` (a task: it writes the result files)."""
+    for batch_id, count in ended.items():
+        with session_scope(session_factory) as session:
+            unfinished = session.scalar(select(_unfinished(batch_id)))
+        if unfinished:
+            dispatch.send_next(session_factory, batch_id, send=send, ended=count)
+        else:
+            finalize(batch_id)
 
 
 def finalize_if_done(
@@ -221,18 +222,16 @@ def sweep(
     send: dispatch.Send,
     stale_seconds: float,
     retention_days: float,
-    redis_client: redis.Redis | None = None,
+    redis_client: redis.Redis,
 ) -> int:
-    """The periodic pass: expire batches past their window, top up running ones, finalize ended or stalled ones.
-
-    With a Redis client, long-pollers of the lines an expiry cancelled are woken.
-    """
+    """The periodic pass: expire batches past their window (waking the long-pollers of the lines that cancels),
+    top up running ones, finalize ended or stalled ones."""
     with session_scope(session_factory) as session:
-        due = store.due_for_expiry(session, utcnow())
+        due = cancel.due_for_expiry(session, utcnow())
     for batch_id in due:
         with session_scope(session_factory) as session:
-            cancelled = store.expire_batch(session, batch_id)
-        if cancelled and redis_client is not None:
+            cancelled = cancel.expire_batch(session, redis_client, batch_id)
+        if cancelled:
             events.publish_cancelled(redis_client, cancelled)
     dispatch.top_up_running(session_factory, send=send)
     with session_scope(session_factory) as session:

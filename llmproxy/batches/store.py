@@ -1,4 +1,4 @@
-"""Batch lifecycle: create (validate the file, one job per line), read, list, cancel, expire.
+"""Batch lifecycle: create (validate the file, one job per line), read, list (cancel and expiry: cancel.py).
 
 A batch's lines are jobs of the `batch` queue (jobs.batch_id, jobs.custom_id). While it runs,
 its request counts are read from the jobs table, so nothing has to be incremented (and nothing
@@ -8,22 +8,21 @@ files, final counts) is in llmproxy.batches.results.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from llmproxy.batches.files import FilePurpose, get_own_file
 from llmproxy.batches.input_file import read_lines, validate_input, validate_output_expiry
 from llmproxy.batches.states import FINAL_BATCH_STATUSES, BatchStatus
 from llmproxy.config import Settings
-from llmproxy.errors import bad_request, error_object, not_found
+from llmproxy.errors import bad_request, not_found
 from llmproxy.ids import new_id, new_job_id
 from llmproxy.jobs.queues import Queue
 from llmproxy.jobs.states import JobStatus
 from llmproxy.jsontypes import JSON
 from llmproxy.keys.virtual_keys import KeyInfo
-from llmproxy.storage.engine import rowcount
 from llmproxy.storage.models import ApiKey, Batch, Job, UsageEntry
 from llmproxy.storage.pagination import page_after
 from llmproxy.storage.timestamps import to_epoch, utcnow
@@ -171,83 +170,6 @@ def request_counts(session: Session, batch: Batch) -> dict[str, int]:
         "completed": counts.get(JobStatus.COMPLETED, 0),
         "failed": counts.get(JobStatus.FAILED, 0),
     }
-
-
-def cancel_batch(session: Session, batch: Batch) -> list[tuple[str, int]]:
-    """Start cancelling: queued lines are cancelled at once (one UPDATE), running ones finish.
-
-    Returns the (job id, run) of the lines it cancelled. The caller commits, wakes their long-pollers
-    (llmproxy.jobs.events) and then tries to finalize (nothing may be left running).
-    """
-    if batch.status in (BatchStatus.CANCELLING, BatchStatus.CANCELLED) or batch.expired_at is not None:
-        return []  # already ending; cancelling again changes nothing
-    if batch.status != BatchStatus.IN_PROGRESS:
-        raise bad_request(f"A batch with status '{batch.status}' cannot be cancelled", code="invalid_state")
-    now = utcnow()
-    result = session.execute(
-        update(Batch)
-        .where(Batch.id == batch.id, Batch.status == BatchStatus.IN_PROGRESS, Batch.expired_at.is_(None))
-        .values(status=BatchStatus.CANCELLING, cancelling_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    cancelled = []
-    if rowcount(result) == 1:
-        cancelled = cancel_queued_lines(session, batch.id, code="batch_cancelled", message="The batch was cancelled")
-    session.refresh(batch)
-    return cancelled
-
-
-def cancel_queued_lines(session: Session, batch_id: str, *, code: str, message: str) -> list[tuple[str, int]]:
-    """Cancel every line of the batch that has not started, in one UPDATE; return their (job id, run)."""
-    rows = session.execute(
-        update(Job)
-        .where(Job.batch_id == batch_id, Job.status == JobStatus.QUEUED)
-        .values(
-            status=JobStatus.CANCELLED,
-            completed_at=utcnow(),
-            cancel_requested=True,
-            lease_expires_at=None,
-            error=error_object(message, code=code),
-        )
-        .returning(Job.id, Job.run_count)
-        .execution_options(synchronize_session=False)
-    )
-    return [(job_id, run) for job_id, run in rows]
-
-
-def due_for_expiry(session: Session, now: datetime, limit: int = 100) -> list[str]:
-    """In-progress batches past their completion window that have not been expired yet."""
-    return list(
-        session.scalars(
-            select(Batch.id)
-            .where(Batch.status == BatchStatus.IN_PROGRESS, Batch.expires_at < now, Batch.expired_at.is_(None))
-            .limit(limit)
-        )
-    )
-
-
-def expire_batch(session: Session, batch_id: str) -> list[tuple[str, int]] | None:
-    """Mark the batch expired and cancel its queued lines; running lines finish, then it is finalized as `expired`.
-
-    Returns the (job id, run) of the lines it cancelled, or None if the batch was not due.
-    """
-    now = utcnow()
-    result = session.execute(
-        update(Batch)
-        .where(
-            Batch.id == batch_id,
-            Batch.status == BatchStatus.IN_PROGRESS,
-            Batch.expired_at.is_(None),
-            Batch.expires_at < now,
-        )
-        .values(expired_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if rowcount(result) != 1:
-        return None
-    return cancel_queued_lines(
-        session, batch_id, code="batch_expired", message="The batch's completion window ended before this request ran"
-    )
 
 
 def batch_json(session: Session, batch: Batch) -> JSON:

@@ -123,7 +123,7 @@ def key_usage(session: Session, key: ApiKey) -> JSON:
         "key": {"id": key.id, "name": key.name, "prefix": key.prefix},
         "limits": {"rpm": key.rpm_limit, "tpm": key.tpm_limit, "budget_usd": money(key.budget_usd)},
         # The key's running total: the figure its budget is checked against (kept equal to the
-        # ledger's sum by jobs.finish_job, which writes both in one transaction).
+        # ledger's sum by the records writer, llmproxy.jobs.writer, which writes both in one transaction).
         "spend_usd": money(key.spend_usd),
         "requests": int(count or 0),
         "prompt_tokens": int(prompt or 0),

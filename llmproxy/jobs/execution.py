@@ -6,7 +6,6 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from decimal import Decimal
 from typing import Any
 
 import redis
@@ -14,18 +13,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from llmproxy.catalog.snapshots import Snapshots
 from llmproxy.config import Settings
+from llmproxy.errors import ApiError
 from llmproxy.jobs import events, live
 from llmproxy.jobs.events import Chunk, Done, Served
-from llmproxy.jobs.finish import finish_job
-from llmproxy.jobs.lease import LeaseKeeper, LeaseRenewer
+from llmproxy.jobs.lease import LeaseRenewer
 from llmproxy.jobs.outcome import Outcome, outcome_of, record_outcome_metrics
-from llmproxy.jobs.pacing import pace, refuse_job
+from llmproxy.jobs.pacing import pace
 from llmproxy.jobs.queues import Queue
 from llmproxy.jobs.routing import Step, run_chain
 from llmproxy.jobs.states import FINAL_JOB_STATUSES, JobStatus
 from llmproxy.jobs.steps import build_steps, retry_policy
-from llmproxy.jobs.store import claim_job, get_job
-from llmproxy.limits import reservations
+from llmproxy.jobs.store import get_job
 from llmproxy.storage.engine import session_scope
 from llmproxy.storage.models import Job
 from llmproxy.telemetry.metrics import Counters
@@ -48,80 +46,58 @@ def execute_job(
 ) -> str | None:
     """Run a job if it is ours to run; return its final status, or None when another run owns it.
 
-    Interactive jobs live in Redis until they end (see llmproxy.jobs.live). Queued jobs of the
-    batch queue are paced first: they raise Deferred until their key has capacity, instead of
-    failing with 429.
+    Every job runs from its live state in Redis (see llmproxy.jobs.live); its record goes to the
+    database through the writer. Queued jobs of the batch queue are paced first: they raise
+    Deferred until their key has capacity, instead of failing with 429.
     """
     snapshots = snapshots or Snapshots(0)
     snapshots.sync(redis_client)
-    if queue == Queue.INTERACTIVE:
-        return _execute_live(
-            job_id,
-            session_factory=session_factory,
-            client=redis_client,
-            settings=settings,
-            snapshots=snapshots,
-            sleep=sleep,
-            counters=counters,
-            leases=leases or LeaseRenewer(redis_client, settings.job_lease_seconds),
-        )
-    with session_scope(session_factory) as session:
-        # Interactive jobs were admitted by the web; others are paced here, before they are claimed.
-        pending = get_job(session, job_id) if queue != Queue.INTERACTIVE else None
-        if pending is not None and pending.queue == Queue.BATCH and pending.status == JobStatus.QUEUED:
-            refusal = pace(session, redis_client, pending, settings, snapshots)
-            if refusal is not None:
-                return refuse_job(session_factory, redis_client, pending, refusal, settings)
-        job = claim_job(session, job_id, lease_seconds=settings.job_lease_seconds)
-        if job is None:
-            existing = get_job(session, job_id)
-            if existing is not None and existing.status in FINAL_JOB_STATUSES:
-                # A redelivered task for a finished job: make sure the waiter has its answer.
-                events.publish(redis_client, job_id, Done.of(existing), run=existing.run_count)
-            return None
-        run = job.run_count
-        steps = build_steps(session, job, settings, snapshots)
-    lease = LeaseKeeper(session_factory, job.id, run, settings.job_lease_seconds)
-    outcome = _run(job, run, steps, client=redis_client, settings=settings, sleep=sleep, lease=lease)
-    with session_scope(session_factory) as session:
-        if not finish_job(session, job, run, outcome):
-            log.info("job %s finished by another run; this run's result is dropped", job_id)
-            return None
-    try:
-        _settle(redis_client, job, run, outcome)
-    finally:
-        # The job is stored and billed: whatever failed above, the waiter must get its answer.
-        events.publish(redis_client, job_id, Done.of(job), run=run)
-    record_outcome_metrics(redis_client, counters, outcome)  # after the answer: nobody waits for the counters
-    return job.status
-
-
-def _execute_live(
-    job_id: str,
-    *,
-    session_factory: sessionmaker[Session],
-    client: redis.Redis,
-    settings: Settings,
-    snapshots: Snapshots,
-    sleep: Callable[[float], None],
-    counters: Counters | None,
-    leases: LeaseRenewer,
-) -> str | None:
-    """Claim, run and finish an interactive job in Redis: no database write before the caller has the answer."""
-    claimed = live.claim(client, job_id, lease_seconds=settings.job_lease_seconds)
+    leases = leases or LeaseRenewer(redis_client, settings.job_lease_seconds)
+    stored = None
+    if queue != Queue.INTERACTIVE:
+        # A stored job (async job, batch line): its row says what to run, and whether it still should.
+        with session_scope(session_factory) as session:
+            stored = get_job(session, job_id)
+            if stored is None:
+                return None
+            if stored.status in FINAL_JOB_STATUSES:
+                # A redelivered or re-sent task for a job already recorded: make sure its waiter has the answer.
+                events.publish(redis_client, job_id, Done.of(stored), run=stored.run_count)
+                return None
+            if stored.queue == Queue.BATCH:
+                refusal = pace(session, redis_client, stored, settings, snapshots)
+                if refusal is not None:
+                    return _refuse(session_factory, redis_client, stored, refusal, settings)
+    claimed = live.claim(redis_client, job_id, lease_seconds=settings.job_lease_seconds, stored=stored)
     if isinstance(claimed, str):
-        _answer_again(session_factory, client, job_id, claimed)
+        _answer_again(session_factory, redis_client, job_id, claimed)
         return None
     job, run = claimed.job, claimed.run
     with session_scope(session_factory) as session:  # touches the database only when the catalog cache is cold
         steps = build_steps(session, job, settings, snapshots)
-    outcome = _run(job, run, steps, client=client, settings=settings, sleep=sleep, lease=leases.holding(job_id, run))
-    _send_usage_chunk(client, job, run, outcome)
-    if not live.finish(client, job, run, outcome, settle=True):
+    lease = leases.holding(job_id, run)
+    outcome = _run(job, run, steps, client=redis_client, settings=settings, sleep=sleep, lease=lease)
+    _send_usage_chunk(redis_client, job, run, outcome)
+    # No database write before the caller has the answer: the writer stores the record (and updates a stored row).
+    if not live.finish(redis_client, job, run, outcome, settle=True):
         log.info("job %s finished by another run; this run's result is dropped", job_id)
         return None
-    record_outcome_metrics(client, counters, outcome)  # after the answer: nobody waits for the counters
+    record_outcome_metrics(redis_client, counters, outcome)  # after the answer: nobody waits for the counters
     return job.status
+
+
+def _refuse(
+    session_factory: sessionmaker[Session], client: redis.Redis, stored: Job, refusal: ApiError, settings: Settings
+) -> str | None:
+    """End a stored job that can never be admitted (budget spent, too large, key revoked): failed, nothing billed."""
+    claimed = live.claim(client, stored.id, lease_seconds=settings.job_lease_seconds, stored=stored)
+    if isinstance(claimed, str):
+        _answer_again(session_factory, client, stored.id, claimed)
+        return None
+    outcome = Outcome(status=JobStatus.FAILED, error=refusal.body()["error"], error_status=refusal.status)
+    if not live.finish(client, claimed.job, claimed.run, outcome, settle=False):
+        return None
+    return claimed.job.status
 
 
 def _answer_again(session_factory: sessionmaker[Session], client: redis.Redis, job_id: str, status: str) -> None:
@@ -168,19 +144,6 @@ def _run(
             sleep=sleep,
         )
     return outcome_of(job, chain, started)
-
-
-def _settle(client: redis.Redis, job: Job, run: int, outcome: Outcome) -> None:
-    """After the spend is committed: swap the reservation for the real usage (frees unused tokens now)."""
-    used = outcome.usage.prompt_tokens + outcome.usage.completion_tokens if outcome.usage else 0
-    reservations.settle(
-        client,
-        key_id=job.api_key_id,
-        request_id=job.id,
-        actual_tokens=used,
-        actual_cost_usd=outcome.cost_usd or Decimal(0),
-    )
-    _send_usage_chunk(client, job, run, outcome)
 
 
 def _send_usage_chunk(client: redis.Redis, job: Job, run: int, outcome: Outcome) -> None:

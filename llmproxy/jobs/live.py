@@ -53,6 +53,24 @@ def live_key(job_id: str) -> str:
     return f"{_PREFIX}{job_id}{_SUFFIX}"
 
 
+def batch_ending_key(batch_id: str) -> str:
+    """Redis key that, while it exists, keeps every line of the batch from starting (it is being cancelled)."""
+    return f"llmproxy:batch:{batch_id}:ending"
+
+
+def mark_batch_ending(client: redis.Redis, batch_id: str, *, seconds: float) -> None:
+    """From now on no line of this batch starts: set before its queued rows are cancelled (see llmproxy.batches)."""
+    client.set(batch_ending_key(batch_id), 1, ex=max(1, int(seconds)))
+
+
+def started(client: redis.Redis, job_ids: list[str]) -> set[str]:
+    """Which of these stored jobs a worker has claimed (running, or ended and not yet recorded)."""
+    pipe = client.pipeline(transaction=False)
+    for job_id in job_ids:
+        pipe.hexists(live_key(job_id), "run")  # a claim sets `run`; a cancel's tombstone does not
+    return {job_id for job_id, claimed in zip(job_ids, pipe.execute(), strict=True) if claimed}
+
+
 def create(client: redis.Redis, job: LiveJob, *, lease_seconds: float) -> None:
     """Make an interactive job live and queued, with a lease that covers the time to be claimed."""
     _CREATE(
@@ -85,9 +103,10 @@ def claim(client: redis.Redis, job_id: str, *, lease_seconds: float, stored: Job
     from it on the first claim. Without it, a job with no live state is 'missing'.
     """
     static = (LiveJob.of_row(stored).dumps(), stored.queue, stored.run_count) if stored is not None else ("", "", 0)
+    batch_id = stored.batch_id if stored is not None else None
     reply = _CLAIM(
         client,
-        [live_key(job_id), LEASES_KEY],
+        [live_key(job_id), LEASES_KEY, batch_ending_key(batch_id or "")],
         [job_id, ms(lease_seconds), ms(LIVE_TTL_SECONDS), *static],
     )
     if reply[0] != b"claimed":
@@ -186,6 +205,19 @@ def cancel(client: redis.Redis, job_id: str, *, stored: bool) -> str:
 def read(client: redis.Redis, job_id: str) -> Job | None:
     """The job as its live state has it; None if it has none (queued stored job, or already recorded)."""
     raw: dict[bytes, bytes] = cast(Any, client.hgetall(live_key(job_id)))
+    return _job_of(job_id, raw)
+
+
+def read_many(client: redis.Redis, job_ids: list[str]) -> dict[str, Job]:
+    """`read` for several jobs in one round trip: the ones that have a live state."""
+    pipe = client.pipeline(transaction=False)
+    for job_id in job_ids:
+        pipe.hgetall(live_key(job_id))
+    found = {job_id: _job_of(job_id, raw) for job_id, raw in zip(job_ids, pipe.execute(), strict=True)}
+    return {job_id: job for job_id, job in found.items() if job is not None}
+
+
+def _job_of(job_id: str, raw: dict[bytes, bytes]) -> Job | None:
     if b"job" not in raw:
         return None
     static = LiveJob.loads(job_id, raw[b"job"])

@@ -27,8 +27,8 @@ return 1
 """
 )
 
-# KEYS: live hash, leases. ARGV: job id, lease_ms, ttl_ms, stored job JSON|'' , queue, runs so far
-# Returns {'claimed', run, job JSON} or {status} (someone else's, finished, cancelled) or {'missing'}.
+# KEYS: live hash, leases, its batch's cancel mark. ARGV: job id, lease_ms, ttl_ms, stored job JSON|'' , queue,
+# runs so far. Returns {'claimed', run, job JSON} or {status} (someone else's, finished, cancelled) or {'missing'}.
 CLAIM_LUA = (
     _CLOCK
     + """
@@ -36,6 +36,8 @@ local now = clock()
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then
   if ARGV[4] == '' then return {'missing'} end
+  -- A line of a batch being cancelled or expired never starts (its row is being cancelled).
+  if redis.call('EXISTS', KEYS[3]) == 1 then return {'cancelled'} end
   -- A stored job is claimed the first time: its live state starts from its row.
   redis.call('HSET', KEYS[1], 'job', ARGV[4], 'queue', ARGV[5], 'status', 'queued', 'run', ARGV[6])
   status = 'queued'

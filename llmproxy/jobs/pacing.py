@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import redis
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from llmproxy.catalog.chains import cached_price_chain
 from llmproxy.catalog.snapshots import Snapshots
 from llmproxy.config import Settings
 from llmproxy.errors import ApiError
-from llmproxy.jobs import events
-from llmproxy.jobs.finish import finish_job
-from llmproxy.jobs.outcome import Outcome
-from llmproxy.jobs.states import JobStatus
-from llmproxy.jobs.store import claim_job
 from llmproxy.limits.admission import admit
-from llmproxy.storage.engine import session_scope
 from llmproxy.storage.models import ApiKey, Job
 
 MAX_DEFER_SECONDS = 30.0
@@ -49,18 +43,3 @@ def pace(session: Session, client: redis.Redis, job: Job, settings: Settings, sn
             raise Deferred(min(MAX_DEFER_SECONDS, float(refusal.headers["Retry-After"]))) from None
         return refusal
     return None
-
-
-def refuse_job(
-    session_factory: sessionmaker[Session], client: redis.Redis, job: Job, refusal: ApiError, settings: Settings
-) -> str | None:
-    """End a queued job that can never be admitted (budget spent, too large, key revoked)."""
-    with session_scope(session_factory) as session:
-        claimed = claim_job(session, job.id, lease_seconds=settings.job_lease_seconds)
-        if claimed is None:
-            return None
-        outcome = Outcome(status=JobStatus.FAILED, error=refusal.body()["error"], error_status=refusal.status)
-        if not finish_job(session, claimed, claimed.run_count, outcome):
-            return None
-    events.publish(client, job.id, events.Done.of(claimed), run=claimed.run_count)
-    return claimed.status

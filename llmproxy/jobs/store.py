@@ -1,11 +1,10 @@
-"""Jobs in the database: create, claim (atomic, idempotent), renew leases, find, list, cancel, find lost ones."""
+"""Jobs in the database: create, find, list, cancel queued ones (running jobs live in Redis: llmproxy.jobs.live)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import cast
 
-from sqlalchemy import Table, and_, bindparam, or_, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from llmproxy.errors import error_object
@@ -67,74 +66,17 @@ JOBS = cast(Table, Job.__table__)
 
 _INSERT_JOB = JOBS.insert()
 
-# Claim: one UPDATE … RETURNING, built once. A queued job, or a running one whose lease expired.
-_CLAIM_JOB = (
-    JOBS.update()
-    .where(
-        JOBS.c.id == bindparam("p_id"),
-        or_(
-            JOBS.c.status == JobStatus.QUEUED,
-            and_(JOBS.c.status == JobStatus.IN_PROGRESS, JOBS.c.lease_expires_at < bindparam("p_now")),
-        ),
-    )
-    .values(
-        status=JobStatus.IN_PROGRESS,
-        run_count=JOBS.c.run_count + 1,
-        started_at=bindparam("p_now"),
-        lease_expires_at=bindparam("p_until"),
-    )
-    .returning(*JOBS.c)
-)
-
-
-def claim_job(session: Session, job_id: str, *, lease_seconds: float) -> Job | None:
-    """Atomically take a queued job, or one whose previous run's lease expired; None if someone else has it.
-
-    The claimed job is returned detached from the session (a plain copy of the row).
-    """
-    now = utcnow()
-    params = {"p_id": job_id, "p_now": now, "p_until": now + timedelta(seconds=lease_seconds)}
-    row = session.connection().execute(_CLAIM_JOB, params).one_or_none()
-    if row is None:
-        return None
-    session.commit()
-    mapping = row._mapping
-    return Job(**{attr: mapping[column] for attr, column in JOB_COLUMNS})
-
-
-def renew_lease(session: Session, job_id: str, run: int, *, lease_seconds: float) -> bool:
-    """Extend the lease of our run; False if the job is no longer ours."""
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.IN_PROGRESS, Job.run_count == run)
-        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
-        .execution_options(synchronize_session=False)
-    )
-    return rowcount(result) == 1
-
 
 def get_job(session: Session, job_id: str) -> Job | None:
     """A job by id."""
     return session.get(Job, job_id)
 
 
-def lost_jobs(session: Session, *, queued_grace_seconds: float, limit: int = 500) -> list[Job]:
-    """Jobs whose task was lost: running with an expired lease, or queued (interactive) for too long."""
-    now = utcnow()
+def lost_jobs(session: Session, *, limit: int = 500) -> list[Job]:
+    """Rows a previous version left running in the database whose lease expired (jobs now run in Redis)."""
     return list(
         session.scalars(
-            select(Job)
-            .where(
-                or_(
-                    and_(Job.status == JobStatus.IN_PROGRESS, Job.lease_expires_at < now),
-                    and_(
-                        Job.status == JobStatus.QUEUED,
-                        Job.queue == "interactive",
-                        Job.created_at < now - timedelta(seconds=queued_grace_seconds),
-                    ),
-                )
-            )
-            .limit(limit)
+            select(Job).where(Job.status == JobStatus.IN_PROGRESS, Job.lease_expires_at < utcnow()).limit(limit)
         )
     )
 

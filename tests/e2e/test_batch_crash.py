@@ -1,7 +1,7 @@
 """A batch whose worker is killed (SIGKILL) halfway: it still completes, no line is lost, none is billed twice.
 
 Real processes on a Redis database of their own (see conftest.py): gunicorn (web), celery beat (the
-sweepers), one Celery worker killed with lines in flight, then a second one. The same batch as
+sweepers), the records writer, one Celery worker killed with lines in flight, then a second one. The same batch as
 tests/integration/batches/test_batches.py: 2,000 lines, one upstream call in ten failing with 429 or 500
 (retried), one in fifty with 400 (that line fails and goes to the error file).
 """
@@ -18,7 +18,7 @@ from llmproxy.devtools.waiting import wait_for
 from llmproxy.storage.engine import session_scope
 from llmproxy.storage.models import Job, UsageEntry
 from tests.support import batching, records
-from tests.support.processes import BeatProcess, WebProcess, WorkerProcess, side_by_side
+from tests.support.processes import BeatProcess, WebProcess, WorkerProcess, WriterProcess, side_by_side
 
 LINES = 2000
 
@@ -44,8 +44,8 @@ def test_batch_survives_a_killed_worker(e2e_env, make_key, upstream, db):
     ]
     upstream.script("gpt-3.5-turbo", *script)
     first, beat, web = WorkerProcess(env, concurrency=8), BeatProcess(env), WebProcess(env, workers=1)
-    second = WorkerProcess(env, concurrency=8)
-    started = [first, beat, web]
+    second, writer = WorkerProcess(env, concurrency=8), WriterProcess(env)
+    started = [first, beat, web, writer]
     try:
         side_by_side(lambda p: p.start(), started)
         batch = batching.submit(web.url, secret, batching.file_of(LINES))

@@ -7,7 +7,7 @@ import logging
 import redis
 from flask import Blueprint, jsonify, request
 
-from llmproxy.batches import store
+from llmproxy.batches import cancel, store
 from llmproxy.batches.states import BatchStatus
 from llmproxy.errors import bad_request
 from llmproxy.jobs import events
@@ -68,7 +68,7 @@ def list_batches():
 def cancel_batch(batch_id):
     """Cancel: queued lines at once, running ones finish; `cancelling`, then `cancelled` with partial results."""
     batch = store.get_own_batch(db(), current_key().id, batch_id)
-    cancelled = store.cancel_batch(db(), batch)
+    cancelled = cancel.cancel_batch(db(), resources().redis, batch)
     commit()
     if cancelled:
         try:

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, request
 from llmproxy.batches.store import get_own_batch
 from llmproxy.errors import bad_request
 from llmproxy.jobs import events, live
-from llmproxy.jobs.lookup import find_own_job
+from llmproxy.jobs.lookup import as_they_are_now, find_own_job
 from llmproxy.jobs.queues import Queue
 from llmproxy.jobs.serialize import job_json
 from llmproxy.jobs.states import FINAL_JOB_STATUSES, JobStatus
@@ -16,7 +16,6 @@ from llmproxy.jobs.store import cancel_job as cancel_queued_job
 from llmproxy.jobs.store import list_jobs as list_own_jobs
 from llmproxy.jobs.submission import chat_job_body
 from llmproxy.limits.reservations import release
-from llmproxy.storage.models import Job
 from web.auth import current_key, require_client
 from web.context import commit, db, release_connection, resources
 from web.jsonbody import json_body
@@ -75,7 +74,9 @@ def list_jobs() -> Response:
     page, has_more = list_own_jobs(
         db(), current_key().id, status=status, limit=limit_param(), after=request.args.get("after"), batch_id=batch_id
     )
-    return list_response([job_json(j) for j in page], has_more)
+    # Rows still in flight are shown as they are now; one that has moved on from the status asked for is left out.
+    jobs = [job for job in as_they_are_now(resources().redis, page) if status is None or job.status == status]
+    return list_response([job_json(j) for j in jobs], has_more, last_id=page[-1].id if page else None)
 
 
 @bp.post("/<job_id>/cancel")
@@ -83,30 +84,20 @@ def cancel_job(job_id: str) -> Response:
     """Cancel a queued job now; ask a running one to stop."""
     client = resources().redis
     job = find_own_job(db(), client, current_key().id, job_id)
-    if job.queue == Queue.INTERACTIVE:
-        return job_response(_cancel_live(client, job))
-    cancelled_now = job.status not in FINAL_JOB_STATUSES and cancel_queued_job(db(), job)
-    if job.status not in FINAL_JOB_STATUSES:
-        events.request_cancel(client, job.id)
-    commit()
-    if job.status == JobStatus.CANCELLED:
-        # Wake whoever waits on it (a synchronous caller or a long poll), and free what it reserved.
-        events.publish(client, job.id, events.Cancelled.job(), run=job.run_count)
-        if cancelled_now:
-            try:
-                release(client, key_id=job.api_key_id, request_id=job.id)
-            except redis.RedisError:  # the reservation expires on its own; the cancel is committed
-                pass
-    return job_response(job)
-
-
-def _cancel_live(client: redis.Redis, job: Job) -> Job:
-    """Cancel an interactive job in Redis (where it lives until it ends); returns it as it is now."""
     if job.status in FINAL_JOB_STATUSES:
-        return job
-    if live.cancel(client, job.id, stored=False) == "queued":
+        return job_response(job)
+    stored = job.queue != Queue.INTERACTIVE  # an async job or a batch line: it has a row
+    had = live.cancel(client, job.id, stored=stored)
+    cancelled_now = had == "queued"
+    if had == "missing" and stored:
+        # No worker has claimed it, and now none can (the cancel left a tombstone): cancel its row.
+        cancelled_now = cancel_queued_job(db(), job)
+        commit()
+        if cancelled_now:
+            events.publish(client, job.id, events.Cancelled.job(), run=job.run_count)  # wake its long-polls
+    if cancelled_now:
         try:
             release(client, key_id=job.api_key_id, request_id=job.id)
         except redis.RedisError:  # the reservation expires on its own; the cancel is done
             pass
-    return find_own_job(db(), client, job.api_key_id, job.id)
+    return job_response(find_own_job(db(), client, job.api_key_id, job.id))

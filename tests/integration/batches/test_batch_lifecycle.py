@@ -93,7 +93,7 @@ def test_lines_are_sent_a_window_at_a_time(db, settings, make_key):
     assert all(j.enqueued_at is not None for j in b.batch_jobs(db, batch_id))
 
 
-def test_a_failed_send_puts_the_lines_back(db, settings, make_key):
+def test_a_failed_send_puts_the_lines_back(db, settings, make_key, rds):
     _, key = make_key()
     batch_id = make_batch(db, settings, key["id"], 3)
 
@@ -104,7 +104,7 @@ def test_a_failed_send_puts_the_lines_back(db, settings, make_key):
         dispatch.top_up(db, batch_id, send=broker_down)
     assert all(j.enqueued_at is None for j in b.batch_jobs(db, batch_id))
     sent: list[str] = []
-    assert batche_results.sweep(db, send=sent.extend, stale_seconds=300, retention_days=30) == 0
+    assert batche_results.sweep(db, send=sent.extend, stale_seconds=300, retention_days=30, redis_client=rds) == 0
     assert len(sent) == 3  # the sweeper tops running batches up
 
 
@@ -192,11 +192,11 @@ def test_a_dead_finalizer_is_replaced(db, settings, make_key):
         assert len(list(session.scalars(select(StoredFile.id).where(StoredFile.purpose == "batch_output")))) == 1
 
 
-def test_sweep_finalizes_a_batch_whose_last_worker_died(db, settings, make_key):
+def test_sweep_finalizes_a_batch_whose_last_worker_died(db, settings, make_key, rds):
     _, key = make_key()
     batch_id = make_batch(db, settings, key["id"], 3)
     end_lines(db, batch_id)  # ... and nobody called finalize_if_done
-    assert batche_results.sweep(db, send=never, stale_seconds=300, retention_days=30) == 1
+    assert batche_results.sweep(db, send=never, stale_seconds=300, retention_days=30, redis_client=rds) == 1
     with session_scope(db) as session:
         assert session.get(Batch, batch_id).status == "completed"
 

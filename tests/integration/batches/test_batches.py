@@ -15,11 +15,13 @@ import requests
 from sqlalchemy import func, select
 
 from llmproxy.batches import results
-from llmproxy.devtools.stub_responses import Fail, Ok
+from llmproxy.devtools.stub_responses import Fail, Ok, Slow
 from llmproxy.devtools.waiting import wait_for
+from llmproxy.jobs import live
 from llmproxy.storage.engine import session_scope
-from llmproxy.storage.models import Job
+from llmproxy.storage.models import Job, UsageEntry
 from tests.support import batching as b
+from tests.support import records
 
 ADMIN = {"Authorization": "Bearer admin-test-key-0123456789"}
 
@@ -175,6 +177,36 @@ def test_openai_sdk_cancel_keeps_partial_output(live, make_key, upstream, worker
     assert sdk.batches.cancel(batch.id).status == "cancelled"  # again: nothing changes
 
 
+def test_cancel_lets_lines_running_in_redis_finish_and_bills_them_once(client, make_key, upstream, worker, db, rds):
+    """A claimed line runs in Redis while its row still says queued: a cancel must not cancel that row (its
+    outcome would be billed but never shown); it finishes, lands in the output and is billed once."""
+    secret, key = make_key(rpm_limit=2)  # the batch's share admits a line or so; the others wait, queued
+    upstream.script("gpt-3.5-turbo", Slow(2.0), Slow(2.0), *[Ok()] * 4)
+    created = create(client, secret, b.file_of(6))
+    batch_id = created.json["id"]
+    wait_for(upstream.chat_bodies, timeout=30, message="a line to reach the upstream")
+    lines = b.batch_jobs(db, batch_id)
+    running = live.started(rds, [j.id for j in lines])
+    assert running and all(j.status == "queued" for j in lines if j.id in running)  # the case under test
+    assert client.post(f"/v1/batches/{batch_id}/cancel", headers=auth(secret)).json["status"] in (
+        "cancelling",
+        "cancelled",
+    )
+    done = b.wait_batch(getter(client, secret), batch_id, timeout=60)
+    assert done["status"] == "cancelled", done
+    served = len(upstream.chat_bodies())
+    output, errors = content(client, secret, done["output_file_id"]), content(client, secret, done["error_file_id"])
+    b.check_results(done, output, errors, {f"req-{i}" for i in range(6)})
+    assert done["request_counts"] == {"total": 6, "completed": served, "failed": 0} and len(output) == served
+    assert {x["error"]["code"] for x in errors} == ({"batch_cancelled"} if served < 6 else set())
+    assert {j.id for j in b.batch_jobs(db, batch_id) if j.status == "completed"} >= running
+    billed = b.billed(db, batch_id)
+    assert len(billed) == served and set(billed.values()) == {1}
+    with session_scope(db) as session:
+        spent = session.scalar(select(func.sum(UsageEntry.cost_usd)).where(UsageEntry.api_key_id == key["id"]))
+    assert records.key_spend(db, key["id"]) == spent
+
+
 def test_two_thousand_lines_under_upstream_failures(client, make_key, upstream, worker, db):
     n = 2000
     secret, _ = make_key()
@@ -256,7 +288,7 @@ def test_bad_batch_requests_change_nothing(client, make_key, fields, status, par
     assert client.get("/v1/batches", headers=auth(secret)).json["data"] == []
 
 
-def test_expiry_keeps_partial_output(settings, db, upstream, worker):
+def test_expiry_keeps_partial_output(settings, db, upstream, worker, rds):
     from web import create_app
 
     client = create_app(settings.with_(batch_completion_window_seconds=2)).test_client()
@@ -272,7 +304,7 @@ def test_expiry_keeps_partial_output(settings, db, upstream, worker):
 
     def swept():
         # What the beat task `llmproxy.sweep_batches` does every few seconds.
-        results.sweep(db, send=never, stale_seconds=300, retention_days=30)
+        results.sweep(db, send=never, stale_seconds=300, retention_days=30, redis_client=rds)
         return getter(client, secret)(r.json["id"])["status"] == "expired"
 
     wait_for(swept, timeout=10, interval=0.2, message="the batch to expire")

@@ -29,7 +29,7 @@ LEDGER = [
 
 
 def bill(session_factory, key_id, requested, served, provider, prompt, completion, cost, at):
-    """A finished job and its ledger row, as jobs.finish_job would leave them (spend included)."""
+    """A finished job and its ledger row, as the records writer (llmproxy.jobs.writer) leaves them (spend included)."""
     with session_scope(session_factory) as s:
         job = Job(
             id=llmproxy_ids.new_id("job"),

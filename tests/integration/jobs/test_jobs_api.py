@@ -4,6 +4,7 @@ import pytest
 
 from llmproxy.devtools.stub_responses import Slow
 from llmproxy.devtools.waiting import wait_for
+from tests.support import records
 
 MSG = [{"role": "user", "content": "a job"}]
 BODY = {"model": "gpt-3.5-turbo", "messages": MSG}
@@ -48,16 +49,20 @@ def test_prefer_wait_answers_202_then_completes(client, make_key, upstream, work
     assert fast.status_code == 200 and fast.json["object"] == "chat.completion"
 
 
-def test_list_with_cursor_and_status(client, make_key, upstream, worker):
+def test_list_with_cursor_and_status(client, make_key, upstream, worker, db):
     secret, _ = make_key()
     ids = [client.post("/v1/jobs", json={"body": BODY}, headers=auth(secret)).json["id"] for _ in range(5)]
     for job_id in ids:
-        client.get(f"/v1/jobs/{job_id}?wait=20", headers=auth(secret))
+        assert client.get(f"/v1/jobs/{job_id}?wait=20", headers=auth(secret)).json["status"] == "completed"
     page = client.get("/v1/jobs?limit=2", headers=auth(secret)).json
     assert page["object"] == "list" and page["has_more"] is True
     assert [j["id"] for j in page["data"]] == ids[::-1][:2]
+    # Ended, recorded or not: the list shows each job as it is now.
+    assert {j["status"] for j in page["data"]} == {"completed"}
     rest = client.get(f"/v1/jobs?limit=10&after={page['last_id']}", headers=auth(secret)).json
     assert [j["id"] for j in rest["data"]] == ids[::-1][2:] and rest["has_more"] is False
+    for job_id in ids:
+        records.recorded_job(db, job_id)  # a status filter reads stored statuses
     assert len(client.get("/v1/jobs?status=completed", headers=auth(secret)).json["data"]) == 5
     assert client.get("/v1/jobs?status=failed", headers=auth(secret)).json["data"] == []
 

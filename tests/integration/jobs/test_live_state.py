@@ -1,4 +1,4 @@
-"""In-flight interactive jobs in the app's Redis (llmproxy.jobs.live): claim, finish, cancel, leases, due.
+"""In-flight jobs in the app's Redis (llmproxy.jobs.live): claim, finish, cancel, leases, due, batch ending marks.
 
 Records go to a stream of each test's own (the scripts take its name as a KEY): the session's writer
 process, started by earlier modules, consumes the shared one and would race the counts."""
@@ -107,9 +107,11 @@ def race_to_claim(rds, job_id: str, threads: int = 8) -> list[live.Claim | str]:
         return list(pool.map(claim, range(threads)))
 
 
-def stored_row(job_id: str) -> Job:  # a stored (batch-queue) job's row, as a worker passes it to its first claim
+def stored_row(
+    job_id: str, batch_id: str | None = None
+) -> Job:  # a stored job's row, as a worker passes it to its first claim
     return Job(id=job_id, api_key_id="key_live_tests", model="gpt-3.5-turbo", queue="batch", request=REQUEST,
-               stream=False, run_count=0, created_at=datetime.now(UTC))  # fmt: skip
+               stream=False, run_count=0, batch_id=batch_id, created_at=datetime.now(UTC))  # fmt: skip
 
 
 def test_claimed_once(rds, new_job):
@@ -223,6 +225,34 @@ def test_cancel_of_an_unclaimed_stored_job_leaves_a_tombstone(rds, stream, job_i
     assert isinstance(claim, live.Claim) and (claim.run, claim.job.queue) == (1, "batch")
     assert live.cancel(rds, unstored, stored=False) == "missing"
     assert isinstance(live.claim(rds, unstored, lease_seconds=LONG, stored=stored_row(unstored)), live.Claim)
+
+
+def test_a_batch_ending_mark_keeps_its_lines_from_starting(rds, job_ids):
+    """Once a batch is being cancelled no line of it makes its first claim; lines already claimed go on."""
+    batch_id = new_id("batch")
+    running, waiting, elsewhere = job_ids(), job_ids(), job_ids()
+    try:
+        first = live.claim(rds, running, lease_seconds=SHORT, stored=stored_row(running, batch_id))
+        assert isinstance(first, live.Claim)
+        live.mark_batch_ending(rds, batch_id, seconds=30)
+        assert live.claim(rds, waiting, lease_seconds=LONG, stored=stored_row(waiting, batch_id)) == "cancelled"
+        assert isinstance(
+            live.claim(rds, elsewhere, lease_seconds=LONG, stored=stored_row(elsewhere, "batch_x")), live.Claim
+        )
+        assert live.started(rds, [running, waiting, elsewhere]) == {running, elsewhere}
+        # The line that had started is taken over by a new run when its lease lapses (a dead worker's).
+        assert claimed_again(rds, running).run == first.run + 1
+    finally:
+        rds.delete(live.batch_ending_key(batch_id))
+
+
+def test_read_many_reads_live_jobs_in_one_round_trip(rds, new_job, job_ids):
+    """read_many() returns the jobs that have a live state, as read() does, and leaves out the others."""
+    queued, running, unknown = new_job(), new_job(), job_ids()
+    live.claim(rds, running, lease_seconds=LONG)
+    found = live.read_many(rds, [queued, running, unknown])
+    assert set(found) == {queued, running}
+    assert (found[queued].status, found[running].status, found[running].run_count) == ("queued", "in_progress", 1)
 
 
 def test_read_shows_status_owner_and_run(rds, new_job):
