@@ -66,6 +66,12 @@ def _halves(n: int) -> tuple[int, int]:
     return (n + 1) // 2, n // 2
 
 
+def warmup_requests(levels: list[int], requests_per_thread: int, warmup_per_thread: int) -> int:
+    """How many warm-up requests run_admission sends: every non-empty half, with either key, warms up first."""
+    parts = 2 * sum(1 for n in _halves(requests_per_thread) if n > 0)
+    return sum(c * warmup_per_thread * parts for c in levels)
+
+
 def run_admission(
     base_url: str,
     keys: dict[str, str],

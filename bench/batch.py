@@ -2,9 +2,9 @@
 synchronous callers while it drains.
 
 As production runs it (the Procfile's `worker` and `batch`): one Celery worker process on
-`interactive` and one on `batch` with N threads. With the stub answering in L ms, the batch worker
-could at best finish N / L lines per second (every thread always waiting on the stub, the proxy
-costing nothing): that ideal is the reference of the throughput rows.
+`interactive` and P on `batch` (one per core by default) with T threads each. With the stub answering
+in L ms, the batch workers could at best finish P × T / L lines per second (every thread always waiting
+on the stub, the proxy costing nothing): that ideal is the reference of the throughput rows.
 
 Order of the measurement:
 1. the probe on the idle system (one synchronous request at a time with a short pause, on the
@@ -13,6 +13,7 @@ Order of the measurement:
 3. from the moment the batch exists until every line has ended: the same probe, running, and
    `GET /v1/batches/{id}` polled for the progress; then until the batch is `completed` (finalize);
 4. download the output (and error) file and check every custom_id came back exactly once.
+With a LagRecorder, the answer → ledger lag of step 1 and of steps 2–3 (lines and probe) is kept per phase.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import requests
 
 from bench.cpu import CpuMeter
 from bench.cpu import describe as describe_cpu
+from bench.lag import LagRecorder, phase_line
 from bench.loadgen import MODEL, PROMPT, LevelResult, run_level
 from bench.processes import BenchError, Child
 
@@ -134,6 +136,7 @@ def run_batch(
     *,
     lines: int,
     latency_ms: float,
+    procs: int,
     threads: int,
     probe_requests: int,
     probe_warmup: int,
@@ -142,6 +145,7 @@ def run_batch(
     stall_s: float,
     watch: list[Child],
     meter_factory: Callable[[], CpuMeter],
+    lag: LagRecorder | None = None,
 ) -> dict:
     """Run the whole scenario (see the module docstring); the figures, JSON-ready except the probe results."""
     v1 = base_url.rstrip("/") + "/v1"
@@ -149,6 +153,8 @@ def run_batch(
         child.check_alive()
 
     # 1. The probe on the idle system.
+    if lag is not None:
+        lag.begin()
     meter = meter_factory()
     before: list[dict | None] = []
     idle = run_level(
@@ -169,6 +175,10 @@ def run_batch(
         f"p99 {_ms(idle.latency_ms.p99)}",
         flush=True,
     )
+    if lag is not None:
+        sent = idle.requests + idle.errors + probe_warmup
+        print(f"        {phase_line(lag.end('batch: probe idle', sent))}", flush=True)
+        lag.begin()
 
     # 2. Upload and create.
     content, ids = input_file(lines)
@@ -296,13 +306,16 @@ def run_batch(
             f"{_ms(during.latency_ms.p50)}  p99 {_ms(during.latency_ms.p99)}",
             flush=True,
         )
+        if lag is not None:
+            sent = lines + during.requests + during.errors
+            print(f"        {phase_line(lag.end('batch: drain (lines + probe)', sent))}", flush=True)
 
         # 4. The results.
         check = verify_output(api, batch, ids) if batch["status"] == "completed" else {}
     finally:
         api.close()
 
-    ideal = threads / (latency_ms / 1000.0)
+    ideal = procs * threads / (latency_ms / 1000.0)
     t10, t90 = _crossing(timeline, 0.1 * lines), _crossing(timeline, 0.9 * lines)
     steady = (0.8 * lines / (t90 - t10)) if t10 is not None and t90 is not None and t90 > t10 else None
     rate = lines / drain_s if drain_s > 0 else None
@@ -315,6 +328,7 @@ def run_batch(
         "status": batch["status"],
         "lines": lines,
         "input_bytes": len(content),
+        "procs": procs,
         "threads": threads,
         "latency_ms": latency_ms,
         "ideal_lines_per_s": ideal,

@@ -1,5 +1,5 @@
 """The proxy as production runs it: PostgreSQL, Redis, gunicorn web, Celery workers on `interactive`
-and, for the batch scenario, a separate Celery worker on `batch` (the Procfile's `worker` and `batch`).
+and, for the batch scenario, separate Celery workers on `batch` (the Procfile's `worker` and `batch`).
 
 Everything goes through the project's own entry points: `python -m llmproxy setup` migrates and
 seeds a dedicated bench database, `python -m llmproxy providers edit` points the default
@@ -58,7 +58,8 @@ class ProxyConfig:
     worker_threads: int = 16
     access_log: bool = False
     worker_loglevel: str = "info"
-    batch_threads: int = 16  # threads of the `batch` worker process (started by start_batch_worker)
+    batch_procs: int = 1  # `batch` worker processes (started by start_batch_workers)
+    batch_threads: int = 16  # threads of each `batch` worker process
 
 
 def prepare_database(url: str, *, fresh: bool) -> None:
@@ -120,7 +121,7 @@ class Proxy:
         self.web: Child | None = None
         self.workers: list[Child] = []  # the `interactive` workers still running
         self.nodes: list[str] = []  # Celery node names, as their heartbeats name them
-        self.batch_worker: Child | None = None
+        self.batch_workers: list[Child] = []
         self.beat: Child | None = None
         self.writer: Child | None = None  # stores ended jobs and bills them (the Procfile's `writer`)
 
@@ -232,16 +233,19 @@ class Proxy:
             finally:
                 client.close()
 
-    def start_batch_worker(self, *, beat: bool = False) -> None:
-        """Start the Procfile's `batch` process (one Celery worker on `batch`, config.batch_threads threads)
-        and, with `beat`, the scheduler; wait until the worker consumes."""
+    def start_batch_workers(self, *, beat: bool = False) -> None:
+        """Start config.batch_procs of the Procfile's `batch` process (a Celery worker on `batch` with
+        config.batch_threads threads each) and, with `beat`, the scheduler; wait until every worker consumes."""
         cfg = self.config
-        node = "benchbatch@localhost"
-        self.batch_worker = self.procs.start(
-            "batch",
-            celery_worker(BATCH, threads=cfg.batch_threads, node=node, loglevel=cfg.worker_loglevel),
-            self.env,
-        )
+        nodes = [f"benchbatch{i + 1}@localhost" for i in range(cfg.batch_procs)]
+        for i, node in enumerate(nodes):
+            self.batch_workers.append(
+                self.procs.start(
+                    f"batch{i + 1}",
+                    celery_worker(BATCH, threads=cfg.batch_threads, node=node, loglevel=cfg.worker_loglevel),
+                    self.env,
+                )
+            )
         if beat:
             schedule = self.procs.log_dir / "celerybeat-schedule"  # not the default ./celerybeat-schedule
             self.beat = self.procs.start(
@@ -263,21 +267,23 @@ class Proxy:
         client = redis.Redis.from_url(cfg.redis_url)
         try:
             wait_for(
-                lambda: client.hexists(heartbeat_key(BATCH), node),
+                lambda: all(client.hexists(heartbeat_key(BATCH), node) for node in nodes),
                 timeout=90,
-                message="the Celery batch worker to consume `batch`",
-                watch=[self.batch_worker, *([self.beat] if self.beat else [])],
+                message="the Celery batch workers to consume `batch`",
+                watch=[*self.batch_workers, *([self.beat] if self.beat else [])],
             )
         finally:
             client.close()
-        # The ideal of the report is threads / latency: make sure the worker runs that many (Celery's banner).
-        banner = re.search(r"concurrency:\s*(\d+)", self.batch_worker.output())
-        if banner and int(banner.group(1)) != cfg.batch_threads:
-            raise BenchError(f"the batch worker runs {banner.group(1)} threads, not {cfg.batch_threads}")
+        # The ideal of the report is procs × threads / latency: make sure each worker runs that many (its banner).
+        for child in self.batch_workers:
+            banner = re.search(r"concurrency:\s*(\d+)", child.output())
+            if banner and int(banner.group(1)) != cfg.batch_threads:
+                raise BenchError(f"{child.name} runs {banner.group(1)} threads, not {cfg.batch_threads}")
 
     def children(self) -> list[Child]:
         """Every proxy process still running (to watch for crashes)."""
-        return [c for c in (*self.workers, self.batch_worker, self.beat, self.web) if c is not None]
+        # The writer too: interactive jobs' records and every batch line end through it.
+        return [c for c in (*self.workers, *self.batch_workers, self.beat, self.writer, self.web) if c is not None]
 
     def describe(self) -> dict:
         """The topology, for the report."""

@@ -6,6 +6,10 @@ same run side by side, their difference or ratio, a target or check, PASS/MISS):
   admission  proxy with a key without limits vs with generous limits (`admission.rows`)
   batch      batch throughput vs its ideal; a sync probe while the batch drains vs idle; the output
              file checked line by line (`batch.rows`)
+With `--peer litellm`, a three-way table (bare stub, LiteLLM's proxy, the gateway: same load, same run) and
+the issue's goals for the gateway relative to LiteLLM, each met or not (`peer`: bench/peer_report.py).
+Across scenarios: the answer → ledger lag of every measured proxy phase (`record_lag`) and the gateway's own
+goals, each met or not (`goals`: bench/goals.py).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bench import batch_report, goals, lag, peer_report, tables
 from bench.loadgen import LevelResult
 
 # The proxy's performance targets (what "good enough" means for a gateway in front of a 50 ms upstream).
@@ -21,19 +26,6 @@ THROUGHPUT_RATIO_MIN = 0.75  # sync, highest concurrency: proxy req/s ÷ stub re
 TTFT_ADDED_P50_MS_MAX = 10.0  # streams, every concurrency: proxy TTFT p50 − stub TTFT p50
 
 Results = dict[str, dict[int, LevelResult]]  # mode -> concurrency -> result
-
-
-def _compare(base: float | None, value: float | None, kind: str) -> float | None:
-    """A row's delta: value ÷ base for "ratio", value − base for "added" and "count", none for "none"."""
-    if base is None or value is None:
-        return None
-    if kind == "ratio":
-        return value / base if base else None
-    return value - base if kind in ("added", "count") else None
-
-
-def _status(passed: bool | None) -> str | None:
-    return None if passed is None else ("PASS" if passed else "MISS")
 
 
 def _row(
@@ -53,10 +45,10 @@ def _row(
         "unit": unit,
         "stub": stub,
         "proxy": proxy,
-        "delta": _compare(stub, proxy, kind),
+        "delta": tables.compare(stub, proxy, kind),
         "delta_kind": kind,
         "target": target,
-        "status": _status(passed),
+        "status": tables.status(passed),
     }
 
 
@@ -68,7 +60,7 @@ def build_rows(stub: Results, proxy: Results) -> list[dict]:
         s, p = stub["sync"][c], proxy["sync"][c]
         clean = p.errors == 0
         scenario = f"sync c={c}"
-        added = _delta(s.latency_ms.p50, p.latency_ms.p50)
+        added = tables.delta(s.latency_ms.p50, p.latency_ms.p50)
         if c == sync_levels[0]:
             rows.append(
                 _row(
@@ -103,7 +95,7 @@ def build_rows(stub: Results, proxy: Results) -> list[dict]:
     for c in sorted(set(stub.get("stream", {})) & set(proxy.get("stream", {}))):
         s, p = stub["stream"][c], proxy["stream"][c]
         scenario = f"stream c={c}"
-        added = _delta(s.ttft_ms.p50, p.ttft_ms.p50)
+        added = tables.delta(s.ttft_ms.p50, p.ttft_ms.p50)
         rows.append(
             _row(
                 scenario,
@@ -118,47 +110,6 @@ def build_rows(stub: Results, proxy: Results) -> list[dict]:
         rows.append(_row(scenario, "TTFT p99", s.ttft_ms.p99, p.ttft_ms.p99, kind="added"))
         rows.append(_row(scenario, "throughput", s.throughput_rps, p.throughput_rps, kind="ratio", unit="req/s"))
     return rows
-
-
-def _delta(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else b - a
-
-
-def _num(value: float | None, unit: str) -> str:
-    if value is None:
-        return "-"
-    if unit == "count":
-        return f"{value:.0f}"
-    return f"{value:.0f}" if unit in ("req/s", "lines/s") and value >= 100 else f"{value:.1f}"
-
-
-def _table(
-    header: tuple[str, ...], rows: list[tuple[str, ...]], *, left: int = 2, right_until: int | None = None
-) -> list[str]:
-    """Aligned plain-text columns: the first `left` left-aligned, the figures right-aligned, the rest left."""
-    table = [header, *rows]
-    right_until = len(header) - 2 if right_until is None else right_until
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    lines = []
-    for i, row in enumerate(table):
-        cells = [
-            cell.ljust(w) if j < left or j >= right_until else cell.rjust(w)
-            for j, (cell, w) in enumerate(zip(row, widths))
-        ]
-        lines.append("  ".join(cells).rstrip())
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return lines
-
-
-def _delta_text(delta: float | None, kind: str) -> str:
-    if delta is None:
-        return "-"
-    if kind == "ratio":
-        return f"{delta:.2f}×"
-    if kind == "count":
-        return f"{delta:+.0f}"
-    return f"{delta:+.1f} ms"
 
 
 def render(report: dict) -> str:
@@ -186,21 +137,30 @@ def render(report: dict) -> str:
             (
                 r["scenario"],
                 f"{r['metric']} ({r['unit']})",
-                _num(r["stub"], r["unit"]),
-                _num(r["proxy"], r["unit"]),
-                _delta_text(r["delta"], r["delta_kind"]),
+                tables.num(r["stub"], r["unit"]),
+                tables.num(r["proxy"], r["unit"]),
+                tables.delta_text(r["delta"], r["delta_kind"]),
                 r["target"] or "",
                 r["status"] or "",
             )
             for r in report["rows"]
         ]
-        lines.extend(_table(("scenario", "metric", "stub", "proxy", "proxy−stub", "target", "result"), table))
+        lines.extend(tables.table(("scenario", "metric", "stub", "proxy", "proxy−stub", "target", "result"), table))
+        lines.append("")
+    if report.get("peer"):
+        lines.extend(peer_report.render_peer(report["peer"]))
         lines.append("")
     if report.get("admission"):
         lines.extend(_render_admission(report["admission"]))
         lines.append("")
     if report.get("batch"):
-        lines.extend(_render_batch(report["batch"]))
+        lines.extend(batch_report.render_batch(report["batch"]))
+        lines.append("")
+    if report.get("record_lag"):
+        lines.extend(lag.render(report["record_lag"]["phases"]))
+        lines.append("")
+    if report.get("goals"):
+        lines.extend(goals.render_goals(report["goals"]))
         lines.append("")
     lines.extend(_cpu_table(_cpu_rows(report), report["machine"]["cpus"]))
     lines.append("")
@@ -212,6 +172,8 @@ def render(report: dict) -> str:
         for n, samples in [(lvl["errors"], lvl["error_samples"])]
         if n
     ]
+    peer = report.get("peer") or {}
+    errors += peer_report.peer_errors(peer)
     adm = report.get("admission") or {}
     errors += [
         f"admission {name} c={c}: {lvl['errors']} errors {lvl['error_statuses']}, "
@@ -233,6 +195,10 @@ def render(report: dict) -> str:
         lines.append(f"targets met: {report['targets_met']}/{report['targets']}")
     if report.get("checks"):
         lines.append(f"checks passed: {report['checks_passed']}/{report['checks']}")
+    if peer.get("goals_total"):
+        lines.append(f"goals vs {peer['name']} met: {peer['goals_met']}/{peer['goals_total']}")
+    if report.get("goals"):
+        lines.append(f"gateway goals met: {report['goals_met']}/{len(report['goals'])}")
     return "\n".join(lines)
 
 
@@ -246,57 +212,22 @@ def _render_admission(adm: dict) -> list[str]:
         (
             r["scenario"],
             f"{r['metric']} ({r['unit']})",
-            _num(r["stub"], r["unit"]),
-            _num(r["no_limits"], r["unit"]),
-            _num(r["limits"], r["unit"]),
-            _delta_text(r["delta"], r["delta_kind"]),
+            tables.num(r["stub"], r["unit"]),
+            tables.num(r["no_limits"], r["unit"]),
+            tables.num(r["limits"], r["unit"]),
+            tables.delta_text(r["delta"], r["delta_kind"]),
             r["target"] or "",
             r["status"] or "",
         )
         for r in adm["rows"]
     ]
-    lines.extend(_table(("scenario", "metric", "stub", "no limits", "limits", "limits−none", "check", "result"), table))
+    lines.extend(
+        tables.table(("scenario", "metric", "stub", "no limits", "limits", "limits−none", "check", "result"), table)
+    )
     return lines
 
 
-def _render_batch(bat: dict) -> list[str]:
-    lines = [
-        f"batch: {bat['lines']:,} lines via /v1/files + /v1/batches; celery `batch` 1 × {bat['threads']} "
-        f"threads, `interactive` {bat['interactive_procs']} × {bat['interactive_threads']} threads"
-        f"{' + beat' if bat.get('beat') else ''}; ideal = {bat['threads']} threads / {bat['latency_ms']:g} ms; "
-        f"probe: 1 sync request at a time, {bat['probe_gap_ms']:g} ms apart"
-    ]
-    table = [
-        (
-            r["scenario"],
-            f"{r['metric']} ({r['unit']})",
-            _num(r["reference"], r["unit"]),
-            _num(r["measured"], r["unit"]),
-            _delta_text(r["delta"], r["delta_kind"]),
-            r["target"] or "",
-            r["status"] or "",
-        )
-        for r in bat["rows"]
-    ]
-    lines.extend(_table(("scenario", "metric", "reference", "measured", "measured/ref", "check", "result"), table))
-    finalize = (
-        f"{bat['finalize_s']:.1f} s"
-        if bat.get("finalize_s") is not None
-        else f"< {bat.get('poll_s', 0.5):g} s (seen at the same poll as the last lines; included in drain)"
-    )
-    lines.append(
-        f"batch timing: upload {bat['upload_s']:.2f} s, create {bat['create_s']:.2f} s, "
-        f"drain {bat['drain_s']:.1f} s (polled every {bat.get('poll_s', 0.5):g} s), finalize {finalize}"
-    )
-    if bat.get("cores_busy"):
-        busy = ", ".join(
-            f"{k} {v:.2f}" for k, v in sorted(bat["cores_busy"].items(), key=lambda kv: -kv[1]) if v >= 0.01
-        )
-        lines.append(f"cores busy while draining (1.00 = one core all the time): {busy}")
-    return lines
-
-
-_CPU_COLUMNS = ("web", "worker", "batch", "writer", "beat", "postgres", "redis", "stub", "loadgen", "other")
+_CPU_COLUMNS = ("litellm", "web", "worker", "batch", "writer", "beat", "postgres", "redis", "stub", "loadgen", "other")
 
 
 def _cpu_rows(report: dict) -> list[tuple[str, dict, float]]:
@@ -306,6 +237,7 @@ def _cpu_rows(report: dict) -> list[tuple[str, dict, float]]:
         for mode, levels in report["results"][side].items():
             for c, lvl in levels.items():
                 rows.append((f"{side} {mode} c={c}", lvl.get("cpu"), lvl["throughput_rps"]))
+    rows += peer_report.peer_cpu_rows(report.get("peer") or {})
     adm = report.get("admission") or {}
     for name, levels in adm.get("results", {}).items():
         for c, lvl in levels.items():
@@ -327,6 +259,7 @@ def _cpu_table(rows: list[tuple[str, dict, float]], cpus: int | None) -> list[st
     for label, cpu, rate in rows:
         per = dict(cpu["cpu_ms_per_request"])
         per["worker"] = sum(v for k, v in per.items() if k.startswith("worker"))
+        per["batch"] = sum(v for k, v in per.items() if k.startswith("batch"))  # batch1…: one per --batch-procs
         per_rows.append((label, per, cpu))
         # Share of the whole machine that processes outside the bench took during this level.
         if per.get("other", 0) * rate / (1000.0 * (cpus or 1)) > 0.15:
@@ -341,7 +274,7 @@ def _cpu_table(rows: list[tuple[str, dict, float]], cpus: int | None) -> list[st
         (f"{label}", *[f"{per[k]:.2f}" if per.get(k) else "-" for k in columns], f"{cpu['machine_busy_pct']:.0f}%")
         for label, per, cpu in per_rows
     ]
-    lines = _table(("CPU ms/request", *columns, "machine busy"), table, left=1, right_until=len(columns) + 2)
+    lines = tables.table(("CPU ms/request", *columns, "machine busy"), table, left=1, right_until=len(columns) + 2)
     if others:
         lines.append(
             f"note: processes outside the bench took over 15% of the machine during {', '.join(others)}; "
@@ -366,10 +299,10 @@ def admission_rows(stub_sync: dict[int, LevelResult], results: dict[str, dict[in
                 "stub": sv,
                 "no_limits": av,
                 "limits": bv,
-                "delta": _compare(av, bv, kind),
+                "delta": tables.compare(av, bv, kind),
                 "delta_kind": kind,
                 "target": target,
-                "status": _status(passed),
+                "status": tables.status(passed),
             }
 
         rows.append(row("p50 latency", "ms", s and s.latency_ms.p50, a.latency_ms.p50, b.latency_ms.p50, "added"))
@@ -407,109 +340,6 @@ def admission_rows(stub_sync: dict[int, LevelResult], results: dict[str, dict[in
     return rows
 
 
-def batch_rows(bat: dict) -> list[dict]:
-    """Throughput vs the ideal, the probe draining vs idle, and the output file's checks."""
-    rows = []
-
-    def row(scenario, metric, unit, ref, measured, kind, target=None, passed=None):
-        return {
-            "scenario": scenario,
-            "metric": metric,
-            "unit": unit,
-            "reference": ref,
-            "measured": measured,
-            "delta": _compare(ref, measured, kind),
-            "delta_kind": kind,
-            "target": target,
-            "status": _status(passed),
-        }
-
-    name = f"batch {bat['lines']} lines"
-    ideal = bat["ideal_lines_per_s"]
-    rows.append(
-        row(name, "throughput, until all lines ended (vs ideal)", "lines/s", ideal, bat["lines_per_s"], "ratio")
-    )
-    rows.append(row(name, "throughput, steady 10–90% (vs ideal)", "lines/s", ideal, bat["steady_lines_per_s"], "ratio"))
-    rows.append(
-        row(name, "throughput, incl. finalize (vs ideal)", "lines/s", ideal, bat["end_to_end_lines_per_s"], "ratio")
-    )
-    idle, busy = bat["probe_idle"], bat["probe_draining"]
-    probe = "sync probe c=1"
-    rows.append(row(probe, "p50 latency, draining (vs idle)", "ms", idle.latency_ms.p50, busy.latency_ms.p50, "ratio"))
-    rows.append(row(probe, "p99 latency, draining (vs idle)", "ms", idle.latency_ms.p99, busy.latency_ms.p99, "ratio"))
-    rows.append(row(probe, "requests, draining (vs idle)", "count", idle.requests, busy.requests, "none"))
-    rows.append(
-        row(
-            probe,
-            "errors, draining (vs idle)",
-            "count",
-            idle.errors,
-            busy.errors,
-            "none",
-            target="0",
-            passed=idle.errors == 0 and busy.errors == 0,
-        )
-    )
-    out = bat.get("output") or {}
-    n = bat["lines"]
-    rows.append(
-        row(
-            "batch output",
-            f"status ({bat['status']})",
-            "count",
-            None,
-            None,
-            "none",
-            target="completed",
-            passed=bat["status"] == "completed",
-        )
-    )
-    rows.append(
-        row(
-            "batch output",
-            "output file lines",
-            "count",
-            n,
-            out.get("output_lines"),
-            "count",
-            target=f"= {n}",
-            passed=out.get("output_lines") == n,
-        )
-    )
-    unique_ok = (
-        out.get("custom_ids_unique") == n
-        and not out.get("custom_ids_duplicated")
-        and not out.get("custom_ids_missing")
-        and not out.get("custom_ids_unknown")
-    )
-    rows.append(
-        row(
-            "batch output",
-            "unique custom_ids (= input's)",
-            "count",
-            n,
-            out.get("custom_ids_unique"),
-            "count",
-            target=f"= {n}, none missing",
-            passed=unique_ok,
-        )
-    )
-    failed = (bat.get("request_counts") or {}).get("failed")
-    rows.append(
-        row(
-            "batch output",
-            f"errors (request_counts.failed {failed})",
-            "count",
-            0,
-            out.get("errors"),
-            "count",
-            target="0",
-            passed=out.get("errors") == 0 and not failed,
-        )
-    )
-    return rows
-
-
 def build_report(
     *,
     config: dict,
@@ -519,11 +349,15 @@ def build_report(
     proxy: Results,
     admission: dict | None = None,
     batch: dict | None = None,
+    peer: dict | None = None,
+    record_lag: list[dict] | None = None,
 ) -> dict:
     """Everything the run measured, JSON-ready.
 
     `admission`: {"limits", "stub_sync": level -> LevelResult, "results": key name -> level -> LevelResult};
-    `batch`: bench.batch.run_batch's dict plus the topology.
+    `batch`: bench.batch.run_batch's dict plus the topology;
+    `peer`: {"name", "version", "command", "results": mode -> level -> LevelResult} of a peer proxy;
+    `record_lag`: bench.lag.LagRecorder's phases (None: not measured, no lag table and no lag goal).
     """
     rows = build_rows(stub, proxy)
     report = {
@@ -552,14 +386,25 @@ def build_report(
             },
         }
     if batch:
-        bat_rows = batch_rows(batch)
+        bat_rows = batch_report.batch_rows(batch)
         checks += bat_rows
         report["batch"] = {
             **batch,
             "rows": bat_rows,
+            "cpu_per_line": batch_report.cpu_per_line(batch.get("cpu"), batch.get("lines_per_s")),
             "probe_idle": batch["probe_idle"].as_dict(),
             "probe_draining": batch["probe_draining"].as_dict(),
         }
+    if peer:
+        report["peer"] = peer_report.build_peer(stub, proxy, peer)
+    if record_lag is not None:
+        report["record_lag"] = {"phases": record_lag, "quantiles": "upper bound of the bucket the quantile falls in"}
+    own_goals = ([goals.lag_goal(record_lag)] if record_lag is not None else []) + (
+        goals.batch_goals(batch) if batch else []
+    )
+    if own_goals:
+        report["goals"] = own_goals
+        report["goals_met"] = sum(g["met"] is True for g in own_goals)
     report["checks_passed"] = sum(r["status"] == "PASS" for r in checks)
     report["checks"] = sum(r["status"] is not None for r in checks)
     return report

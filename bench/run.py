@@ -1,9 +1,12 @@
 """`python -m bench.run`: measure the bare stub, then the same load through the proxy, and report.
 
 Scenario groups (`--scenarios`, default all, in this order in one run):
-  base       the bare stub, then the same sync/stream load through the proxy
+  base       the bare stub, then the same sync/stream load through the proxy (with `--peer litellm`,
+             through LiteLLM's proxy too, between the two: a three-way table and the goals relative to it)
   admission  sync load through the proxy with a key without limits and with generous limits
-  batch      a big batch via /v1/files + /v1/batches on a separate `batch` worker, with a sync probe
+  batch      a big batch via /v1/files + /v1/batches on separate `batch` workers, with a sync probe
+
+Around every measured phase of the proxy, GET /metrics is scraped for the answer → ledger lag (bench/lag.py).
 
 Every process the bench starts is stopped when it ends, on success, failure or Ctrl-C.
 """
@@ -21,8 +24,10 @@ from pathlib import Path
 
 from bench import admission as admission_scenario
 from bench import batch as batch_scenario
+from bench import peer_litellm
 from bench.cpu import CpuMeter, named, tree
 from bench.cpu import describe as describe_cpu
+from bench.lag import LagRecorder, phase_line
 from bench.loadgen import LevelResult, run_level
 from bench.processes import ROOT, BenchError, Child, ProcessSet
 from bench.proxy import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, Proxy, ProxyConfig
@@ -48,7 +53,9 @@ DEFAULT_WARMUP = 5
 QUICK_REQUESTS = 15
 QUICK_WARMUP = 2
 SCENARIOS = ("base", "admission", "batch")
-# The batch scenario: the Procfile's topology (one `interactive` worker process, one `batch` worker process).
+PEERS = ("litellm",)
+# The batch scenario: the Procfile's topology (one `interactive` worker process, `batch` worker processes: one
+# per core by default, so the batch's Python work is not held to one core by the GIL).
 DEFAULT_BATCH_LINES = 10_000
 QUICK_BATCH_LINES = 500
 DEFAULT_BATCH_THREADS = 16
@@ -107,17 +114,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--modes", default="sync,stream", help="which request kinds the base scenario runs (default sync,stream)"
     )
     parser.add_argument(
+        "--peer",
+        choices=PEERS,
+        default=None,
+        help="also measure another gateway in the base scenario, between the stub and the proxy, with the same "
+        f"load: litellm (LiteLLM's proxy {peer_litellm.LITELLM_VERSION}, installed on first use into "
+        "bench/.litellm-venv/; default none)",
+    )
+    parser.add_argument(
         "--batch-lines",
         type=int,
         default=None,
         help=f"lines of the batch scenario's input file (default {DEFAULT_BATCH_LINES}; --quick: {QUICK_BATCH_LINES})",
     )
     parser.add_argument(
+        "--batch-procs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="`batch` Celery worker processes of the batch scenario (default: one per core, "
+        f"{os.cpu_count() or 1} here); the ideal is procs × threads / stub latency",
+    )
+    parser.add_argument(
         "--batch-threads",
         type=int,
         default=DEFAULT_BATCH_THREADS,
-        help=f"threads of the `batch` Celery worker process (default {DEFAULT_BATCH_THREADS}); "
-        "the ideal is threads / stub latency",
+        help=f"threads of each `batch` Celery worker process (default {DEFAULT_BATCH_THREADS})",
     )
     parser.add_argument(
         "--batch-interactive-procs",
@@ -178,6 +199,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not chosen or chosen - set(SCENARIOS):
         parser.error(f"--scenarios takes one or more of {', '.join(SCENARIOS)}")
     args.scenarios = [x for x in SCENARIOS if x in chosen]
+    if args.peer and "base" not in args.scenarios:
+        parser.error("--peer is measured in the base scenario: add base to --scenarios")
     if args.requests is None:
         args.requests = QUICK_REQUESTS if args.quick else DEFAULT_REQUESTS
     if args.warmup is None:
@@ -194,6 +217,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             args.worker_procs,
             args.worker_threads,
             args.batch_lines,
+            args.batch_procs,
             args.batch_threads,
             args.batch_interactive_procs,
             args.probe_requests,
@@ -214,13 +238,16 @@ def measure(
     watch: list[Child],
     meter: CpuMeter,
     modes: list[str] | None = None,
+    lag: LagRecorder | None = None,
 ) -> dict[str, dict[int, LevelResult]]:
-    """Run every (mode, level) against one target, printing a line per level."""
+    """Run every (mode, level) against one target, printing a line per level (with `lag`, its answer → ledger)."""
     results: dict[str, dict[int, LevelResult]] = {}
     for mode in modes or args.modes:
         for c in args.levels:
             for child in watch:
                 child.check_alive()
+            if lag is not None:
+                lag.begin()  # before the warm-up: its records are this phase's too (a clean boundary)
             before: list[dict | None] = []
             res = run_level(
                 base_url,
@@ -244,7 +271,32 @@ def measure(
             )
             if res.cpu:
                 print(f"        {describe_cpu(res.cpu)}", flush=True)
+            if lag is not None:
+                sent = res.requests + res.errors + c * args.warmup
+                print(f"        {phase_line(lag.end(f'{label} {mode} c={c}', sent))}", flush=True)
     return results
+
+
+def measure_peer(procs: ProcessSet, stub: Child, stub_url: str, stub_cpu: dict, args: argparse.Namespace) -> dict:
+    """Start the peer in front of the stub, measure it as the stub and the proxy are, stop it; its report part.
+
+    It runs alone: started after the stub was measured and stopped before the proxy starts, so no level of
+    one target shares the cores with another target's idle processes.
+    """
+    print(f"starting LiteLLM's proxy {peer_litellm.LITELLM_VERSION} (1 worker) in front of the stub …", flush=True)
+    litellm = peer_litellm.start_litellm(procs, stub_url=stub_url, config_dir=procs.log_dir, access_log=args.access_log)
+    try:
+        print(f"measuring litellm at {litellm.url}", flush=True)
+        meter = CpuMeter({"litellm": tree(lambda: litellm.pid), **stub_cpu})
+        results = measure("litellm", litellm.url, litellm.key, args, [stub, litellm.child], meter)
+    finally:
+        litellm.stop()
+    return {
+        "name": "litellm",
+        "version": peer_litellm.LITELLM_VERSION,
+        "command": litellm.command,
+        "results": results,
+    }
 
 
 def _ms(value: float | None) -> str:
@@ -295,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         worker_threads=args.worker_threads,
         access_log=args.access_log,
         worker_loglevel=args.worker_loglevel,
+        batch_procs=args.batch_procs,
         batch_threads=args.batch_threads,
     )
     if machine["loadavg_at_start"][0] > 0.5 * (machine["cpus"] or 1):
@@ -309,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         proxy = Proxy(procs, config)
         proxy.prepare()  # first, so a wrong --database-url/--redis-url fails before anything runs
+        if args.peer:
+            # Before anything is measured: the first install takes minutes of CPU, and a failed one ends the run now.
+            peer_litellm.ensure_installed()
         print(f"scenarios: {', '.join(scenarios)}", flush=True)
         print(f"starting the stub upstream ({args.latency_ms:g} ms) …", flush=True)
         stub, stub_url = start_stub(procs, latency_ms=args.latency_ms)
@@ -328,6 +384,11 @@ def main(argv: list[str] | None = None) -> int:
                 ]
         reset_stub(stub_url)
 
+        peer = None
+        if args.peer:
+            peer = measure_peer(procs, stub, stub_url, stub_cpu, args)
+            reset_stub(stub_url)
+
         print("starting the proxy (setup: migrate + seed, providers → stub, keys; workers; web) …", flush=True)
         proxy.setup(stub_url)
         limited_key = None
@@ -340,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         interactive_only = "base" in scenarios or "admission" in scenarios
         proxy.start(interactive_procs=None if interactive_only else args.batch_interactive_procs)
+        lag = LagRecorder(proxy.url + "/metrics")
 
         def proxy_meter() -> CpuMeter:
             # Built per phase: the set of worker processes changes between scenarios.
@@ -347,8 +409,7 @@ def main(argv: list[str] | None = None) -> int:
                 "web": tree(lambda: proxy.web.pid),
                 **{w.name: tree(lambda w=w: w.pid) for w in proxy.workers},
             }
-            if proxy.batch_worker is not None:
-                components["batch"] = tree(lambda: proxy.batch_worker.pid)
+            components.update({w.name: tree(lambda w=w: w.pid) for w in proxy.batch_workers})
             if proxy.beat is not None:
                 components["beat"] = tree(lambda: proxy.beat.pid)
             if proxy.writer is not None:
@@ -359,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         if "base" in scenarios:
             print(f"measuring the proxy at {proxy.url}", flush=True)
             proxy_results = measure(
-                "proxy", proxy.url + "/v1", proxy.key, args, [stub, *proxy.children()], proxy_meter()
+                "proxy", proxy.url + "/v1", proxy.key, args, [stub, *proxy.children()], proxy_meter(), lag=lag
             )
             reset_stub(stub_url)
 
@@ -372,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"-tokens {headers.get('x-ratelimit-limit-tokens')})",
                 flush=True,
             )
+            lag.begin()
             results = admission_scenario.run_admission(
                 proxy.url + "/v1",
                 {"none": proxy.key, "limits": limited_key},
@@ -381,6 +443,9 @@ def main(argv: list[str] | None = None) -> int:
                 watch=[stub, *proxy.children()],
                 meter_factory=proxy_meter,
             )
+            sent = sum(r.requests + r.errors for levels in results.values() for r in levels.values())
+            sent += admission_scenario.warmup_requests(args.levels, args.requests, args.warmup)
+            print(f"        {phase_line(lag.end('admission (both keys, every level)', sent))}", flush=True)
             admission = {
                 "limits": admission_scenario.LIMITS,
                 "stub_sync": admission_stub,
@@ -393,17 +458,18 @@ def main(argv: list[str] | None = None) -> int:
         if "batch" in scenarios:
             proxy.keep_interactive(args.batch_interactive_procs)
             print(
-                f"starting the batch worker (-Q batch -c {args.batch_threads})"
+                f"starting {args.batch_procs} batch worker(s) (-Q batch -c {args.batch_threads} each)"
                 f"{' and beat' if args.beat else ''}; `interactive`: {len(proxy.workers)} process(es)",
                 flush=True,
             )
-            proxy.start_batch_worker(beat=args.beat)
+            proxy.start_batch_workers(beat=args.beat)
             print(f"measuring a {args.batch_lines}-line batch at {proxy.url} (probe idle first)", flush=True)
             batch = batch_scenario.run_batch(
                 proxy.url,
                 proxy.key,
                 lines=args.batch_lines,
                 latency_ms=args.latency_ms,
+                procs=len(proxy.batch_workers),
                 threads=proxy.config.batch_threads,
                 probe_requests=args.probe_requests,
                 probe_warmup=args.warmup,
@@ -412,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
                 stall_s=args.batch_stall,
                 watch=[stub, *proxy.children()],
                 meter_factory=proxy_meter,
+                lag=lag,
             )
             batch.update(
                 {"interactive_procs": len(proxy.workers), "interactive_threads": args.worker_threads, "beat": args.beat}
@@ -427,10 +494,12 @@ def main(argv: list[str] | None = None) -> int:
                 "warmup_per_thread": args.warmup,
                 "quick": args.quick,
                 "batch_lines": args.batch_lines,
+                "batch_procs": args.batch_procs,
                 "batch_threads": args.batch_threads,
                 "probe_requests": args.probe_requests,
                 "probe_gap_ms": args.probe_gap_ms,
                 "duration_s": round(time.monotonic() - started, 1),
+                **({"peer": args.peer} if args.peer else {}),
             },
             machine=machine,
             proxy_topology=proxy.describe(),
@@ -438,6 +507,8 @@ def main(argv: list[str] | None = None) -> int:
             proxy=proxy_results,
             admission=admission,
             batch=batch,
+            peer=peer,
+            record_lag=lag.phases,
         )
         write_json(report, args.output)
     except KeyboardInterrupt:
