@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -57,7 +57,10 @@ _OUTCOME_FIELDS = (
 # A stored job's row gets its outcome once: a replay finds it final and changes nothing.
 _STORE_OUTCOME = (
     JOBS.update()
-    .where(JOBS.c.id == bindparam("p_id"), JOBS.c.status.in_([JobStatus.QUEUED, JobStatus.IN_PROGRESS]))
+    # or_, not in_: an IN list is an "expanding" parameter, which executemany refuses.
+    .where(
+        JOBS.c.id == bindparam("p_id"), or_(JOBS.c.status == JobStatus.QUEUED, JOBS.c.status == JobStatus.IN_PROGRESS)
+    )
     .values({**{name: bindparam("p_" + name) for name in _OUTCOME_FIELDS}, "lease_expires_at": None})
 )
 
@@ -168,6 +171,7 @@ class RecordWriter:
                 self._own_pending = True
                 raise
             # One bad record must not hold the others back: store them one by one.
+            log.warning("a round of %d records failed (%s); storing them one by one", len(records), exc)
             stored, dead = self._one_by_one(records, round_)
             broken += dead
         except Exception:

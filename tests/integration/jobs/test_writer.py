@@ -5,6 +5,7 @@ Records and dead letters use streams of this test's own: the session's writer pr
 earlier modules, consumes the shared ones and would take the entries these tests hand to their writers.
 """
 
+import logging
 import secrets
 import time
 from decimal import Decimal
@@ -17,9 +18,10 @@ from llmproxy.ids import new_id, new_job_id
 from llmproxy.jobs import events, live, writer
 from llmproxy.jobs.live_job import LiveJob
 from llmproxy.jobs.outcome import Outcome
+from llmproxy.jobs.store import create_job
 from llmproxy.jobs.writer import RecordWriter
 from llmproxy.storage.engine import session_scope
-from llmproxy.storage.models import UsageEntry
+from llmproxy.storage.models import ApiKey, UsageEntry
 from tests.support import records as stored
 
 PRICES = Prices(Decimal("0.37"), Decimal("1.13"))
@@ -210,3 +212,27 @@ def test_stored_jobs_are_forgotten_live_and_read_from_the_database(db, rds, stre
         {"prompt_tokens": 11, "completion_tokens": 22, "total_tokens": 33},
     )
     assert row.completed_at is not None and row.started_at is not None
+
+
+def test_stored_rows_get_their_outcome_in_one_round(db, rds, streams, key_id, caplog):
+    """Async jobs and batch lines have rows already: one round updates them all (no one-by-one fallback)."""
+    ended: list[tuple[str, Outcome]] = []
+    try:
+        for prompt, completion in ((10, 20), (30, 40), (50, 60)):
+            with session_scope(db) as session:
+                row = create_job(session, api_key=session.get(ApiKey, key_id), body=REQUEST, queue="batch")
+            claim = live.claim(rds, row.id, lease_seconds=30, stored=row)
+            outcome = _outcome("completed", Usage(prompt, completion))
+            assert live.finish(rds, claim.job, claim.run, outcome, settle=True)
+            ended.append((row.id, outcome))
+        assert {stored.job(db, job_id).status for job_id, _ in ended} == {"queued"}  # until the writer stores them
+        with caplog.at_level(logging.WARNING, logger=writer.__name__):
+            round_ = new_writer(db, rds).step()
+        assert (round_.read, round_.stored, round_.billed, round_.dead) == (3, 3, 3, 0)
+        assert [r.getMessage() for r in caplog.records] == []
+        assert_stored_once(db, key_id, ended)
+        assert_stream_done(rds, streams)
+    finally:
+        for job_id, _ in ended:
+            live.discard(rds, job_id)
+            rds.delete(events.events_key(job_id))
