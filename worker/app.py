@@ -11,7 +11,7 @@ import redis
 from celery import Celery, signals
 
 from llmproxy.config import ConfigError, Settings, load_settings
-from llmproxy.jobs.queues import RUN_JOB_TASK, Queue, celery_config
+from llmproxy.jobs.queues import RUN_LINES_TASK, Queue, celery_config, line_chunks
 from llmproxy.resources import Resources
 from llmproxy.telemetry.heartbeats import beat
 
@@ -52,11 +52,11 @@ def create_celery(settings: Settings | None = None) -> Celery:
     return app
 
 
-def send_batch_lines(app: Celery, job_ids: list[str]) -> None:
-    """Send one run_job task per line on the batch queue, over one producer connection."""
+def send_batch_lines(app: Celery, job_ids: list[str], *, spread: bool = True) -> None:
+    """Send batch lines to the batch queue, a few per run_lines task, over one producer connection."""
     with app.producer_or_acquire() as producer:
-        for job_id in job_ids:
-            app.send_task(RUN_JOB_TASK, args=[job_id], queue=Queue.BATCH, producer=producer)
+        for chunk in line_chunks(job_ids, spread=spread):
+            app.send_task(RUN_LINES_TASK, args=[chunk], queue=Queue.BATCH, producer=producer)
 
 
 # Per-task "received" and "succeeded" lines, and beat's "sending due task" every few seconds, drown what

@@ -10,7 +10,8 @@ from llmproxy.batches import dispatch, results
 from llmproxy.jobs import live
 from llmproxy.jobs.execution import execute_job
 from llmproxy.jobs.pacing import Deferred
-from llmproxy.jobs.queues import DISPATCH_BATCH_TASK, FINALIZE_BATCH_TASK, RUN_JOB_TASK, Queue
+from llmproxy.jobs.queues import DISPATCH_BATCH_TASK, FINALIZE_BATCH_TASK, RUN_JOB_TASK, RUN_LINES_TASK, Queue
+from llmproxy.jobs.states import FINAL_JOB_STATUSES
 from llmproxy.jobs.store import lost_jobs
 from llmproxy.ops import retention
 from llmproxy.storage.engine import session_scope
@@ -23,12 +24,31 @@ log = logging.getLogger(__name__)
 @shared_task(name=RUN_JOB_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True, bind=True)
 def run_job(self, job_id: str) -> str | None:
     """Execute one job (idempotent: a redelivered task for a job someone else runs does nothing)."""
-    res = resources()
     queue = (self.request.delivery_info or {}).get("routing_key") or Queue.BATCH
     if queue == Queue.BATCH:
-        dispatch.touch(res.redis, job_id)  # this line's message is alive (see batch_dispatch)
+        dispatch.touch(resources().redis, [job_id])  # this line's message is alive (see batch_dispatch)
+    return _execute(job_id, queue)
+
+
+@shared_task(name=RUN_LINES_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def run_lines(job_ids: list[str]) -> int:
+    """Execute a few batch lines one after the other (each idempotent, as run_job); how many ended here."""
+    dispatch.touch(resources().redis, job_ids)  # their message is alive
+    ended = 0
+    for job_id in job_ids:
+        try:
+            ended += _execute(job_id, Queue.BATCH) in FINAL_JOB_STATUSES
+        except Exception:
+            # The other lines of the message still run; this one stays queued and the lost-line sweep re-sends it.
+            log.exception("batch line %s could not run", job_id)
+    return ended
+
+
+def _execute(job_id: str, queue: str) -> str | None:
+    # A batch line that ends is stored by the writer, which then sends the batch's next lines (or finalizes it).
+    res = resources()
     try:
-        status = execute_job(
+        return execute_job(
             job_id,
             session_factory=res.session_factory,
             redis_client=res.redis,
@@ -39,15 +59,13 @@ def run_job(self, job_id: str) -> str | None:
             leases=res.leases,
         )
     except Deferred as wait:
-        # Paced: the key has no capacity now; come back when it returns.
+        # Paced: the key has no capacity now; come back (alone) when it returns.
         run_job.apply_async(args=[job_id], queue=queue, countdown=wait.delay)
         return "deferred"
-    # A batch line that ended is stored by the writer, which then sends the batch's next line (or finalizes it).
-    return status
 
 
 def send_batch_lines(job_ids: list[str]) -> None:
-    """Send one run_job task per line on the batch queue, over one producer connection."""
+    """Send batch lines to the batch queue, a few per run_lines task, over one producer connection."""
     app.send_batch_lines(run_job.app, job_ids)
 
 

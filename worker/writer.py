@@ -69,7 +69,8 @@ def _batch_lines_hook(resources: Resources, celery: Celery) -> Callable[[list[Re
     session_factory = resources.session_factory
 
     def send(job_ids: list[str]) -> None:
-        send_batch_lines(celery, job_ids)
+        # These replace lines that ended: the batch's window is full of work, so no need to spread them out.
+        send_batch_lines(celery, job_ids, spread=False)
 
     def finalize(batch_id: str) -> None:
         celery.send_task(FINALIZE_BATCH_TASK, args=[batch_id], queue=Queue.BATCH)

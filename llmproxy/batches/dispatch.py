@@ -135,9 +135,10 @@ def top_up_running(session_factory: sessionmaker[Session], *, send: Send, limit:
     return sum(top_up(session_factory, batch_id, send=send) for batch_id in waiting)
 
 
-def touch(client: redis.Redis, job_id: str) -> None:
-    """Record that a task runs for this job now (its message is alive)."""
-    client.zadd(TOUCHED_KEY, {job_id: time.time()})
+def touch(client: redis.Redis, job_ids: list[str]) -> None:
+    """Record that a task runs for these jobs now (their message is alive)."""
+    now = time.time()
+    client.zadd(TOUCHED_KEY, dict.fromkeys(job_ids, now))
 
 
 def lost_lines(

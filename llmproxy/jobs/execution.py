@@ -23,7 +23,7 @@ from llmproxy.jobs.queues import Queue
 from llmproxy.jobs.routing import Step, run_chain
 from llmproxy.jobs.states import FINAL_JOB_STATUSES, JobStatus
 from llmproxy.jobs.steps import build_steps, retry_policy
-from llmproxy.jobs.store import get_job
+from llmproxy.jobs.store import get_job, read_job
 from llmproxy.storage.engine import session_scope
 from llmproxy.storage.models import Job
 from llmproxy.telemetry.metrics import Counters
@@ -57,7 +57,7 @@ def execute_job(
     if queue != Queue.INTERACTIVE:
         # A stored job (async job, batch line): its row says what to run, and whether it still should.
         with session_scope(session_factory) as session:
-            stored = get_job(session, job_id)
+            stored = read_job(session, job_id)
             if stored is None:
                 return None
             if stored.status in FINAL_JOB_STATUSES:

@@ -9,6 +9,7 @@ from llmproxy.catalog.chains import cached_price_chain
 from llmproxy.catalog.snapshots import Snapshots
 from llmproxy.config import Settings
 from llmproxy.errors import ApiError
+from llmproxy.keys.virtual_keys import key_info
 from llmproxy.limits.admission import admit
 from llmproxy.storage.models import ApiKey, Job
 
@@ -25,8 +26,9 @@ class Deferred(Exception):
 
 def pace(session: Session, client: redis.Redis, job: Job, settings: Settings, snapshots: Snapshots) -> ApiError | None:
     """Reserve the job's share of its key's limits; raise Deferred to wait, or return a refusal waiting can't fix."""
-    key = session.get(ApiKey, job.api_key_id)
-    if key is None or key.revoked_at is not None:
+    # The key as the web reads it: a snapshot cached for a second and dropped on any config change (a revocation).
+    key = snapshots.get(("key-id", job.api_key_id), lambda: key_info(_active_key(session, job.api_key_id)))
+    if key is None:
         return ApiError(401, "The key of this job was revoked", type="authentication_error", code="invalid_api_key")
     try:
         admit(
@@ -43,3 +45,8 @@ def pace(session: Session, client: redis.Redis, job: Job, settings: Settings, sn
             raise Deferred(min(MAX_DEFER_SECONDS, float(refusal.headers["Retry-After"]))) from None
         return refusal
     return None
+
+
+def _active_key(session: Session, key_id: str) -> ApiKey | None:
+    key = session.get(ApiKey, key_id)
+    return None if key is None or key.revoked_at is not None else key

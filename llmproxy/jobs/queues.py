@@ -18,6 +18,7 @@ class Queue(StrEnum):
 
 
 RUN_JOB_TASK = "llmproxy.run_job"
+RUN_LINES_TASK = "llmproxy.run_lines"  # several batch lines in one message: Celery's cost per message, shared
 DISPATCH_BATCH_TASK = "llmproxy.dispatch_batch"
 FINALIZE_BATCH_TASK = "llmproxy.finalize_batch"
 
@@ -45,3 +46,25 @@ def celery_config(settings: Settings) -> JSON:
 def queue_depth(client: redis.Redis, queue: str) -> int:
     """Messages waiting in a queue (kombu's Redis transport keeps each queue as a list)."""
     return int(client.llen(queue))
+
+
+# A message carries up to this many batch lines, run one after the other by one worker thread; but a
+# small send is spread over at least MIN_MESSAGES messages, so a few lines still run side by side.
+LINES_PER_MESSAGE = 8
+MIN_MESSAGES = 16
+
+
+def line_chunks(job_ids: list[str], *, spread: bool = True) -> list[list[str]]:
+    """Split batch lines into the messages that carry them (see LINES_PER_MESSAGE); without `spread`, as few
+    messages as possible (lines sent to replace ended ones join a queue already full of work)."""
+    if not job_ids:
+        return []
+    fewest = -(-len(job_ids) // LINES_PER_MESSAGE)
+    messages = max(fewest, min(len(job_ids), MIN_MESSAGES)) if spread else fewest
+    size, longer = divmod(len(job_ids), messages)  # sizes differ by one at most
+    chunks, start = [], 0
+    for k in range(messages):
+        end = start + size + (1 if k < longer else 0)
+        chunks.append(job_ids[start:end])
+        start = end
+    return chunks

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from llmproxy.errors import error_object
@@ -70,6 +70,19 @@ _INSERT_JOB = JOBS.insert()
 def get_job(session: Session, job_id: str) -> Job | None:
     """A job by id."""
     return session.get(Job, job_id)
+
+
+_READ_JOB = select(JOBS).where(JOBS.c.id == bindparam("p_id"))
+
+
+def read_job(session: Session, job_id: str) -> Job | None:
+    """A job by id as a detached copy, read with one Core SELECT (a worker reads each stored job it runs:
+    the ORM's identity-map load measured a sixth of a batch worker's CPU)."""
+    row = session.connection().execute(_READ_JOB, {"p_id": job_id}).one_or_none()
+    if row is None:
+        return None
+    mapping = row._mapping
+    return Job(**{attr: mapping[column] for attr, column in JOB_COLUMNS})
 
 
 def lost_jobs(session: Session, *, limit: int = 500) -> list[Job]:

@@ -128,7 +128,7 @@ def test_lost_lines(db, settings, make_key, redis_client):
         single_id = single.id
         session.execute(update(Job).where(Job.id == single_id).values(created_at=utcnow() - timedelta(hours=1)))
     for job_id in ids[:2]:
-        dispatch.touch(redis_client, job_id)
+        dispatch.touch(redis_client, [job_id])
     # While the queue holds messages, theirs may be among them: nothing is lost yet, and they are restamped.
     redis_client.lpush(Queue.BATCH, "someone else's message")
     assert dispatch.lost_lines(db, redis_client, stale_seconds=60) == []
