@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from llmproxy.catalog.snapshots import Snapshots
 from llmproxy.config import Settings
-from llmproxy.errors import ApiError
 from llmproxy.jobs import events, live
 from llmproxy.jobs.events import Chunk, Done, Served
 from llmproxy.jobs.lease import LeaseRenewer
@@ -23,7 +22,7 @@ from llmproxy.jobs.queues import Queue
 from llmproxy.jobs.routing import Step, run_chain
 from llmproxy.jobs.states import FINAL_JOB_STATUSES, JobStatus
 from llmproxy.jobs.steps import build_steps, retry_policy
-from llmproxy.jobs.store import get_job, read_job
+from llmproxy.jobs.store import read_job
 from llmproxy.storage.engine import session_scope
 from llmproxy.storage.models import Job
 from llmproxy.telemetry.metrics import Counters
@@ -53,7 +52,7 @@ def execute_job(
     snapshots = snapshots or Snapshots(0)
     snapshots.sync(redis_client)
     leases = leases or LeaseRenewer(redis_client, settings.job_lease_seconds)
-    stored = None
+    stored, refusal = None, None
     if queue != Queue.INTERACTIVE:
         # A stored job (async job, batch line): its row says what to run, and whether it still should.
         with session_scope(session_factory) as session:
@@ -66,13 +65,15 @@ def execute_job(
                 return None
             if stored.queue == Queue.BATCH:
                 refusal = pace(session, redis_client, stored, settings, snapshots)
-                if refusal is not None:
-                    return _refuse(session_factory, redis_client, stored, refusal, settings)
     claimed = live.claim(redis_client, job_id, lease_seconds=settings.job_lease_seconds, stored=stored)
     if isinstance(claimed, str):
         _answer_again(session_factory, redis_client, job_id, claimed)
         return None
     job, run = claimed.job, claimed.run
+    if refusal is not None:
+        # It can never be admitted (budget spent, too large, key revoked): it fails, nothing billed.
+        refused = Outcome(status=JobStatus.FAILED, error=refusal.body()["error"], error_status=refusal.status)
+        return job.status if live.finish(redis_client, job, run, refused, settle=False) else None
     with session_scope(session_factory) as session:  # touches the database only when the catalog cache is cold
         steps = build_steps(session, job, settings, snapshots)
     lease = leases.holding(job_id, run)
@@ -86,20 +87,6 @@ def execute_job(
     return job.status
 
 
-def _refuse(
-    session_factory: sessionmaker[Session], client: redis.Redis, stored: Job, refusal: ApiError, settings: Settings
-) -> str | None:
-    """End a stored job that can never be admitted (budget spent, too large, key revoked): failed, nothing billed."""
-    claimed = live.claim(client, stored.id, lease_seconds=settings.job_lease_seconds, stored=stored)
-    if isinstance(claimed, str):
-        _answer_again(session_factory, client, stored.id, claimed)
-        return None
-    outcome = Outcome(status=JobStatus.FAILED, error=refusal.body()["error"], error_status=refusal.status)
-    if not live.finish(client, claimed.job, claimed.run, outcome, settle=False):
-        return None
-    return claimed.job.status
-
-
 def _answer_again(session_factory: sessionmaker[Session], client: redis.Redis, job_id: str, status: str) -> None:
     """A task for a job that already ended (a redelivered or re-sent message): make sure its waiter has the answer."""
     if status not in FINAL_JOB_STATUSES and status != "missing":
@@ -107,7 +94,7 @@ def _answer_again(session_factory: sessionmaker[Session], client: redis.Redis, j
     job = live.read(client, job_id)
     if job is None:
         with session_scope(session_factory) as session:
-            job = get_job(session, job_id)
+            job = read_job(session, job_id)
     if job is not None and job.status in FINAL_JOB_STATUSES:
         events.publish(client, job_id, Done.of(job), run=job.run_count)
 

@@ -105,6 +105,19 @@ def test_cancel_a_queued_job(client, make_key, upstream, worker):
     assert again.json["status"] == "cancelled"
 
 
+def test_a_job_its_key_can_never_afford_fails_unbilled(client, make_key, upstream, worker, db):
+    """Refused when the worker paces it (the worst case exceeds the budget): failed with the refusal, nothing
+    sent upstream, nothing billed, and its stored row says so."""
+    secret, key = make_key(budget_usd="0.000001")
+    created = client.post("/v1/jobs", json={"body": {**BODY, "max_tokens": 1000}}, headers=auth(secret))
+    assert created.status_code == 202
+    job = client.get(f"/v1/jobs/{created.json['id']}?wait=20", headers=auth(secret)).json
+    assert job["status"] == "failed" and job["error"]["code"] == "insufficient_quota", job
+    row = records.recorded_job(db, job["id"])
+    assert (row.status, row.error_status, row.cost_usd) == ("failed", 429, None)
+    assert records.ledger(db, job["id"]) == [] and upstream.chat_bodies() == []
+
+
 def test_other_keys_get_404(client, make_key, upstream, worker):
     mine, _ = make_key()
     theirs, _ = make_key()
