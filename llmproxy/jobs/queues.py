@@ -23,9 +23,13 @@ DISPATCH_BATCH_TASK = "llmproxy.dispatch_batch"
 FINALIZE_BATCH_TASK = "llmproxy.finalize_batch"
 
 
+# kombu's Redis transport keeping its client (see llmproxy.jobs.broker); kombu resolves "module:Class".
+BROKER_TRANSPORT = "llmproxy.jobs.broker:Transport"
+
+
 def celery_config(settings: Settings) -> JSON:
     """Celery settings: late acks so a killed worker's task is redelivered, one message at a time."""
-    return {
+    config: JSON = {
         "broker_url": settings.redis_url,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
@@ -41,6 +45,10 @@ def celery_config(settings: Settings) -> JSON:
         "worker_hijack_root_logger": False,
         "broker_pool_limit": 64,
     }
+    if (settings.redis_url or "").startswith("redis://"):
+        # Only the plain scheme: kombu gives rediss:// (TLS defaults) and sentinel URLs transports of their own.
+        config["broker_transport"] = BROKER_TRANSPORT
+    return config
 
 
 def queue_depth(client: redis.Redis, queue: str) -> int:
