@@ -53,7 +53,8 @@ def db() -> Session:
 
 def commit() -> None:
     """Commit now (views that must be durable before a side effect, e.g. enqueueing a job)."""
-    if "db" in g:
+    # A session that never began (the catalog came from the snapshots) has nothing to commit.
+    if "db" in g and g.db.in_transaction():
         try:
             g.db.commit()
         except (OperationalError, InterfaceError) as exc:

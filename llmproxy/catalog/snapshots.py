@@ -44,6 +44,12 @@ class Snapshots:
         except redis.RedisError:
             version = None  # cannot tell: start from the database
             self._entries.clear()
+        self.observe(version)
+
+    def observe(self, version: bytes | str | None) -> None:
+        """The configuration version as another call read it (a job's claim does): a change empties the cache."""
+        if self.ttl <= 0:
+            return
         if version != self._version:
             with self._lock:
                 self._entries.clear()

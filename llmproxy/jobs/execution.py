@@ -50,7 +50,6 @@ def execute_job(
     Deferred until their key has capacity, instead of failing with 429.
     """
     snapshots = snapshots or Snapshots(0)
-    snapshots.sync(redis_client)
     leases = leases or LeaseRenewer(redis_client, settings.job_lease_seconds)
     stored, refusal = None, None
     if queue != Queue.INTERACTIVE:
@@ -64,12 +63,14 @@ def execute_job(
                 events.publish(redis_client, job_id, Done.of(stored), run=stored.run_count)
                 return None
             if stored.queue == Queue.BATCH:
+                snapshots.sync(redis_client)  # pacing reads the key before the claim
                 refusal = pace(session, redis_client, stored, settings, snapshots)
     claimed = live.claim(redis_client, job_id, lease_seconds=settings.job_lease_seconds, stored=stored)
     if isinstance(claimed, str):
         _answer_again(session_factory, redis_client, job_id, claimed)
         return None
     job, run = claimed.job, claimed.run
+    snapshots.observe(claimed.config_version)  # read by the claim: no round trip of its own
     if refusal is not None:
         # It can never be admitted (budget spent, too large, key revoked): it fails, nothing billed.
         refused = Outcome(status=JobStatus.FAILED, error=refusal.body()["error"], error_status=refusal.status)
@@ -77,7 +78,8 @@ def execute_job(
     with session_scope(session_factory) as session:  # touches the database only when the catalog cache is cold
         steps = build_steps(session, job, settings, snapshots)
     lease = leases.holding(job_id, run)
-    outcome = _run(job, run, steps, client=redis_client, settings=settings, sleep=sleep, lease=lease)
+    should_stop = events.cancel_check(redis_client, job_id, every=CANCEL_CHECK_SECONDS, known=claimed.cancel_asked)
+    outcome = _run(job, run, steps, client=redis_client, settings=settings, sleep=sleep, lease=lease, stop=should_stop)
     _send_usage_chunk(redis_client, job, run, outcome)
     # No database write before the caller has the answer: the writer stores the record (and updates a stored row).
     if not live.finish(redis_client, job, run, outcome, settle=True):
@@ -108,6 +110,7 @@ def _run(
     settings: Settings,
     sleep: Callable[[float], None],
     lease: AbstractContextManager[object],
+    stop: Callable[[], bool],
 ) -> Outcome:
     """Run the chain under a renewed lease, relaying stream chunks as they come."""
     started = time.monotonic()
@@ -127,7 +130,7 @@ def _run(
             stream=job.stream,
             policy=retry_policy(settings),
             emit=emit,
-            should_stop=events.cancel_check(client, job.id, every=CANCEL_CHECK_SECONDS),
+            should_stop=stop,
             sleep=sleep,
         )
     return outcome_of(job, chain, started)

@@ -24,6 +24,7 @@ from typing import Any, cast
 
 import redis
 
+from llmproxy.catalog.snapshots import VERSION_KEY
 from llmproxy.jobs import events
 from llmproxy.jobs.events import Cancelled, Done
 from llmproxy.jobs.live_job import LiveJob
@@ -90,10 +91,13 @@ def discard(client: redis.Redis, job_id: str) -> None:
 
 @dataclass(frozen=True)
 class Claim:
-    """A claimed run: the job as the executor reads it, and this run's number."""
+    """A claimed run: the job as the executor reads it and this run's number; read in the same call, whether
+    its caller already asked it to stop and the configuration version (no round trip of their own)."""
 
     job: Job
     run: int
+    cancel_asked: bool = False
+    config_version: bytes | None = None
 
 
 def claim(client: redis.Redis, job_id: str, *, lease_seconds: float, stored: Job | None = None) -> Claim | str:
@@ -106,14 +110,14 @@ def claim(client: redis.Redis, job_id: str, *, lease_seconds: float, stored: Job
     batch_id = stored.batch_id if stored is not None else None
     reply = _CLAIM(
         client,
-        [live_key(job_id), LEASES_KEY, batch_ending_key(batch_id or "")],
+        [live_key(job_id), LEASES_KEY, batch_ending_key(batch_id or ""), events.cancel_key(job_id), VERSION_KEY],
         [job_id, ms(lease_seconds), ms(LIVE_TTL_SECONDS), *static],
     )
     if reply[0] != b"claimed":
         return cast(bytes, reply[0]).decode()
     run = int(reply[1])
     job = LiveJob.loads(job_id, reply[2]).as_job(status=JobStatus.IN_PROGRESS, run=run)
-    return Claim(job, run)
+    return Claim(job, run, cancel_asked=bool(reply[3]), config_version=reply[4] if len(reply) > 4 else None)
 
 
 def finish(client: redis.Redis, job: Job, run: int, outcome: Outcome, *, settle: bool) -> bool:

@@ -27,8 +27,9 @@ return 1
 """
 )
 
-# KEYS: live hash, leases, its batch's cancel mark. ARGV: job id, lease_ms, ttl_ms, stored job JSON|'' , queue,
-# runs so far. Returns {'claimed', run, job JSON} or {status} (someone else's, finished, cancelled) or {'missing'}.
+# KEYS: live hash, leases, its batch's cancel mark, the job's cancel flag, the configuration version. ARGV: job id,
+# lease_ms, ttl_ms, stored job JSON|'' , queue, runs so far. Returns {'claimed', run, job JSON, cancel flag (0/1),
+# config version (nil if unset)} or {status} (someone else's, finished, cancelled) or {'missing'}.
 CLAIM_LUA = (
     _CLOCK
     + """
@@ -53,7 +54,7 @@ local run = redis.call('HINCRBY', KEYS[1], 'run', 1)
 redis.call('HSET', KEYS[1], 'status', 'in_progress', 'started_at', now, 'lease', now + tonumber(ARGV[2]))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
-return {'claimed', run, job}
+return {'claimed', run, job, redis.call('EXISTS', KEYS[4]), redis.call('GET', KEYS[5])}
 """
 )
 

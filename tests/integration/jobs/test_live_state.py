@@ -14,6 +14,7 @@ from decimal import Decimal
 import pytest
 
 from llmproxy.billing.cost import Prices, Usage, compute_cost
+from llmproxy.catalog import snapshots
 from llmproxy.devtools.waiting import wait_for
 from llmproxy.ids import new_id, new_job_id
 from llmproxy.jobs import events, live
@@ -121,6 +122,21 @@ def test_claimed_once(rds, new_job):
     assert (first.run, first.job.id, first.job.status, first.job.request) == (1, job_id, "in_progress", REQUEST)
     assert live.claim(rds, job_id, lease_seconds=LONG) == "in_progress"
     assert live.claim(rds, new_job_id(), lease_seconds=LONG) == "missing"
+
+
+def test_the_claim_reads_the_cancel_flag_and_the_configuration_version(rds, new_job):
+    """What the worker would otherwise read in two more round trips comes back with the claim."""
+    asked, quiet = new_job(), new_job()
+    events.request_cancel(rds, asked)  # the caller left before a worker took it
+    version = rds.incr(snapshots.VERSION_KEY)
+    first, second = live.claim(rds, asked, lease_seconds=LONG), live.claim(rds, quiet, lease_seconds=LONG)
+    assert (first.cancel_asked, second.cancel_asked) == (True, False)
+    assert first.config_version == second.config_version == str(version).encode()
+    cache = snapshots.Snapshots(ttl=60)
+    cache.observe(first.config_version)
+    cache.get("entry", lambda: "old")
+    cache.observe(str(version + 1).encode())  # another claim saw a newer version: the cache starts over
+    assert cache.get("entry", lambda: "new") == "new"
 
 
 def test_racing_claims_have_one_winner(rds, new_job):
