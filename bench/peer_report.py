@@ -1,5 +1,6 @@
-"""The three-way part of the report (`--peer litellm`): the bare stub, a peer gateway and the gateway under the same
-load in one run, and the issue's goals for the gateway relative to the peer, each met or not (`report["peer"]`)."""
+"""The peers' part of the report (`--peer`, `report["peers"]`): the bare stub, each peer and the gateway under the
+same load in one run, a row each; with `litellm`, the issue's goals for the gateway relative to it, each met or
+not; with `floor`, how far the gateway is from its stack's floor (bench/floor_report.py, informational)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ PEER_THROUGHPUT_RATIO_MIN = 2.5  # sync: gateway req/s ÷ the peer's
 PEER_STUB_THROUGHPUT_RATIO_MIN = 0.6  # sync: gateway req/s ÷ the bare stub's
 # CPU components that are not part of serving a request: the load generator (client) and the upstream.
 NOT_SERVING = ("loadgen", "stub")
+GOALS_PEER = "litellm"  # the peer the issue's goals are relative to
 
 Results = dict[str, dict[int, LevelResult]]  # mode -> concurrency -> result
 
@@ -44,21 +46,28 @@ def _per_process(cpu: dict | None) -> dict[str, float]:
     return {k: per[k] for k in [*(k for k in per if k not in shared), *(k for k in shared if k in per)]}
 
 
-def _figure(lvl: LevelResult):
-    # Streams are judged by the time to the first token, as in the base table; sync requests by the whole answer.
+def figure(lvl: LevelResult):
+    """The latency a level is judged by: the time to the first token for streams, the whole answer for sync."""
     return lvl.ttft_ms if lvl.mode == "stream" and lvl.ttft_ms is not None else lvl.latency_ms
 
 
-def three_way_rows(stub: Results, peer: Results, proxy: Results, *, peer_name: str = "litellm") -> list[dict]:
-    """Per mode and level, one row per target (stub, peer, gateway): latency and what it adds over the stub,
+def target_rows(stub: Results, peers: list[tuple[str, Results]], proxy: Results) -> list[dict]:
+    """Per mode and level, one row per target (stub, each peer, gateway): latency and what it adds over the stub,
     throughput and its ratio to the stub's, CPU per request per process and for serving all told."""
     rows = []
     for mode in ("sync", "stream"):
-        levels = sorted(set(stub.get(mode, {})) & set(peer.get(mode, {})) & set(proxy.get(mode, {})))
-        for c in levels:
+        levels = set(stub.get(mode, {})) & set(proxy.get(mode, {}))
+        for _, results in peers:
+            levels &= set(results.get(mode, {}))
+        for c in sorted(levels):
             base = stub[mode][c]
-            for target, lvl in (("stub", base), (peer_name, peer[mode][c]), ("gateway", proxy[mode][c])):
-                fig, ref = _figure(lvl), _figure(base)
+            targets = [
+                ("stub", base),
+                *((name, results[mode][c]) for name, results in peers),
+                ("gateway", proxy[mode][c]),
+            ]
+            for target, lvl in targets:
+                fig, ref = figure(lvl), figure(base)
                 rows.append(
                     {
                         "mode": mode,
@@ -175,8 +184,8 @@ def peer_goals(stub: Results, peer: Results, proxy: Results, *, peer_name: str =
             _goal(
                 f"stream c={low}: added TTFT p50, gateway ÷ {peer_name}",
                 "ms",
-                tables.delta(_figure(base).p50, _figure(gw).p50),
-                tables.delta(_figure(base).p50, _figure(ref).p50),
+                tables.delta(figure(base).p50, figure(gw).p50),
+                tables.delta(figure(base).p50, figure(ref).p50),
                 peer_name,
                 kind="ratio",
                 bound=PEER_TTFT_RATIO_MAX,
@@ -216,16 +225,21 @@ def peer_goals(stub: Results, peer: Results, proxy: Results, *, peer_name: str =
     return goals
 
 
-def render_peer(peer: dict) -> list[str]:
-    """The three-way table (stub, peer, gateway per mode and level) and the goals, as text lines."""
-    name = peer["name"]
+_WAYS = {3: "three-way", 4: "four-way"}
+
+
+def render_peers(peers: dict) -> list[str]:
+    """The table (stub, each peer, gateway per mode and level) and the goals vs LiteLLM, as text lines."""
+    measured = peers["measured"]
+    names = ", ".join(f"{p['name']} {p['version']}".rstrip() for p in measured)
+    ways = _WAYS.get(len(measured) + 2, f"{len(measured) + 2}-way")
     lines = [
-        f"three-way: the bare stub, {name} {peer.get('version', '')} and the gateway: the same load, one after the "
-        "other in one run",
-        f"{name}: {peer.get('command', '')}; streams: TTFT; server CPU = the machine's − load generator − stub",
+        f"{ways}: the bare stub, {names} and the gateway: the same load, one after the other in one run",
+        *(f"{p['name']}: {p.get('command', '')}" for p in measured),
+        "streams: TTFT; server CPU = the machine's − load generator − stub",
     ]
     table: list[tuple[str, ...]] = []
-    for r in peer["rows"]:
+    for r in peers["rows"]:
         procs = " ".join(f"{k} {v:.2f}" for k, v in r["cpu_ms_per_request"].items() if v >= 0.005)
         table.append(
             (
@@ -256,14 +270,19 @@ def render_peer(peer: dict) -> list[str]:
         "CPU ms/req by process",
     )
     lines.extend(tables.table(header, table, left=3, right_until=len(header) - 1))
-    lines.append("")
-    lines.append(f"goals: the gateway vs {name} (and the bare stub), measured in this run")
-    goals: list[tuple[str, ...]] = []
-    for g in peer["goals"]:
+    if peers.get("goals"):
+        lines.append("")
+        lines.extend(_render_goals(peers["goals_vs"], peers["goals"]))
+    return lines
+
+
+def _render_goals(name: str, goals: list[dict]) -> list[str]:
+    rows: list[tuple[str, ...]] = []
+    for g in goals:
         value = (
             "-" if g["value"] is None else (f"{g['value']:.1f} ms" if g["kind"] == "absolute" else f"{g['value']:.2f}×")
         )
-        goals.append(
+        rows.append(
             (
                 g["goal"],
                 f"{tables.num(g['gateway'], g['unit'])} {g['unit']}",
@@ -273,45 +292,58 @@ def render_peer(peer: dict) -> list[str]:
                 g["status"],
             )
         )
-    lines.extend(
-        tables.table(("goal", "gateway", "reference", "value", "bound", "result"), goals, left=1, right_until=4)
-    )
-    return lines
+    return [
+        f"goals: the gateway vs {name} (and the bare stub), measured in this run",
+        *tables.table(("goal", "gateway", "reference", "value", "bound", "result"), rows, left=1, right_until=4),
+    ]
 
 
-def build_peer(stub: Results, proxy: Results, peer: dict) -> dict:
-    """`report["peer"]`: the peer's description, the three-way rows, the goals and the peer's own results.
+def build_peers(stub: Results, proxy: Results, peers: list[dict]) -> dict:
+    """`report["peers"]`: every peer's description and results, the rows of the table and the goals vs LiteLLM
+    (when it was measured; the comparison with the floor is bench/floor_report.py's).
 
-    `peer`: {"name", "version", "command", "results": mode -> level -> LevelResult}.
+    `peers`: [{"name", "version", "command", "results": mode -> level -> LevelResult}, …] in the order measured.
     """
-    name = peer["name"]
-    goals = peer_goals(stub, peer["results"], proxy, peer_name=name)
-    return {
-        **{k: v for k, v in peer.items() if k != "results"},
-        "rows": three_way_rows(stub, peer["results"], proxy, peer_name=name),
-        "goals": goals,
-        "goals_met": sum(g["met"] is True for g in goals),
-        "goals_total": len(goals),
-        "results": {
-            mode: {str(c): lvl.as_dict() for c, lvl in levels.items()} for mode, levels in peer["results"].items()
-        },
+    by_name = {p["name"]: p["results"] for p in peers}
+    part: dict = {
+        "measured": [
+            {
+                **{k: v for k, v in p.items() if k != "results"},
+                "results": {
+                    mode: {str(c): lvl.as_dict() for c, lvl in levels.items()} for mode, levels in p["results"].items()
+                },
+            }
+            for p in peers
+        ],
+        "rows": target_rows(stub, [(p["name"], p["results"]) for p in peers], proxy),
     }
+    if GOALS_PEER in by_name:
+        goals = peer_goals(stub, by_name[GOALS_PEER], proxy, peer_name=GOALS_PEER)
+        part.update(
+            goals_vs=GOALS_PEER,
+            goals=goals,
+            goals_met=sum(g["met"] is True for g in goals),
+            goals_total=len(goals),
+        )
+    return part
 
 
-def peer_cpu_rows(peer: dict) -> list[tuple[str, dict | None, float]]:
-    """(label, CPU account, requests per second) of each of the peer's levels, for the report's CPU table."""
+def peer_cpu_rows(peers: dict) -> list[tuple[str, dict | None, float]]:
+    """(label, CPU account, requests per second) of each level of each peer, for the report's CPU table."""
     return [
         (f"{peer['name']} {mode} c={c}", lvl.get("cpu"), lvl["throughput_rps"])
-        for mode, levels in peer.get("results", {}).items()
+        for peer in peers.get("measured", [])
+        for mode, levels in peer["results"].items()
         for c, lvl in levels.items()
     ]
 
 
-def peer_errors(peer: dict) -> list[str]:
-    """One line per level of the peer with failed requests."""
+def peer_errors(peers: dict) -> list[str]:
+    """One line per level of a peer with failed requests."""
     return [
         f"{peer['name']} {mode} c={c}: {lvl['errors']} errors, e.g. {(lvl['error_samples'] or ['?'])[0]}"
-        for mode, levels in peer.get("results", {}).items()
+        for peer in peers.get("measured", [])
+        for mode, levels in peer["results"].items()
         for c, lvl in levels.items()
         if lvl["errors"]
     ]

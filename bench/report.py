@@ -6,8 +6,9 @@ same run side by side, their difference or ratio, a target or check, PASS/MISS):
   admission  proxy with a key without limits vs with generous limits (`admission.rows`)
   batch      batch throughput vs its ideal; a sync probe while the batch drains vs idle; the output
              file checked line by line (`batch.rows`)
-With `--peer litellm`, a three-way table (bare stub, LiteLLM's proxy, the gateway: same load, same run) and
-the issue's goals for the gateway relative to LiteLLM, each met or not (`peer`: bench/peer_report.py).
+With `--peer`, a table with a row per target (bare stub, each peer, the gateway: same load, same run; `peers`):
+with `litellm`, the issue's goals for the gateway relative to LiteLLM, each met or not (bench/peer_report.py);
+with `floor`, the gateway's ratios to its stack's floor, informational (`peers.floor`: bench/floor_report.py).
 Across scenarios: the answer → ledger lag of every measured proxy phase (`record_lag`) and the gateway's own
 goals, each met or not (`goals`: bench/goals.py).
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench import batch_report, goals, lag, peer_report, tables
+from bench import admission_report, batch_report, cpu_report, floor_report, goals, lag, peer_report, tables
 from bench.loadgen import LevelResult
 
 # The proxy's performance targets (what "good enough" means for a gateway in front of a 50 ms upstream).
@@ -147,11 +148,15 @@ def render(report: dict) -> str:
         ]
         lines.extend(tables.table(("scenario", "metric", "stub", "proxy", "proxy−stub", "target", "result"), table))
         lines.append("")
-    if report.get("peer"):
-        lines.extend(peer_report.render_peer(report["peer"]))
+    peers = report.get("peers") or {}
+    if peers:
+        lines.extend(peer_report.render_peers(peers))
+        lines.append("")
+    if peers.get("floor"):
+        lines.extend(floor_report.render_floor(peers["floor"]))
         lines.append("")
     if report.get("admission"):
-        lines.extend(_render_admission(report["admission"]))
+        lines.extend(admission_report.render_admission(report["admission"]))
         lines.append("")
     if report.get("batch"):
         lines.extend(batch_report.render_batch(report["batch"]))
@@ -162,7 +167,7 @@ def render(report: dict) -> str:
     if report.get("goals"):
         lines.extend(goals.render_goals(report["goals"]))
         lines.append("")
-    lines.extend(_cpu_table(_cpu_rows(report), report["machine"]["cpus"]))
+    lines.extend(cpu_report.cpu_table(cpu_report.cpu_rows(report), report["machine"]["cpus"]))
     lines.append("")
     errors = [
         f"{side} {mode} c={c}: {n} errors, e.g. {samples[0] if samples else '?'}"
@@ -172,8 +177,7 @@ def render(report: dict) -> str:
         for n, samples in [(lvl["errors"], lvl["error_samples"])]
         if n
     ]
-    peer = report.get("peer") or {}
-    errors += peer_report.peer_errors(peer)
+    errors += peer_report.peer_errors(peers)
     adm = report.get("admission") or {}
     errors += [
         f"admission {name} c={c}: {lvl['errors']} errors {lvl['error_statuses']}, "
@@ -195,149 +199,11 @@ def render(report: dict) -> str:
         lines.append(f"targets met: {report['targets_met']}/{report['targets']}")
     if report.get("checks"):
         lines.append(f"checks passed: {report['checks_passed']}/{report['checks']}")
-    if peer.get("goals_total"):
-        lines.append(f"goals vs {peer['name']} met: {peer['goals_met']}/{peer['goals_total']}")
+    if peers.get("goals_total"):
+        lines.append(f"goals vs {peers['goals_vs']} met: {peers['goals_met']}/{peers['goals_total']}")
     if report.get("goals"):
         lines.append(f"gateway goals met: {report['goals_met']}/{len(report['goals'])}")
     return "\n".join(lines)
-
-
-def _render_admission(adm: dict) -> list[str]:
-    lines = [
-        f"admission: the same proxy with a key without limits and with generous limits "
-        f"(rpm {adm['limits']['rpm']:,}, tpm {adm['limits']['tpm']:,}, budget ${adm['limits']['budget_usd']}), "
-        f"A-B-B-A halves pooled"
-    ]
-    table = [
-        (
-            r["scenario"],
-            f"{r['metric']} ({r['unit']})",
-            tables.num(r["stub"], r["unit"]),
-            tables.num(r["no_limits"], r["unit"]),
-            tables.num(r["limits"], r["unit"]),
-            tables.delta_text(r["delta"], r["delta_kind"]),
-            r["target"] or "",
-            r["status"] or "",
-        )
-        for r in adm["rows"]
-    ]
-    lines.extend(
-        tables.table(("scenario", "metric", "stub", "no limits", "limits", "limits−none", "check", "result"), table)
-    )
-    return lines
-
-
-_CPU_COLUMNS = ("litellm", "web", "worker", "batch", "writer", "beat", "postgres", "redis", "stub", "loadgen", "other")
-
-
-def _cpu_rows(report: dict) -> list[tuple[str, dict, float]]:
-    """(label, CPU account, requests per second) of every measured phase that has one."""
-    rows = []
-    for side in ("stub", "proxy"):
-        for mode, levels in report["results"][side].items():
-            for c, lvl in levels.items():
-                rows.append((f"{side} {mode} c={c}", lvl.get("cpu"), lvl["throughput_rps"]))
-    rows += peer_report.peer_cpu_rows(report.get("peer") or {})
-    adm = report.get("admission") or {}
-    for name, levels in adm.get("results", {}).items():
-        for c, lvl in levels.items():
-            rows.append((f"admission {name} c={c}", lvl.get("cpu"), lvl["throughput_rps"]))
-    bat = report.get("batch") or {}
-    if bat.get("probe_idle"):
-        rows.append(("batch: probe idle", bat["probe_idle"].get("cpu"), bat["probe_idle"]["throughput_rps"]))
-    if bat.get("cpu"):
-        rows.append(("batch: drain, per line", bat["cpu"], bat.get("lines_per_s") or 0.0))
-    return [r for r in rows if r[1]]
-
-
-def _cpu_table(rows: list[tuple[str, dict, float]], cpus: int | None) -> list[str]:
-    """CPU milliseconds per request by component (workers summed), per level: where the cores went."""
-    if not rows:
-        return ["(no CPU figures: psutil is not installed)"]
-    others = []
-    per_rows = []
-    for label, cpu, rate in rows:
-        per = dict(cpu["cpu_ms_per_request"])
-        per["worker"] = sum(v for k, v in per.items() if k.startswith("worker"))
-        per["batch"] = sum(v for k, v in per.items() if k.startswith("batch"))  # batch1…: one per --batch-procs
-        per_rows.append((label, per, cpu))
-        # Share of the whole machine that processes outside the bench took during this level.
-        if per.get("other", 0) * rate / (1000.0 * (cpus or 1)) > 0.15:
-            others.append(label)
-    columns = [
-        k
-        for k in _CPU_COLUMNS
-        if k in ("web", "worker", "postgres", "redis", "stub", "loadgen", "other")
-        or any(per.get(k) for _, per, _ in per_rows)
-    ]
-    table = [
-        (f"{label}", *[f"{per[k]:.2f}" if per.get(k) else "-" for k in columns], f"{cpu['machine_busy_pct']:.0f}%")
-        for label, per, cpu in per_rows
-    ]
-    lines = tables.table(("CPU ms/request", *columns, "machine busy"), table, left=1, right_until=len(columns) + 2)
-    if others:
-        lines.append(
-            f"note: processes outside the bench took over 15% of the machine during {', '.join(others)}; "
-            "those figures are skewed (run on a quiet machine)"
-        )
-    return lines
-
-
-def admission_rows(stub_sync: dict[int, LevelResult], results: dict[str, dict[int, LevelResult]]) -> list[dict]:
-    """Per level: p50/p99 with and without limits and the difference, throughput ratio, 429s (must be 0)."""
-    rows = []
-    none, lim = results.get("none", {}), results.get("limits", {})
-    for c in sorted(set(none) & set(lim)):
-        a, b, s = none[c], lim[c], stub_sync.get(c)
-        scenario = f"admission sync c={c}"
-
-        def row(metric, unit, sv, av, bv, kind, target=None, passed=None):
-            return {
-                "scenario": scenario,
-                "metric": metric,
-                "unit": unit,
-                "stub": sv,
-                "no_limits": av,
-                "limits": bv,
-                "delta": tables.compare(av, bv, kind),
-                "delta_kind": kind,
-                "target": target,
-                "status": tables.status(passed),
-            }
-
-        rows.append(row("p50 latency", "ms", s and s.latency_ms.p50, a.latency_ms.p50, b.latency_ms.p50, "added"))
-        rows.append(row("p99 latency", "ms", s and s.latency_ms.p99, a.latency_ms.p99, b.latency_ms.p99, "added"))
-        rows.append(row("throughput", "req/s", s and s.throughput_rps, a.throughput_rps, b.throughput_rps, "ratio"))
-        web_a = ((a.cpu or {}).get("cpu_ms_per_request") or {}).get("web")
-        web_b = ((b.cpu or {}).get("cpu_ms_per_request") or {}).get("web")
-        if web_a is not None and web_b is not None:
-            rows.append(row("web CPU", "ms/req", None, web_a, web_b, "added"))
-        refused_a, refused_b = a.error_statuses.get("429", 0), b.error_statuses.get("429", 0)
-        rows.append(
-            row(
-                "429 responses",
-                "count",
-                None,
-                refused_a,
-                refused_b,
-                "count",
-                target="0",
-                passed=refused_a == 0 and refused_b == 0,
-            )
-        )
-        rows.append(
-            row(
-                "other errors",
-                "count",
-                None,
-                a.errors - refused_a,
-                b.errors - refused_b,
-                "count",
-                target="0",
-                passed=a.errors == refused_a and b.errors == refused_b,
-            )
-        )
-    return rows
 
 
 def build_report(
@@ -349,14 +215,14 @@ def build_report(
     proxy: Results,
     admission: dict | None = None,
     batch: dict | None = None,
-    peer: dict | None = None,
+    peers: list[dict] | None = None,
     record_lag: list[dict] | None = None,
 ) -> dict:
     """Everything the run measured, JSON-ready.
 
     `admission`: {"limits", "stub_sync": level -> LevelResult, "results": key name -> level -> LevelResult};
     `batch`: bench.batch.run_batch's dict plus the topology;
-    `peer`: {"name", "version", "command", "results": mode -> level -> LevelResult} of a peer proxy;
+    `peers`: [{"name", "version", "command", "results": mode -> level -> LevelResult}, …], the peers measured;
     `record_lag`: bench.lag.LagRecorder's phases (None: not measured, no lag table and no lag goal).
     """
     rows = build_rows(stub, proxy)
@@ -374,7 +240,7 @@ def build_report(
     }
     checks = []
     if admission:
-        adm_rows = admission_rows(admission["stub_sync"], admission["results"])
+        adm_rows = admission_report.admission_rows(admission["stub_sync"], admission["results"])
         checks += adm_rows
         report["admission"] = {
             "limits": admission["limits"],
@@ -395,8 +261,12 @@ def build_report(
             "probe_idle": batch["probe_idle"].as_dict(),
             "probe_draining": batch["probe_draining"].as_dict(),
         }
-    if peer:
-        report["peer"] = peer_report.build_peer(stub, proxy, peer)
+    if peers:
+        report["peers"] = peer_report.build_peers(stub, proxy, peers)
+        floor = next((p["results"] for p in peers if p["name"] == floor_report.NAME), None)
+        if floor is not None:
+            litellm = next((p["results"] for p in peers if p["name"] == peer_report.GOALS_PEER), None)
+            report["peers"]["floor"] = floor_report.floor_rows(stub, floor, proxy, litellm=litellm)
     if record_lag is not None:
         report["record_lag"] = {"phases": record_lag, "quantiles": "upper bound of the bucket the quantile falls in"}
     own_goals = ([goals.lag_goal(record_lag)] if record_lag is not None else []) + (
