@@ -7,11 +7,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import requests
-
 from llmproxy.jsontypes import JSON
 from llmproxy.providers.error_mapping import error_from_exception, error_from_response
-from llmproxy.providers.transport import TRANSPORT_ERRORS, new_session
+from llmproxy.providers.transport import TRANSPORT_ERRORS, Http, Response, release
 
 
 @dataclass(frozen=True)
@@ -32,12 +30,12 @@ class Timeouts:
 
 
 class Provider(ABC):
-    """One upstream protocol. Instances are shared per process; they hold only a pooled session."""
+    """One upstream protocol. Instances are shared per process; they hold only pooled connections."""
 
     kind: str = ""
 
-    def __init__(self, session: requests.Session | None = None) -> None:
-        self.session = session or new_session()
+    def __init__(self, http: Http | None = None) -> None:
+        self.http = http or Http()
 
     @abstractmethod
     def complete(self, endpoint: Endpoint, body: JSON, *, timeouts: Timeouts) -> JSON:
@@ -47,27 +45,25 @@ class Provider(ABC):
     def stream(self, endpoint: Endpoint, body: JSON, *, timeouts: Timeouts) -> Iterator[JSON]:
         """Yield OpenAI `chat.completion.chunk` dicts as they arrive, usage chunk last."""
 
-    def post(
-        self, url: str, headers: dict[str, str], payload: JSON, *, timeouts: Timeouts, stream: bool
-    ) -> requests.Response:
-        """POST JSON; return a 2xx response or raise the taxonomy (the response is closed then)."""
+    def post(self, url: str, headers: dict[str, str], payload: JSON, *, timeouts: Timeouts, stream: bool) -> Response:
+        """POST JSON; return a 2xx response or raise the taxonomy (the response is released then)."""
         try:
-            resp = self.session.post(
+            resp = self.http.post(
                 url,
-                data=json.dumps(payload).encode("utf-8"),
-                headers=headers,
-                timeout=(timeouts.connect, timeouts.read),
+                json.dumps(payload).encode("utf-8"),
+                headers,
+                connect=timeouts.connect,
+                read=timeouts.read,
                 stream=stream,
-                allow_redirects=False,
             )
         except TRANSPORT_ERRORS as exc:
             raise error_from_exception(exc, provider=self.kind) from None
-        if resp.status_code >= 300:
+        if resp.status >= 300:
             try:
-                body = resp.content
+                body = resp.data
             except TRANSPORT_ERRORS:
                 body = b""
             finally:
-                resp.close()
-            raise error_from_response(resp.status_code, resp.headers, body, provider=self.kind)
+                release(resp)
+            raise error_from_response(resp.status, resp.headers, body, provider=self.kind)
         return resp

@@ -14,7 +14,6 @@ import time
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
-import requests
 import urllib3.exceptions
 
 from llmproxy.jsontypes import JSON
@@ -168,20 +167,17 @@ def error_from_response(
 
 
 def error_from_exception(exc: BaseException, *, provider: str = "upstream", mid_stream: bool = False) -> ProviderError:
-    """Classify a `requests`/`urllib3` transport exception (mid_stream: after headers arrived)."""
-    # requests wraps a streamed body's ReadTimeoutError in a plain ConnectionError.
-    inner = exc.args[0] if exc.args else None
+    """Classify a transport exception (urllib3's, or the OSError under it; mid_stream: after headers arrived)."""
     name = type(exc).__name__
-    if isinstance(exc, requests.ConnectTimeout):
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):  # refused, unreachable, no such host
+        return ProviderConnectionError(f"{provider}: connection failed ({name})", provider=provider)
+    # urllib3 makes NewConnectionError a ConnectTimeoutError: only after it is this a timeout.
+    if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
         return ProviderTimeout(f"{provider}: timed out connecting", provider=provider)
-    if isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)) or (
-        isinstance(inner, urllib3.exceptions.ReadTimeoutError)
-    ):
+    if isinstance(exc, (urllib3.exceptions.TimeoutError, TimeoutError)):
         where = "mid-stream" if mid_stream else "waiting for the response"
         return ProviderTimeout(f"{provider}: read timed out {where}", provider=provider)
-    if isinstance(
-        exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)
-    ):
+    if isinstance(exc, (urllib3.exceptions.LocationValueError, urllib3.exceptions.URLSchemeUnknown)):
         # A misconfigured api_base never heals by retrying.
         return ProviderConnectionError(
             f"{provider}: invalid api_base URL ({name})",

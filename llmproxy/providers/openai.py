@@ -11,14 +11,12 @@ import time
 import uuid
 from collections.abc import Iterator
 
-import requests
-
 from llmproxy.jsontypes import JSON
 from llmproxy.providers.contract import Endpoint, Provider, Timeouts
 from llmproxy.providers.error_mapping import error_from_exception, redact_error
 from llmproxy.providers.errors import ProviderAuthFailed, ProviderError, ProviderStreamBroken, ProviderUnavailable
 from llmproxy.providers.registry import register
-from llmproxy.providers.transport import TRANSPORT_ERRORS, drain, iter_sse_data
+from llmproxy.providers.transport import TRANSPORT_ERRORS, Response, drain, iter_sse_data, release
 
 
 @register("openai")
@@ -92,11 +90,11 @@ class OpenAIProvider(Provider):
                 data = resp.json()
             except ValueError:
                 raise ProviderUnavailable(
-                    f"{self.kind}: response is not JSON", provider=self.kind, status_code=resp.status_code
+                    f"{self.kind}: response is not JSON", provider=self.kind, status_code=resp.status
                 ) from None
             if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
                 raise ProviderUnavailable(
-                    f"{self.kind}: response has no choices", status_code=resp.status_code, provider=self.kind
+                    f"{self.kind}: response has no choices", status_code=resp.status, provider=self.kind
                 )
             return self.normalise_completion(data, endpoint)
         except ProviderError as err:
@@ -109,7 +107,7 @@ class OpenAIProvider(Provider):
         Closing the generator closes the HTTP response, which stops the upstream call.
         """
         received = 0
-        resp: requests.Response | None = None
+        resp: Response | None = None
         defaults: JSON = {
             "id": _new_id(),
             "object": "chat.completion.chunk",
@@ -131,9 +129,9 @@ class OpenAIProvider(Provider):
             raise redact_error(err, endpoint.api_key) from None
         finally:
             if resp is not None:
-                resp.close()
+                release(resp)
 
-    def _events(self, resp: requests.Response) -> Iterator[JSON]:
+    def _events(self, resp: Response) -> Iterator[JSON]:
         """Parsed SSE events up to [DONE]; a drop, bad JSON or missing [DONE] is a broken stream."""
         try:
             for data in iter_sse_data(resp):

@@ -1,50 +1,95 @@
-"""The HTTP/SSE transport every adapter shares: a pooled session, server-sent events, draining."""
+"""The HTTP/SSE transport every adapter shares: pooled keep-alive connections, server-sent events, draining.
+
+urllib3 directly, not `requests` on top of it: requests prepares every call anew (URL and header
+objects, hooks, cookie extraction from each response), which was a quarter of a batch worker's
+CPU per line and a sixth of an interactive worker's. Nothing of requests was needed here: no
+cookies (an upstream's must never pass between tenants), no redirects, no library retries
+(routing owns retries); proxies from the environment are honoured as requests would.
+"""
 
 from __future__ import annotations
 
-import http.cookiejar
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 
-import requests
+import urllib3
 import urllib3.exceptions
-from requests.adapters import HTTPAdapter
 
 # What a call can raise below the taxonomy; adapters map these with error_from_exception.
-TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, OSError)
+USER_AGENT = "llmproxy/1"
+Response = urllib3.BaseHTTPResponse
 
 
-def new_session() -> requests.Session:
-    """A pooled keep-alive session with library retries off (routing owns retries)."""
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=32, pool_maxsize=64, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    # The session is shared by every tenant; an upstream's cookies must not leak between them.
-    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    session.headers["User-Agent"] = "llmproxy/1"
-    # With trust_env, requests reads the proxy variables and ~/.netrc on every call (measured: a twentieth
-    # of a worker's CPU per request). Keep it only where a proxy is configured, so HTTPS_PROXY and NO_PROXY
-    # still work as requests documents them.
-    session.trust_env = bool(urllib.request.getproxies())
-    return session
+class Http:
+    """Pooled keep-alive HTTP for one process, shared by every tenant; through the environment's proxy if any.
+
+    HTTP_PROXY / HTTPS_PROXY / NO_PROXY (and their lower-case forms) are read once, when the process starts.
+    """
+
+    def __init__(self, *, pools: int = 32, per_host: int = 64) -> None:
+        self._pools, self._per_host = pools, per_host
+        self._direct = urllib3.PoolManager(num_pools=pools, maxsize=per_host, retries=False)
+        self._proxies = urllib.request.getproxies()
+        self._via: dict[str, urllib3.ProxyManager] = {}
+
+    def post(
+        self, url: str, body: bytes, headers: dict[str, str], *, connect: float, read: float, stream: bool
+    ) -> Response:
+        """POST and return the response: read whole, or with `stream` as it arrives (then `release()` it)."""
+        return self._manager(url).request(
+            "POST",
+            url,
+            body=body,
+            headers={"User-Agent": USER_AGENT, **headers},
+            timeout=urllib3.Timeout(connect=connect, read=read),
+            retries=False,
+            redirect=False,
+            preload_content=not stream,
+        )
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._direct.clear()
+        for manager in self._via.values():
+            manager.clear()
+
+    def _manager(self, url: str) -> urllib3.PoolManager:
+        if not self._proxies:
+            return self._direct
+        parts = urllib.parse.urlsplit(url)
+        proxy = self._proxies.get(parts.scheme)
+        if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+            return self._direct
+        if proxy not in self._via:
+            self._via[proxy] = urllib3.ProxyManager(proxy, num_pools=self._pools, maxsize=self._per_host, retries=False)
+        return self._via[proxy]
 
 
-def _iter_body(resp: requests.Response) -> Iterator[bytes]:
+def release(resp: Response) -> None:
+    """Done with a response: a body read to its end gives its connection back to the pool; one cut short
+    closes it (that is what stops a streaming upstream call)."""
+    if not resp.closed:
+        resp.close()
+    resp.release_conn()
+
+
+def _iter_body(resp: Response) -> Iterator[bytes]:
     """Yield body bytes as soon as they arrive, whatever the framing."""
-    if resp.raw.chunked:
-        # Reads chunk by chunk and marks the body consumed, so the connection is pooled again.
-        yield from resp.iter_content(chunk_size=None)
+    if resp.chunked:
+        # Chunk by chunk, each as soon as it is complete.
+        yield from resp.read_chunked(decode_content=True)
         return
     # Length- or close-delimited streams: read1 returns whatever is there without filling a buffer.
     while True:
-        data = resp.raw.read1(65536)
+        data = resp.read1(65536)
         if not data:
             return
         yield data
 
 
-def iter_sse_data(resp: requests.Response) -> Iterator[str]:
+def iter_sse_data(resp: Response) -> Iterator[str]:
     """Yield the `data` payload of each server-sent event in order; other fields are skipped."""
     pending = b""
     data_lines: list[bytes] = []
@@ -67,10 +112,10 @@ def iter_sse_data(resp: requests.Response) -> Iterator[str]:
         yield b"\n".join(data_lines).decode("utf-8")
 
 
-def drain(resp: requests.Response, limit: int = 65536, wait: float = 0.5) -> None:
+def drain(resp: Response, limit: int = 65536, wait: float = 0.5) -> None:
     """Read what little follows [DONE] so the keep-alive connection can go back to the pool."""
     seen = 0
-    sock = getattr(getattr(resp.raw, "connection", None), "sock", None)
+    sock = getattr(resp.connection, "sock", None)
     try:
         if sock is not None:
             # The end of the body follows [DONE] at once; a server that lingers instead must

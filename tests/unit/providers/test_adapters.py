@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import time
 
 import pytest
+import urllib3
 
 from llmproxy.devtools.net import free_port
 from llmproxy.devtools.stub_responses import BreakStream, Fail, Hang, Ok, Slow
@@ -30,6 +32,8 @@ from llmproxy.providers import (
     get_provider,
     provider_kinds,
 )
+from llmproxy.providers.error_mapping import error_from_exception
+from llmproxy.providers.transport import Http
 
 KEY = "sk-test-secret-0123456789"
 FAST = Timeouts(connect=2.0, read=10.0)
@@ -44,7 +48,7 @@ def adapter(request, stub):
     ]()
     base = stub.mistral_url if request.param == "mistral" else stub.url
     yield provider, Endpoint(api_base=base, api_key=KEY, upstream_model="up-model")
-    provider.session.close()
+    provider.http.close()
 
 
 # -- registry ------------------------------------------------------------------
@@ -328,10 +332,43 @@ def test_connection_refused_is_a_connection_error(adapter):
         next(provider.stream(endpoint, dict(BODY, stream=True), timeouts=FAST))
 
 
-def test_invalid_api_base_is_not_retried():
+@pytest.mark.parametrize("api_base", ["not a url", "ftp://example.com/v1", "http://", "localhost:8000/v1"])
+def test_invalid_api_base_is_not_retried(api_base):
     with pytest.raises(ProviderConnectionError) as info:
-        OpenAIProvider().complete(Endpoint("not a url", KEY, "m"), BODY, timeouts=FAST)
+        OpenAIProvider().complete(Endpoint(api_base, KEY, "m"), BODY, timeouts=FAST)
     assert not info.value.retryable and info.value.fallback_now
+
+
+def test_the_environments_proxy_is_used_unless_no_proxy_names_the_host(stub, monkeypatch):
+    """HTTP_PROXY as requests honoured it: the stub plays the proxy and answers the absolute URL it was asked
+    for with a 404 (it serves only its own paths); the same host in NO_PROXY is dialled directly and never resolves."""
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", stub.base_url)
+    endpoint = Endpoint("http://upstream.invalid/v1", KEY, "up-model")
+    with pytest.raises(ProviderModelNotFound, match=re.escape("No route POST http://upstream.invalid/v1/chat/")):
+        OpenAIProvider(Http()).complete(endpoint, BODY, timeouts=FAST)
+    monkeypatch.setenv("NO_PROXY", "upstream.invalid")
+    with pytest.raises(ProviderConnectionError) as info:
+        OpenAIProvider(Http()).complete(endpoint, BODY, timeouts=FAST)
+    assert info.value.retryable
+
+
+@pytest.mark.parametrize(
+    ("exc", "mid_stream", "kind", "retryable"),
+    [
+        (urllib3.exceptions.NewConnectionError(None, "refused"), False, ProviderConnectionError, True),
+        (urllib3.exceptions.ConnectTimeoutError("slow"), False, ProviderTimeout, True),
+        (urllib3.exceptions.ReadTimeoutError(None, "/", "read"), True, ProviderTimeout, True),
+        (urllib3.exceptions.ProtocolError("reset"), True, ProviderStreamBroken, True),
+        (urllib3.exceptions.ProtocolError("reset"), False, ProviderConnectionError, True),
+        (ConnectionResetError(), False, ProviderConnectionError, True),
+        (urllib3.exceptions.LocationParseError("x"), False, ProviderConnectionError, False),
+    ],
+)
+def test_transport_exceptions_map_into_the_taxonomy(exc, mid_stream, kind, retryable):
+    err = error_from_exception(exc, provider="p", mid_stream=mid_stream)
+    assert type(err) is kind and err.retryable is retryable
 
 
 def test_dropped_connection_on_complete_is_a_connection_error(adapter, stub):
