@@ -232,12 +232,10 @@ def cancel_requested(client: redis.Redis, job_id: str) -> bool:
     return bool(client.exists(cancel_key(job_id)))
 
 
-def cancel_check(client: redis.Redis, job_id: str, *, every: float, known: bool | None = None) -> Callable[[], bool]:
-    """A `should_stop()` for a running job: reads the cancel flag at most every `every` seconds; once set, stays set.
-
-    `known` is the flag as just read elsewhere (the claim reads it): the first read is then `every` seconds away.
-    """
-    last, stopped = (0.0, False) if known is None else (time.monotonic(), known)
+def cancel_check(client: redis.Redis, job_id: str, *, every: float, known: bool) -> Callable[[], bool]:
+    """A `should_stop()` for a running job, starting from the cancel flag as just read (the claim reads it): reads it
+    again at most every `every` seconds; once set, it stays set."""
+    last, stopped = time.monotonic(), known
 
     def should_stop() -> bool:
         nonlocal last, stopped
