@@ -8,13 +8,14 @@ from celery import shared_task
 
 from llmproxy.batches import dispatch, results
 from llmproxy.jobs import live
-from llmproxy.jobs.execution import execute_job
+from llmproxy.jobs.execution import PrefetchedRows, execute_job
 from llmproxy.jobs.pacing import Deferred
 from llmproxy.jobs.queues import DISPATCH_BATCH_TASK, FINALIZE_BATCH_TASK, RUN_JOB_TASK, RUN_LINES_TASK, Queue
 from llmproxy.jobs.states import FINAL_JOB_STATUSES
 from llmproxy.jobs.store import lost_jobs
 from llmproxy.ops import retention
 from llmproxy.storage.engine import session_scope
+from llmproxy.storage.models import Job
 from worker import app
 from worker.app import resources
 
@@ -33,18 +34,20 @@ def run_job(self, job_id: str) -> str | None:
 @shared_task(name=RUN_LINES_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def run_lines(job_ids: list[str]) -> int:
     """Execute a few batch lines one after the other (each idempotent, as run_job); how many ended here."""
-    dispatch.touch(resources().redis, job_ids)  # their message is alive
+    res = resources()
+    dispatch.touch(res.redis, job_ids)  # their message is alive
+    rows = PrefetchedRows(res.session_factory, job_ids)  # one SELECT for the message, not one per line
     ended = 0
     for job_id in job_ids:
         try:
-            ended += _execute(job_id, Queue.BATCH) in FINAL_JOB_STATUSES
+            ended += _execute(job_id, Queue.BATCH, row=rows.take(job_id)) in FINAL_JOB_STATUSES
         except Exception:
             # The other lines of the message still run; this one stays queued and the lost-line sweep re-sends it.
             log.exception("batch line %s could not run", job_id)
     return ended
 
 
-def _execute(job_id: str, queue: str) -> str | None:
+def _execute(job_id: str, queue: str, row: Job | None = None) -> str | None:
     # A batch line that ends is stored by the writer, which then sends the batch's next lines (or finalizes it).
     res = resources()
     try:
@@ -57,6 +60,7 @@ def _execute(job_id: str, queue: str) -> str | None:
             snapshots=res.snapshots,
             counters=res.counters,
             leases=res.leases,
+            row=row,
         )
     except Deferred as wait:
         # Paced: the key has no capacity now; come back (alone) when it returns.

@@ -22,13 +22,32 @@ from llmproxy.jobs.queues import Queue
 from llmproxy.jobs.routing import Step, run_chain
 from llmproxy.jobs.states import FINAL_JOB_STATUSES, JobStatus
 from llmproxy.jobs.steps import build_steps, retry_policy
-from llmproxy.jobs.store import read_job
+from llmproxy.jobs.store import read_job, read_jobs
 from llmproxy.storage.engine import session_scope
 from llmproxy.storage.models import Job
 from llmproxy.telemetry.metrics import Counters
 
 log = logging.getLogger(__name__)
 CANCEL_CHECK_SECONDS = 0.25  # how often a running job looks at its cancel flag (one EXISTS)
+# A prefetched row older than this is read again: a recorded job's live status outlives any such read (see
+# live.RECORDED_TTL_SECONDS), so a stale "queued" can never start a job that has already been recorded.
+ROW_FRESH_SECONDS = live.RECORDED_TTL_SECONDS / 5
+
+
+class PrefetchedRows:
+    """The rows of a batch message's lines, read in one SELECT; each is handed out once, while it is fresh."""
+
+    def __init__(
+        self, session_factory: sessionmaker[Session], job_ids: list[str], clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        with session_scope(session_factory) as session:
+            self._rows = read_jobs(session, job_ids)
+        self._clock, self._read_at = clock, clock()
+
+    def take(self, job_id: str) -> Job | None:
+        """The job's row if it was read less than ROW_FRESH_SECONDS ago; else None (execute_job reads it)."""
+        row = self._rows.pop(job_id, None)
+        return row if self._clock() - self._read_at < ROW_FRESH_SECONDS else None
 
 
 def execute_job(
@@ -42,12 +61,14 @@ def execute_job(
     sleep: Callable[[float], None] = time.sleep,
     counters: Counters | None = None,
     leases: LeaseRenewer | None = None,
+    row: Job | None = None,
 ) -> str | None:
     """Run a job if it is ours to run; return its final status, or None when another run owns it.
 
     Every job runs from its live state in Redis (see llmproxy.jobs.live); its record goes to the
     database through the writer. Queued jobs of the batch queue are paced first: they raise
-    Deferred until their key has capacity, instead of failing with 429.
+    Deferred until their key has capacity, instead of failing with 429. `row` is the stored job's
+    row if the caller has just read it (see PrefetchedRows); else it is read here.
     """
     snapshots = snapshots or Snapshots(0)
     leases = leases or LeaseRenewer(redis_client, settings.job_lease_seconds)
@@ -55,7 +76,7 @@ def execute_job(
     if queue != Queue.INTERACTIVE:
         # A stored job (async job, batch line): its row says what to run, and whether it still should.
         with session_scope(session_factory) as session:
-            stored = read_job(session, job_id)
+            stored = row or read_job(session, job_id)
             if stored is None:
                 return None
             if stored.status in FINAL_JOB_STATUSES:

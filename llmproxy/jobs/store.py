@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import cast
 
 from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session
 
 from llmproxy.errors import error_object
@@ -73,15 +74,26 @@ def get_job(session: Session, job_id: str) -> Job | None:
 
 
 _READ_JOB = select(JOBS).where(JOBS.c.id == bindparam("p_id"))
+_READ_JOBS = select(JOBS).where(JOBS.c.id.in_(bindparam("p_ids", expanding=True)))
 
 
 def read_job(session: Session, job_id: str) -> Job | None:
     """A job by id as a detached copy, read with one Core SELECT (a worker reads each stored job it runs:
     the ORM's identity-map load measured a sixth of a batch worker's CPU)."""
     row = session.connection().execute(_READ_JOB, {"p_id": job_id}).one_or_none()
-    if row is None:
-        return None
-    mapping = row._mapping
+    return None if row is None else _detached(row._mapping)
+
+
+def read_jobs(session: Session, job_ids: list[str]) -> dict[str, Job]:
+    """`read_job` for several jobs in one SELECT (the lines of one batch message): the ones that exist, by id."""
+    if not job_ids:
+        return {}
+    rows = session.connection().execute(_READ_JOBS, {"p_ids": job_ids})
+    jobs = (_detached(row._mapping) for row in rows)
+    return {job.id: job for job in jobs}
+
+
+def _detached(mapping: RowMapping) -> Job:
     return Job(**{attr: mapping[column] for attr, column in JOB_COLUMNS})
 
 

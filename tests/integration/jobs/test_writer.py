@@ -15,10 +15,11 @@ from sqlalchemy import func, select
 
 from llmproxy.billing.cost import Prices, Usage, compute_cost
 from llmproxy.ids import new_id, new_job_id
-from llmproxy.jobs import events, live, writer
+from llmproxy.jobs import events, execution, live, writer
+from llmproxy.jobs.execution import PrefetchedRows
 from llmproxy.jobs.live_job import LiveJob
 from llmproxy.jobs.outcome import Outcome
-from llmproxy.jobs.store import create_job
+from llmproxy.jobs.store import create_job, read_jobs
 from llmproxy.jobs.writer import RecordWriter
 from llmproxy.storage.engine import session_scope
 from llmproxy.storage.models import ApiKey, UsageEntry
@@ -236,3 +237,42 @@ def test_stored_rows_get_their_outcome_in_one_round(db, rds, streams, key_id, ca
         for job_id, _ in ended:
             live.discard(rds, job_id)
             rds.delete(events.events_key(job_id))
+
+
+def test_a_stale_row_never_starts_a_recorded_job_again(db, rds, streams, key_id):
+    """A batch message's rows are read once, before its lines run (PrefetchedRows): a line recorded since
+    (by another run) still reads "queued" there, and its claim must see the recorded status in Redis."""
+    with session_scope(db) as session:
+        row = create_job(session, api_key=session.get(ApiKey, key_id), body=REQUEST, queue="batch")
+    stale = PrefetchedRows(db, [row.id]).take(row.id)
+    assert stale is not None and stale.status == "queued"
+    try:
+        claim = live.claim(rds, row.id, lease_seconds=30, stored=row)
+        outcome = _outcome("completed", Usage(3, 4))
+        assert live.finish(rds, claim.job, claim.run, outcome, settle=True)
+        new_writer(db, rds).drain()
+        assert stored.job(db, row.id).status == "completed"
+        # The live copy is gone but its status outlives any prefetched row (ROW_FRESH_SECONDS).
+        assert execution.ROW_FRESH_SECONDS < live.RECORDED_TTL_SECONDS
+        assert live.claim(rds, row.id, lease_seconds=30, stored=stale) == "completed"
+        assert_stored_once(db, key_id, [(row.id, outcome)])
+    finally:
+        live.discard(rds, row.id)
+        rds.delete(events.events_key(row.id))
+
+
+def test_prefetched_rows_are_handed_out_once_and_only_while_fresh(db, key_id):
+    with session_scope(db) as session:
+        rows = [create_job(session, api_key=session.get(ApiKey, key_id), body=REQUEST, queue="batch") for _ in "ab"]
+    ids = [r.id for r in rows]
+    now = [100.0]
+    prefetched = PrefetchedRows(db, [*ids, "job_missing"], clock=lambda: now[0])
+    first = prefetched.take(ids[0])
+    assert first is not None and (first.id, first.request, first.queue) == (ids[0], REQUEST, "batch")
+    assert prefetched.take(ids[0]) is None  # once
+    assert prefetched.take("job_missing") is None
+    now[0] += execution.ROW_FRESH_SECONDS
+    assert prefetched.take(ids[1]) is None  # too old: execute_job reads it again
+    with session_scope(db) as session:
+        assert sorted(read_jobs(session, [*ids, "job_missing"])) == sorted(ids)
+        assert read_jobs(session, []) == {}
