@@ -13,7 +13,9 @@ from typing import Any, TypeVar
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
-INSTANCE_DIR = ROOT / "instance"
+# Where `make run` keeps instance/.env, the SQLite file and beat's schedule. Read before any settings
+# exist (instance/.env is one of their sources); LLMPROXY_INSTANCE_DIR moves it (a second checkout, tests).
+INSTANCE_DIR = Path(os.environ.get("LLMPROXY_INSTANCE_DIR") or ROOT / "instance")
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _Number = TypeVar("_Number", int, float)
 
@@ -30,7 +32,9 @@ class Settings:
     admin_api_key: str
     database_url: str
     redis_url: str | None = None
+    host: str = "127.0.0.1"  # the address `make run` binds; the Procfile's web role binds its own HOST
     port: int = 3000
+    metrics_token: str | None = None  # when set, /metrics needs it and /readyz shows details only with it
     max_request_bytes: int = 10 * 1024 * 1024
     sync_timeout_seconds: float = 600.0
     upstream_connect_timeout: float = 5.0
@@ -48,6 +52,8 @@ class Settings:
     batch_lost_after_seconds: float = 60.0
     batch_finalize_stall_seconds: float = 300.0
     retention_days: float = 30.0
+    default_max_parallel_requests: int | None = None  # a key's requests in flight; None: no cap
+    default_max_queued_jobs: int | None = 100_000  # a key's async jobs and batch lines not yet ended; None: no cap
     provider_keys: Mapping[str, str] = field(default_factory=dict)
 
     def with_(self, **changes: Any) -> Settings:
@@ -104,6 +110,28 @@ def _retention(env: Mapping[str, str]) -> float:
     return days
 
 
+def _cap(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    # 0 turns a default cap off; unset keeps the default.
+    value = _number(env, name, -1, int)
+    return default if value < 0 else value or None
+
+
+def _host(env: Mapping[str, str]) -> str:
+    host = env.get("HOST", "").strip().removeprefix("[").removesuffix("]") or "127.0.0.1"  # "[::]" is "::"
+    if any(c.isspace() or c in "/[]@" for c in host):
+        raise ConfigError(f"HOST is malformed: it must be an address or a host name such as 127.0.0.1, got {host!r}")
+    return host
+
+
+def _metrics_token(env: Mapping[str, str]) -> str | None:
+    token = env.get("METRICS_TOKEN", "").strip()
+    if not token:
+        return None
+    if len(token) < 16:
+        raise ConfigError("METRICS_TOKEN is malformed: it must be at least 16 characters")
+    return token
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build and validate Settings from the environment; raise ConfigError naming the bad setting."""
     env = os.environ if env is None else env
@@ -127,7 +155,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         admin_api_key=admin,
         database_url=normalize_database_url(env.get("DATABASE_URL") or default_database_url()),
         redis_url=env.get("REDIS_URL") or None,
+        host=_host(env),
         port=_number(env, "PORT", 3000, int),
+        metrics_token=_metrics_token(env),
         max_request_bytes=_number(env, "MAX_REQUEST_BYTES", 10 * 1024 * 1024, int),
         sync_timeout_seconds=_number(env, "SYNC_TIMEOUT_SECONDS", 600.0, float),
         upstream_connect_timeout=_number(env, "UPSTREAM_CONNECT_TIMEOUT", 5.0, float),
@@ -145,6 +175,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         batch_lost_after_seconds=_number(env, "BATCH_LOST_AFTER_SECONDS", 60.0, float),
         batch_finalize_stall_seconds=_number(env, "BATCH_FINALIZE_STALL_SECONDS", 300.0, float),
         retention_days=_retention(env),
+        default_max_parallel_requests=_cap(env, "DEFAULT_MAX_PARALLEL_REQUESTS", None),
+        default_max_queued_jobs=_cap(env, "DEFAULT_MAX_QUEUED_JOBS", 100_000),
         provider_keys=provider_keys,
     )
 

@@ -8,6 +8,12 @@ from typing import Literal, overload
 from llmproxy.errors import bad_request
 from llmproxy.jsontypes import JSON
 
+# What the columns hold (a bigger number is a 400, not the database's error): INTEGER limits, and money,
+# which SQLite keeps as 64-bit pico-dollars (up to about 9.2 million dollars), PostgreSQL as NUMERIC(28, 12).
+MAX_INT = 2**31 - 1
+MAX_DECIMAL = Decimal(1_000_000)
+MAX_METADATA_PAIRS = 16
+
 
 @overload
 def string(data: JSON, name: str, *, required: Literal[True], max_len: int = 512) -> str: ...
@@ -29,18 +35,18 @@ def string(data: JSON, name: str, *, required: bool = False, max_len: int = 512)
     return value.strip()
 
 
-def optional_int(data: JSON, name: str, *, minimum: int = 0) -> int | None:
-    """An integer ≥ minimum, or None."""
+def optional_int(data: JSON, name: str, *, minimum: int = 0, maximum: int = MAX_INT) -> int | None:
+    """An integer from minimum to maximum, or None."""
     value = data.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise bad_request(f"'{name}' must be an integer ≥ {minimum} or null", param=name)
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise bad_request(f"'{name}' must be an integer from {minimum} to {maximum} or null", param=name)
     return value
 
 
 def optional_decimal(data: JSON, name: str) -> Decimal | None:
-    """A non-negative decimal (given as number or string), or None."""
+    """A non-negative decimal of at most MAX_DECIMAL (given as number or string), or None."""
     value = data.get(name)
     if value is None:
         return None
@@ -50,8 +56,8 @@ def optional_decimal(data: JSON, name: str) -> Decimal | None:
         number = Decimal(str(value))
     except InvalidOperation:
         raise bad_request(f"'{name}' must be a non-negative number", param=name) from None
-    if not number.is_finite() or number < 0:
-        raise bad_request(f"'{name}' must be a non-negative number", param=name)
+    if not number.is_finite() or not 0 <= number <= MAX_DECIMAL:
+        raise bad_request(f"'{name}' must be a non-negative number of at most {MAX_DECIMAL:f}", param=name)
     return number
 
 
@@ -78,3 +84,21 @@ def reject_unknown(data: JSON, allowed: set[str]) -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise bad_request(f"Unknown field(s): {', '.join(unknown)}", code="unknown_field", param=unknown[0])
+
+
+def validate_metadata(metadata: object) -> dict[str, str] | None:
+    """OpenAI's metadata rules: at most 16 string pairs, keys ≤ 64 and values ≤ 512 characters."""
+    if metadata is None:
+        return None
+    if (
+        not isinstance(metadata, dict)
+        or len(metadata) > MAX_METADATA_PAIRS
+        or not all(
+            isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 512 for k, v in metadata.items()
+        )
+    ):
+        raise bad_request(
+            "'metadata' must be an object of at most 16 string pairs (keys ≤ 64, values ≤ 512 characters)",
+            param="metadata",
+        )
+    return metadata

@@ -7,7 +7,7 @@ import logging
 from flask import Flask
 
 from llmproxy.config import ConfigError, Settings, load_settings
-from web import context, errors
+from web import context, errors, url_guard
 from web.admin_api import admin, compat, usage
 from web.batch_api import batches, files
 from web.jobs_api import jobs
@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     context.init_app(app, context.WebResources(settings))
     ops.init_metrics(app)
     errors.init_app(app)
+    app.before_request(url_guard.refuse_nul_in_url)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     return app

@@ -12,6 +12,7 @@ from llmproxy.jobs import live
 from llmproxy.jobs.live_job import LiveJob
 from llmproxy.jobs.queues import RUN_JOB_TASK, Queue
 from llmproxy.jobs.store import get_job
+from llmproxy.limits.queued import forget_queued
 from web.context import commit, db, resources
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,10 @@ def enqueue(job_id: str, queue: str) -> None:
         if job is not None:
             session.delete(job)
             commit()
+            try:
+                forget_queued(resources().redis, job.api_key_id, [job_id])
+            except redis.RedisError:  # Redis is likely what failed: the entry lapses on its own
+                pass
         raise dependency_unavailable("Redis") from exc
 
 

@@ -3,7 +3,8 @@
 import multiprocessing
 import os
 
-worker_class = "gthread"
+# gunicorn's gthread worker, whose quit handler cannot deadlock on a second signal (see the module).
+worker_class = "web.gunicorn_worker.ThreadWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY", str(min(4, multiprocessing.cpu_count()))))
 threads = int(os.environ.get("WEB_THREADS", "32"))
 timeout = int(float(os.environ.get("SYNC_TIMEOUT_SECONDS", "600"))) + 30

@@ -9,13 +9,15 @@ from sqlalchemy.exc import IntegrityError
 
 from llmproxy.chat.validation import validate_chat_request
 from llmproxy.errors import bad_request
+from llmproxy.ids import new_job_id
 from llmproxy.jobs.queues import Queue
 from llmproxy.jobs.serialize import job_json
 from llmproxy.jobs.store import create_job, request_fingerprint
 from llmproxy.jobs.submission import idempotency_conflict, replayed_job, validate_idempotency_key
+from llmproxy.limits.queued import admit_submission, forget_queued
 from llmproxy.storage.models import Job
 from web.auth import current_key
-from web.context import commit, db
+from web.context import commit, db, resources
 from web.dispatch import enqueue
 
 
@@ -39,19 +41,33 @@ def submit_job(body: dict[str, Any], metadata: dict[str, str] | None, *, queue: 
     fingerprint = request_fingerprint({"body": body, "metadata": metadata})
     if idem and (existing := replayed_job(db(), api_key_id=key.id, idempotency_key=idem, fingerprint=fingerprint)):
         return job_response(existing, 202)
+    # Budget left and room among the key's queued jobs (RPM/TPM wait in the workers): refused, nothing is stored.
+    job_id = new_job_id()
+    admit_submission(resources().redis, key=key, job_ids=[job_id], settings=resources().settings)
     try:
         job = create_job(
-            db(), api_key=key, body=body, queue=queue, metadata=metadata, idempotency_key=idem, request_hash=fingerprint
+            db(),
+            api_key=key,
+            body=body,
+            queue=queue,
+            metadata=metadata,
+            idempotency_key=idem,
+            request_hash=fingerprint,
+            job_id=job_id,
         )
         commit()
     except IntegrityError:
         # Another request with the same Idempotency-Key won the insert.
         db().rollback()
+        forget_queued(resources().redis, key.id, [job_id])
         if idem:
             existing = replayed_job(db(), api_key_id=key.id, idempotency_key=idem, fingerprint=fingerprint)
             if existing is not None:
                 return job_response(existing, 202)
             raise idempotency_conflict() from None
+        raise
+    except Exception:
+        forget_queued(resources().redis, key.id, [job_id])
         raise
     enqueue(job.id, queue)
     return job_response(job, 202)

@@ -16,6 +16,7 @@ from llmproxy.batches.states import BatchStatus
 from llmproxy.errors import bad_request, error_object
 from llmproxy.jobs import live
 from llmproxy.jobs.states import JobStatus
+from llmproxy.limits.queued import forget_queued
 from llmproxy.storage.engine import rowcount
 from llmproxy.storage.models import Batch, Job
 from llmproxy.storage.timestamps import utcnow
@@ -80,7 +81,11 @@ def cancel_queued_lines(
         .returning(Job.id, Job.run_count)
         .execution_options(synchronize_session=False)
     )
-    return [(job_id, run) for job_id, run in rows]
+    cancelled = [(job_id, run) for job_id, run in rows]
+    key_id = session.scalar(select(Batch.api_key_id).where(Batch.id == batch_id))
+    if cancelled and key_id is not None:
+        forget_queued(client, key_id, [job_id for job_id, _run in cancelled])  # they no longer count as queued
+    return cancelled
 
 
 def due_for_expiry(session: Session, now: datetime, limit: int = 100) -> list[str]:

@@ -68,6 +68,8 @@ def upload_file(
             code="invalid_purpose",
             param="purpose",
         )
+    if "\x00" in filename:  # stored as text, which PostgreSQL refuses with a NUL in it
+        raise bad_request("The file's name must not contain U+0000 (NUL)", param="file")
     if len(content) > settings.max_batch_file_bytes:
         raise ApiError(
             413,

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from llmproxy.catalog.model_config import find_model
 from llmproxy.chat.validation import validate_chat_request
 from llmproxy.errors import ApiError, bad_request
+from llmproxy.json_input import JsonInputError, parse_json
 from llmproxy.jsontypes import JSON
 from llmproxy.keys.virtual_keys import KeyInfo
 from llmproxy.storage.models import ApiKey, ModelConfig
@@ -108,7 +109,9 @@ def parse_line(
 ) -> Line:
     """One line as a request, or LineError naming what is wrong."""
     try:
-        data = json.loads(raw)
+        data = parse_json(raw)
+    except JsonInputError as refused:
+        raise LineError("invalid_json_line", f"Line {number}: {refused.message}", refused.param) from None
     except ValueError:
         raise LineError("invalid_json_line", f"Line {number} is not valid JSON") from None
     if not isinstance(data, dict):

@@ -8,6 +8,7 @@ files, final counts) is in llmproxy.batches.results.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import func, insert, select
@@ -42,10 +43,12 @@ def create_batch(
     metadata: dict[str, str] | None,
     settings: Settings,
     output_expires_after: object = None,
+    admit_lines: Callable[[list[str]], None] | None = None,
 ) -> Batch:
     """Validate the input file and store the batch: `failed` with per-line errors, or `in_progress` with its jobs.
 
-    The caller commits, then hands the batch to a worker to enqueue its lines.
+    `admit_lines` is given the new lines' job ids before anything is stored, and may refuse them by
+    raising (llmproxy.limits.queued). The caller commits, then hands the batch to a worker to enqueue its lines.
     """
     if endpoint not in ENDPOINTS:
         raise bad_request(
@@ -82,14 +85,17 @@ def create_batch(
         session.add(batch)
         session.flush()
         return batch
+    line_ids = [new_job_id() for _ in range(total)]
+    if admit_lines is not None:
+        admit_lines(line_ids)
     batch.status, batch.in_progress_at, batch.total = BatchStatus.IN_PROGRESS, now, total
     session.add(batch)
     session.flush()
     rows: list[JSON] = []
-    for custom_id, body in read_lines(source.content):
+    for line_id, (custom_id, body) in zip(line_ids, read_lines(source.content), strict=True):
         rows.append(
             dict(
-                id=new_job_id(),
+                id=line_id,
                 api_key_id=key.id,
                 model=body["model"],
                 status=JobStatus.QUEUED,

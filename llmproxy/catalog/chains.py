@@ -92,3 +92,10 @@ def cached_price_chain(snapshots: Snapshots, session: Session, name: str) -> lis
     What admission and validation need (names and prices): the web never holds a provider's key.
     """
     return snapshots.get(("prices", name), lambda: load_chain(session, name, encryption_key=None))
+
+
+def allowed_chain(chain: list[ChainEntry], allowed_models: list[str] | None) -> list[ChainEntry]:
+    """The chain as a key restricted to `allowed_models` (None: all) may use it: the other models left out."""
+    if allowed_models is None:
+        return chain
+    return [entry for entry in chain if entry.model in allowed_models]

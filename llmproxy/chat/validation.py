@@ -1,22 +1,132 @@
-"""Validation of chat-completion requests before anything is stored or enqueued."""
+"""Validation of chat-completion requests before anything is stored, billed or enqueued.
+
+Every field the gateway reads, prices or forwards is checked as OpenAI documents it, in one pass over the
+body's fields (a table lookup each); fields not listed pass through untouched, since OpenAI adds fields often.
+Messages are checked in `message_shapes`, tools and response formats in `tool_shapes`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from llmproxy.catalog.chains import ChainEntry
 from llmproxy.catalog.model_config import find_model
+from llmproxy.chat.message_shapes import check_messages, check_text_content
+from llmproxy.chat.shape_checks import (
+    Check,
+    check_bool,
+    check_choice,
+    check_object,
+    check_str,
+    int_range,
+    invalid,
+    is_number,
+    number_range,
+    required,
+)
+from llmproxy.chat.tool_shapes import (
+    check_function_call,
+    check_functions,
+    check_response_format,
+    check_tool_choice,
+    check_tools,
+)
 from llmproxy.errors import ApiError, bad_request, forbidden
 from llmproxy.jsontypes import JSON
 from llmproxy.keys.virtual_keys import KeyInfo
 from llmproxy.storage.models import ApiKey, ModelConfig
+from llmproxy.validation import validate_metadata
 
 # What a `lookup` may answer with: a catalog row, or the first entry of a cached chain.
 Model = ModelConfig | ChainEntry
 
-_ROLES = {"system", "user", "assistant", "tool", "function", "developer"}
+MAX_N = 128  # OpenAI's bound on `n`: more choices than this are refused, not generated
+MAX_STOP = 4
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _positive_int(value: Any, param: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise bad_request(f"'{param}' must be a positive integer", param=param)
+
+
+def _stop(value: Any, param: str) -> None:
+    if isinstance(value, str):
+        return
+    if not isinstance(value, list) or len(value) > MAX_STOP or not all(isinstance(s, str) for s in value):
+        raise invalid(param, f"a string or an array of at most {MAX_STOP} strings")
+
+
+def _logit_bias(value: Any, param: str) -> None:
+    if not isinstance(value, dict):
+        raise invalid(param, "an object mapping token ids to biases from -100 to 100")
+    for token, bias in value.items():
+        if not (token.isascii() and token.isdigit()) or not is_number(bias) or not -100 <= bias <= 100:
+            raise invalid(f"{param}.{token}", "a token id (digits) mapped to a bias from -100 to 100")
+
+
+def _stream_options(value: Any, param: str) -> None:
+    if not isinstance(value, dict):
+        raise bad_request("'stream_options' must be an object", param=param)
+    for flag in ("include_usage", "include_obfuscation"):
+        if value.get(flag) is not None:
+            check_bool(value[flag], f"{param}.{flag}")
+
+
+def _metadata(value: Any, param: str) -> None:
+    validate_metadata(value)
+
+
+def _modalities(value: Any, param: str) -> None:
+    if not isinstance(value, list):
+        raise invalid(param, "an array of 'text' and 'audio'")
+    for i, modality in enumerate(value):
+        check_choice(modality, f"{param}[{i}]", ("text", "audio"))
+
+
+def _prediction(value: Any, param: str) -> None:
+    check_object(value, param)
+    check_choice(required(value, "type", param), f"{param}.type", ("content",))
+    check_text_content(required(value, "content", param), f"{param}.content")
+
+
+# The checks of the optional top-level fields; a null value is not checked (OpenAI takes null as "not set").
+_FIELDS: dict[str, Check] = {
+    "n": int_range(1, MAX_N),
+    "max_tokens": _positive_int,
+    "max_completion_tokens": _positive_int,
+    "temperature": number_range(0, 2),
+    "top_p": number_range(0, 1),
+    "presence_penalty": number_range(-2, 2),
+    "frequency_penalty": number_range(-2, 2),
+    "stop": _stop,
+    "logit_bias": _logit_bias,
+    "logprobs": check_bool,
+    "top_logprobs": int_range(0, 20),
+    "seed": int_range(*INT64),
+    "stream_options": _stream_options,
+    "tools": check_tools,
+    "tool_choice": check_tool_choice,
+    "parallel_tool_calls": check_bool,
+    "functions": check_functions,
+    "function_call": check_function_call,
+    "response_format": check_response_format,
+    "metadata": _metadata,
+    "store": check_bool,
+    "user": check_str,
+    "safety_identifier": check_str,
+    "prompt_cache_key": check_str,
+    "service_tier": check_str,
+    "reasoning_effort": check_str,
+    "verbosity": check_str,
+    "modalities": _modalities,
+    "audio": check_object,
+    "prediction": _prediction,
+    "web_search_options": check_object,
+}
 
 
 def validate_chat_request(
@@ -31,23 +141,17 @@ def validate_chat_request(
         raise bad_request("you must provide a model parameter", code="missing_field", param="model")
     if not isinstance(model_name, str) or not model_name:
         raise bad_request("'model' must be a non-empty string", param="model")
-    messages = body.get("messages")
-    if messages is None:
-        raise bad_request("Missing required parameter: 'messages'", code="missing_field", param="messages")
-    if not isinstance(messages, list) or not messages:
-        raise bad_request("'messages' must be a non-empty array", param="messages")
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in _ROLES:
-            raise bad_request(f"messages[{i}] must be an object with a valid 'role'", param=f"messages[{i}]")
+    check_messages(body.get("messages"))
     if "stream" in body and not isinstance(body["stream"], bool):
         raise bad_request("'stream' must be a boolean", param="stream")
-    for name in ("max_tokens", "max_completion_tokens", "n"):
-        value = body.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise bad_request(f"'{name}' must be a positive integer", param=name)
-    options = body.get("stream_options")
-    if options is not None and not isinstance(options, dict):
-        raise bad_request("'stream_options' must be an object", param="stream_options")
+    for name, value in body.items():
+        check = _FIELDS.get(name)
+        if check is not None and value is not None:
+            check(value, name)
+    if body.get("stream_options") is not None and body.get("stream") is not True:
+        raise bad_request("'stream_options' is only allowed when 'stream' is true", param="stream_options")
+    if body.get("top_logprobs") is not None and body.get("logprobs") is not True:
+        raise bad_request("'top_logprobs' needs 'logprobs' set to true", param="top_logprobs")
     model = lookup(model_name) if lookup is not None else find_model(session, model_name)
     if model is None or not model.enabled:
         raise ApiError(

@@ -40,6 +40,9 @@ class EmbeddedRedis:
                 "warning",
             ],
             stdout=subprocess.DEVNULL,
+            # Its own process group: a terminal's Ctrl-C must not stop it before the processes using it;
+            # its owner stops it, last (close()).
+            start_new_session=True,
         )
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._wait_ready()

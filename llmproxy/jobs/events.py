@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -230,22 +230,6 @@ def request_cancel(client: redis.Redis, job_id: str, ttl: int = STREAM_TTL_SECON
 def cancel_requested(client: redis.Redis, job_id: str) -> bool:
     """Whether someone asked this job to stop."""
     return bool(client.exists(cancel_key(job_id)))
-
-
-def cancel_check(client: redis.Redis, job_id: str, *, every: float, known: bool) -> Callable[[], bool]:
-    """A `should_stop()` for a running job, starting from the cancel flag as just read (the claim reads it): reads it
-    again at most every `every` seconds; once set, it stays set."""
-    last, stopped = time.monotonic(), known
-
-    def should_stop() -> bool:
-        nonlocal last, stopped
-        now = time.monotonic()
-        if not stopped and now - last >= every:
-            last = now
-            stopped = cancel_requested(client, job_id)
-        return stopped
-
-    return should_stop
 
 
 def usage_chunk(result: dict[str, Any]) -> dict[str, Any]:

@@ -21,14 +21,16 @@ from llmproxy.jobs.pacing import pace
 from llmproxy.jobs.queues import Queue
 from llmproxy.jobs.routing import Step, run_chain
 from llmproxy.jobs.states import FINAL_JOB_STATUSES, JobStatus
-from llmproxy.jobs.steps import build_steps, retry_policy
+from llmproxy.jobs.steps import build_steps, job_key, retry_policy
+from llmproxy.jobs.stopping import StopCheck
 from llmproxy.jobs.store import read_job, read_jobs
+from llmproxy.keys import key_state
 from llmproxy.storage.engine import session_scope
 from llmproxy.storage.models import Job
 from llmproxy.telemetry.metrics import Counters
 
 log = logging.getLogger(__name__)
-CANCEL_CHECK_SECONDS = 0.25  # how often a running job looks at its cancel flag (one EXISTS)
+CANCEL_CHECK_SECONDS = 0.25  # how often a running job looks at its cancel flag and its key's state (one MGET)
 # A prefetched row older than this is read again: a recorded job's live status outlives any such read (see
 # live.RECORDED_TTL_SECONDS), so a stale "queued" can never start a job that has already been recorded.
 ROW_FRESH_SECONDS = live.RECORDED_TTL_SECONDS / 5
@@ -92,15 +94,22 @@ def execute_job(
         return None
     job, run = claimed.job, claimed.run
     snapshots.observe(claimed.config_version)  # read by the claim: no round trip of its own
+    settle_refusal = False  # pacing refused it before reserving anything
+    if refusal is None:
+        with session_scope(session_factory) as session:  # touches the database only when the catalog cache is cold
+            key = job_key(session, job.api_key_id, snapshots)
+            refusal = key_state.refusal(key, job.model)  # revoked, or its model no longer allowed: nothing sent
+            steps = [] if refusal else build_steps(session, job, settings, snapshots, key=key)
+        settle_refusal = True  # what the web or pacing reserved for it is released
     if refusal is not None:
-        # It can never be admitted (budget spent, too large, key revoked): it fails, nothing billed.
+        # It can never be admitted (budget spent, too large, key revoked, model not allowed): it fails, nothing billed.
         refused = Outcome(status=JobStatus.FAILED, error=refusal.body()["error"], error_status=refusal.status)
-        return job.status if live.finish(redis_client, job, run, refused, settle=False) else None
-    with session_scope(session_factory) as session:  # touches the database only when the catalog cache is cold
-        steps = build_steps(session, job, settings, snapshots)
+        return job.status if live.finish(redis_client, job, run, refused, settle=settle_refusal) else None
     lease = leases.holding(job_id, run)
-    should_stop = events.cancel_check(redis_client, job_id, every=CANCEL_CHECK_SECONDS, known=claimed.cancel_asked)
-    outcome = _run(job, run, steps, client=redis_client, settings=settings, sleep=sleep, lease=lease, stop=should_stop)
+    should_stop = StopCheck(redis_client, job, every=CANCEL_CHECK_SECONDS, cancel_asked=claimed.cancel_asked)
+    nap = should_stop.sleep(sleep)  # a retry's backoff ends early once the job must stop
+    outcome = _run(job, run, steps, client=redis_client, settings=settings, sleep=nap, lease=lease, stop=should_stop)
+    outcome = should_stop.outcome(outcome)  # stopped by its key: failed with the key's refusal, billed what it used
     _send_usage_chunk(redis_client, job, run, outcome)
     # No database write before the caller has the answer: the writer stores the record (and updates a stored row).
     if not live.finish(redis_client, job, run, outcome, settle=True):
@@ -153,6 +162,7 @@ def _run(
             emit=emit,
             should_stop=stop,
             sleep=sleep,
+            job_id=job.id,
         )
     return outcome_of(job, chain, started)
 

@@ -90,18 +90,19 @@ local function append_record(hash, records, id, status, final, charge, at)
 end
 """
 
-# KEYS[1..8]: the key's limit structures (settle), then live hash, leases, records stream, events stream.
+# KEYS[1..10]: the key's limit structures (settle), then live hash, leases, records stream, events stream.
 # ARGV[1..6]: settle's (now|'', request id, mode|'none', tokens, retention, cost); then job id, run, status,
 # final JSON, charge JSON|'', events TTL (s), live TTL after the end (ms), then the final event's fields.
 FINISH_LUA = (
     SETTLE_PRELUDE
     + _APPEND_RECORD
     + """
-local hash, leases, records, events = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+local hash, leases, records, events = KEYS[11], KEYS[12], KEYS[13], KEYS[14]
 local id, run = ARGV[7], ARGV[8]
 local st = redis.call('HMGET', hash, 'status', 'run')
 if st[1] ~= 'in_progress' or st[2] ~= run then return 0 end
-if ARGV[3] ~= 'none' then finish_reservation(ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]) end
+if ARGV[3] ~= 'none' then finish_reservation(ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6])
+else end_request(ARGV[2]) end
 redis.call('HSET', hash, 'status', ARGV[9], 'final', ARGV[10])
 redis.call('PEXPIRE', hash, ARGV[13])
 redis.call('ZREM', leases, id)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import redis
 from sqlalchemy.orm import Session
 
-from llmproxy.catalog.chains import cached_price_chain
+from llmproxy.catalog.chains import allowed_chain, cached_price_chain
 from llmproxy.catalog.snapshots import Snapshots
 from llmproxy.config import Settings
 from llmproxy.errors import ApiError
-from llmproxy.keys.virtual_keys import key_info
+from llmproxy.jobs.steps import job_key
+from llmproxy.keys import key_state
 from llmproxy.limits.admission import admit
-from llmproxy.storage.models import ApiKey, Job
+from llmproxy.storage.models import Job
 
 MAX_DEFER_SECONDS = 30.0
 
@@ -27,16 +28,17 @@ class Deferred(Exception):
 def pace(session: Session, client: redis.Redis, job: Job, settings: Settings, snapshots: Snapshots) -> ApiError | None:
     """Reserve the job's share of its key's limits; raise Deferred to wait, or return a refusal waiting can't fix."""
     # The key as the web reads it: a snapshot cached for a second and dropped on any config change (a revocation).
-    key = snapshots.get(("key-id", job.api_key_id), lambda: key_info(_active_key(session, job.api_key_id)))
-    if key is None:
-        return ApiError(401, "The key of this job was revoked", type="authentication_error", code="invalid_api_key")
+    key = job_key(session, job.api_key_id, snapshots)
+    refused = key_state.refusal(key, job.model)  # revoked, or its model no longer allowed
+    if key is None or refused is not None:
+        return refused
     try:
         admit(
             client,
             key=key,
             request_id=job.id,
             body=job.request,
-            chain=cached_price_chain(snapshots, session, job.model),
+            chain=allowed_chain(cached_price_chain(snapshots, session, job.model), key.allowed_models),
             default_max_tokens=settings.default_max_tokens,
             share=settings.batch_limit_share,
         )
@@ -45,8 +47,3 @@ def pace(session: Session, client: redis.Redis, job: Job, settings: Settings, sn
             raise Deferred(min(MAX_DEFER_SECONDS, float(refusal.headers["Retry-After"]))) from None
         return refusal
     return None
-
-
-def _active_key(session: Session, key_id: str) -> ApiKey | None:
-    key = session.get(ApiKey, key_id)
-    return None if key is None or key.revoked_at is not None else key

@@ -14,6 +14,7 @@ from typing import Any
 from llmproxy.billing.cost import Prices
 from llmproxy.chat.stream_assembly import StreamAssembler
 from llmproxy.errors import error_object
+from llmproxy.jobs.upstream_errors import STREAM_INTERRUPTED, attempt_message, caller_error, log_failure
 from llmproxy.jsontypes import JSON
 from llmproxy.providers import Endpoint, Provider, ProviderBadRequest, ProviderError, Timeouts, get_provider
 
@@ -55,16 +56,17 @@ class ChainResult:
     cancelled: bool = False
 
 
-def _attempt(step: Step, outcome: str, status: int | None, started: float, message: str | None = None) -> JSON:
-    record = {
+def _attempt(step: Step, outcome: str, status: int | None, started: float) -> JSON:
+    record: JSON = {
         "provider": step.provider,
         "model": step.model,
         "outcome": outcome,
         "status_code": status,
         "latency_ms": int((time.monotonic() - started) * 1000),
     }
-    if message:
-        record["message"] = message
+    if outcome not in ("ok", "cancelled"):
+        # A fixed text per outcome, never the upstream's own (see llmproxy.jobs.upstream_errors).
+        record["message"] = attempt_message(outcome)
     return record
 
 
@@ -85,20 +87,16 @@ def run_chain(
     emit: Callable[[JSON, Step], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     sleep: Callable[[float], None] = time.sleep,
+    job_id: str = "-",
 ) -> ChainResult:
-    """Try each step in order; return the first success, a caller error, or every attempt's failure."""
+    """Try each step in order; return the first success, a caller error, or every attempt's failure.
+
+    Each failure's upstream text is logged under `job_id`; the result carries only our codes and messages.
+    """
     result = ChainResult(attempts=[])
     for step in steps:
         if step.endpoint is None:
-            result.attempts.append(
-                {
-                    "provider": step.provider,
-                    "model": step.model,
-                    "outcome": "no_credentials",
-                    "status_code": None,
-                    "latency_ms": 0,
-                }
-            )
+            result.attempts.append(_attempt(step, "no_credentials", None, time.monotonic()))
             continue
         provider = get_provider(step.kind)
         retry = 0
@@ -119,17 +117,16 @@ def run_chain(
                 result.step = step
                 return result
             except ProviderError as exc:
-                result.attempts.append(_attempt(step, exc.outcome, exc.status_code, started, exc.message))
+                result.attempts.append(_attempt(step, exc.outcome, exc.status_code, started))
+                log_failure(job_id, step.provider, step.model, exc)
                 if result.chunks_sent:
                     # Bytes already reached the caller: no fallback, end the stream with an error.
                     result.error_status = 502
-                    result.error = error_object(
-                        f"The upstream stream broke: {exc.message}", type="upstream_error", code="stream_interrupted"
-                    )
+                    result.error = error_object(STREAM_INTERRUPTED, type="upstream_error", code="stream_interrupted")
                     return result
                 if isinstance(exc, ProviderBadRequest):
                     result.error_status = exc.status_code or 400
-                    result.error = _upstream_error_body(exc)
+                    result.error = caller_error(exc)
                     return result
                 if exc.retryable and not exc.fallback_now and retry < policy.retries:
                     delay = _delay(policy, retry, exc.retry_after)
@@ -184,16 +181,3 @@ def _run_stream(
             result.partial, result.partial_step = assembler.completion(), step
         return
     result.response = assembler.completion()
-
-
-def _upstream_error_body(exc: ProviderError) -> JSON:
-    """The upstream's own error object for a 4xx it will not get past, in OpenAI's shape."""
-    upstream = (exc.upstream_body or {}).get("error") if isinstance(exc.upstream_body, dict) else None
-    if isinstance(upstream, dict) and upstream.get("message"):
-        return error_object(
-            str(upstream.get("message")),
-            type=upstream.get("type") or "invalid_request_error",
-            param=upstream.get("param"),
-            code=upstream.get("code"),
-        )
-    return error_object(exc.message, code="upstream_bad_request")

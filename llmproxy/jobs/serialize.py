@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from llmproxy.jobs.upstream_errors import public_attempts
 from llmproxy.jsontypes import JSON
 from llmproxy.storage.models import Job
 from llmproxy.storage.money import money
@@ -24,5 +25,5 @@ def job_json(job: Job) -> JSON:
         "error": job.error,
         "usage": job.usage,
         "cost_usd": money(job.cost_usd),
-        "attempts": job.attempts or [],
+        "attempts": public_attempts(job.attempts or []),
     }

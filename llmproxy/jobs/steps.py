@@ -12,6 +12,7 @@ from llmproxy.catalog.snapshots import Snapshots
 from llmproxy.config import Settings
 from llmproxy.jobs.routing import RetryPolicy, Step
 from llmproxy.keys.credentials import load_key_credentials
+from llmproxy.keys.virtual_keys import KeyInfo, active_key_info
 from llmproxy.providers import Endpoint, Timeouts
 from llmproxy.storage.models import Job
 
@@ -28,10 +29,18 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
-def build_steps(session: Session, job: Job, settings: Settings, snapshots: Snapshots | None = None) -> list[Step]:
+def job_key(session: Session, api_key_id: str, snapshots: Snapshots) -> KeyInfo | None:
+    """The job's key as the web reads it: from the process's snapshots (dropped on any change), None once revoked."""
+    return snapshots.get(("key-id", api_key_id), lambda: active_key_info(session, api_key_id))
+
+
+def build_steps(
+    session: Session, job: Job, settings: Settings, snapshots: Snapshots | None = None, *, key: KeyInfo | None = None
+) -> list[Step]:
     """The job's model and its fallbacks, each with the credential to use (or none: skipped).
 
     Credentials: the caller's saved key, else the provider's configured key, else the environment's.
+    Models the job's `key` may not use are left out of the chain.
     """
     snapshots = snapshots or Snapshots(0)
     chain = snapshots.get(
@@ -42,8 +51,9 @@ def build_steps(session: Session, job: Job, settings: Settings, snapshots: Snaps
         lambda: load_key_credentials(session, api_key_id=job.api_key_id, encryption_key=settings.encryption_key),
     )
     steps = []
+    allowed = key.allowed_models if key is not None else None
     for entry in chain:
-        if not entry.provider_enabled:
+        if not entry.provider_enabled or (allowed is not None and entry.model not in allowed):
             continue
         if entry.provider in saved:
             secret = saved[entry.provider]

@@ -9,34 +9,17 @@ from sqlalchemy.orm import Session
 from llmproxy.errors import ApiError, bad_request
 from llmproxy.jobs.store import find_by_idempotency_key
 from llmproxy.storage.models import Job
-from llmproxy.validation import reject_unknown
+from llmproxy.validation import reject_unknown, validate_metadata
 
-MAX_METADATA_PAIRS = 16
 MAX_IDEMPOTENCY_KEY = 255
 
 
-def validate_metadata(metadata: object) -> dict[str, str] | None:
-    """OpenAI's metadata rules: at most 16 string pairs, keys ≤ 64 and values ≤ 512 characters."""
-    if metadata is None:
-        return None
-    if (
-        not isinstance(metadata, dict)
-        or len(metadata) > MAX_METADATA_PAIRS
-        or not all(
-            isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 512 for k, v in metadata.items()
-        )
-    ):
-        raise bad_request(
-            "'metadata' must be an object of at most 16 string pairs (keys ≤ 64, values ≤ 512 characters)",
-            param="metadata",
-        )
-    return metadata
-
-
 def validate_idempotency_key(value: str | None) -> str | None:
-    """The Idempotency-Key header: 1 to 255 characters, or absent."""
-    if value is not None and not (0 < len(value) <= MAX_IDEMPOTENCY_KEY):
-        raise bad_request("Idempotency-Key must be 1 to 255 characters", code="invalid_idempotency_key")
+    """The Idempotency-Key header: 1 to 255 characters (no U+0000: it is stored as text), or absent."""
+    if value is not None and (not 0 < len(value) <= MAX_IDEMPOTENCY_KEY or "\x00" in value):
+        raise bad_request(
+            "Idempotency-Key must be 1 to 255 characters, none of them NUL", code="invalid_idempotency_key"
+        )
     return value or None
 
 

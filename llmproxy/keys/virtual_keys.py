@@ -31,6 +31,8 @@ def key_json(key: ApiKey) -> JSON:
         "budget_usd": money(key.budget_usd),
         "spend_usd": money(key.spend_usd),
         "models": key.allowed_models,
+        "max_parallel_requests": key.max_parallel_requests,
+        "max_queued_jobs": key.max_queued_jobs,
         "created_at": to_epoch(key.created_at),
         "revoked_at": to_epoch(key.revoked_at),
         "active": key.revoked_at is None,
@@ -86,6 +88,8 @@ class KeyInfo:
     budget_usd: Decimal | None
     spend_usd: Decimal
     allowed_models: list[str] | None
+    max_parallel_requests: int | None = None  # None: the deployment's default
+    max_queued_jobs: int | None = None  # None: the deployment's default
 
 
 def key_info(key: ApiKey | None) -> KeyInfo | None:
@@ -101,7 +105,15 @@ def key_info(key: ApiKey | None) -> KeyInfo | None:
         budget_usd=key.budget_usd,
         spend_usd=key.spend_usd or Decimal(0),
         allowed_models=list(key.allowed_models) if key.allowed_models is not None else None,
+        max_parallel_requests=key.max_parallel_requests,
+        max_queued_jobs=key.max_queued_jobs,
     )
+
+
+def active_key_info(session: Session, key_id: str) -> KeyInfo | None:
+    """A detached snapshot of the key with this id, or None if it is unknown or revoked."""
+    key = session.get(ApiKey, key_id)
+    return None if key is None or key.revoked_at is not None else key_info(key)
 
 
 def revoke_key(session: Session, key: ApiKey) -> None:
@@ -110,15 +122,15 @@ def revoke_key(session: Session, key: ApiKey) -> None:
         key.revoked_at = utcnow()
 
 
-KEY_FIELDS = {"name", "rpm_limit", "tpm_limit", "budget_usd", "models"}
+KEY_FIELDS = {"name", "rpm_limit", "tpm_limit", "budget_usd", "models", "max_parallel_requests", "max_queued_jobs"}
 
 
 def apply_key_fields(session: Session, key: ApiKey, data: JSON) -> None:
-    """Validate and set a key's editable fields (name, limits, budget, allowed models)."""
+    """Validate and set a key's editable fields (name, limits, budget, allowed models, fair-use caps)."""
     v.reject_unknown(data, KEY_FIELDS)
     if "name" in data:
         key.name = v.string(data, "name", max_len=200) or ""
-    for field in ("rpm_limit", "tpm_limit"):
+    for field in ("rpm_limit", "tpm_limit", "max_parallel_requests", "max_queued_jobs"):
         if field in data:
             setattr(key, field, v.optional_int(data, field, minimum=1))
     if "budget_usd" in data:

@@ -1,4 +1,4 @@
-"""Admission of a request against its key's RPM, TPM and budget, before anything is enqueued."""
+"""Admission of a request against its key's RPM, TPM, budget and requests in flight, before anything is enqueued."""
 
 from __future__ import annotations
 
@@ -30,21 +30,36 @@ class Priced(Protocol):
         """USD per 1M completion tokens."""
 
 
-def key_limits(key: ApiKey | KeyInfo, share: float = 1.0) -> reservations.KeyLimits | None:
+def key_limits(key: ApiKey | KeyInfo, share: float = 1.0, parallel: int | None = None) -> reservations.KeyLimits | None:
     """The key's limits (rates scaled by `share`), or None when it has none (nothing to check).
+
+    `parallel` caps the key's requests in flight (a web request's; batch work holds no web thread).
 
     Batch work is admitted against a share (BATCH_LIMIT_SHARE, 0.8 by default)
     of the same rolling windows that interactive requests use at 100%, so a
     draining batch always leaves the rest of the key's minute to its
     interactive callers.
     """
-    if key.rpm_limit is None and key.tpm_limit is None and key.budget_usd is None:
+    if key.rpm_limit is None and key.tpm_limit is None and key.budget_usd is None and parallel is None:
         return None
 
     def scaled(limit: int | None) -> int | None:
         return None if limit is None else max(1, int(limit * share))
 
-    return reservations.KeyLimits(rpm=scaled(key.rpm_limit), tpm=scaled(key.tpm_limit), budget_usd=key.budget_usd)
+    return reservations.KeyLimits(
+        rpm=scaled(key.rpm_limit), tpm=scaled(key.tpm_limit), budget_usd=key.budget_usd, parallel=parallel
+    )
+
+
+def insufficient_quota(headers: dict[str, str] | None = None) -> ApiError:
+    """429 insufficient_quota: the key's budget is spent (waiting will not help: no Retry-After)."""
+    return ApiError(
+        429,
+        "You exceeded your budget: this key's spending limit is reached.",
+        type="rate_limit_error",
+        code="insufficient_quota",
+        headers=headers,
+    )
 
 
 def worst_case_cost(chain: Sequence[Priced], body: JSON, *, default_max_tokens: int) -> tuple[int, Decimal]:
@@ -91,16 +106,22 @@ def admit(
     chain: Sequence[Priced],
     default_max_tokens: int,
     share: float = 1.0,
+    parallel: int | None = None,
+    slot_seconds: float = reservations.DEFAULT_RESERVATION_TTL,
 ) -> reservations.Admission | None:
     """Reserve this request's share of the key's limits, or raise 429 saying which limit and for how long.
 
     `chain` is the model's fallback chain (from the process's snapshots: web and worker pass the
-    same cached one), whose highest prices bound the request's worst-case cost.
+    same cached one), whose highest prices bound the request's worst-case cost. With `parallel`,
+    the request also holds one of the key's slots in flight (llmproxy.limits.parallel) until it ends.
     """
-    key_lims = key_limits(key, share)
+    key_lims = key_limits(key, share, parallel)
     if key_lims is None:
         return None
-    tokens, max_cost = worst_case_cost(chain, body, default_max_tokens=default_max_tokens)
+    if key_lims.tpm is None and key_lims.budget_usd is None:
+        tokens, max_cost = 0, Decimal(0)  # only TPM and the budget need the estimate (tiktoken: the costly part)
+    else:
+        tokens, max_cost = worst_case_cost(chain, body, default_max_tokens=default_max_tokens)
     state = reservations.reserve(
         client,
         key_id=key.id,
@@ -109,6 +130,7 @@ def admit(
         tokens=tokens,
         max_cost_usd=max_cost,
         spent_usd=key.spend_usd or Decimal(0),
+        slot_seconds=slot_seconds,
     )
     if state.allowed:
         return state
@@ -116,13 +138,9 @@ def admit(
     if state.retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(state.retry_after)))
     if state.reason == "budget":
-        raise ApiError(
-            429,
-            "You exceeded your budget: this key's spending limit is reached.",
-            type="rate_limit_error",
-            code="insufficient_quota",
-            headers=headers,
-        )
+        raise insufficient_quota(headers)
+    if state.reason == "parallel_requests":
+        raise too_many_in_flight(parallel or 0, headers)
     if state.never:
         what = (
             f"needs about {tokens} tokens, more than this key's limit of {key_lims.tpm} tokens per minute; "
@@ -146,4 +164,16 @@ def admit(
         code="rate_limit_exceeded",
         param=state.reason,
         headers=headers,
+    )
+
+
+def too_many_in_flight(limit: int, headers: dict[str, str] | None = None) -> ApiError:
+    """429 for a key whose requests in flight (waits, streams, long-polls) are at its max_parallel_requests."""
+    return ApiError(
+        429,
+        f"Too many requests in flight for this key: limit {limit}. Try again when one of them has ended.",
+        type="rate_limit_error",
+        code="rate_limit_exceeded",
+        param="parallel_requests",
+        headers={"Retry-After": "1", **(headers or {})},
     )

@@ -33,6 +33,11 @@ local function drop(zkey, hkey, field, ids)
   end
   if gone ~= 0 and redis.call('EXISTS', KEYS[7]) == 1 then redis.call('HINCRBY', KEYS[7], field, int(-gone)) end
 end
+local function unexpired(zkey)
+  -- Entries scored by their deadline (parallel slots, queued jobs): lapsed ones (a dead web process's) go here.
+  redis.call('ZREMRANGEBYSCORE', zkey, '-inf', now)
+  return redis.call('ZCARD', zkey)
+end
 local function purge(done_retention)
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - WINDOW)
   drop(KEYS[2], KEYS[3], 'tokens', redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - WINDOW))
@@ -42,12 +47,13 @@ end
 """
 
 # ARGV: now_ms|'', request_id, rpm|'', tpm|'', budget|'', tokens, max_cost, spent,
-#       reservation_ttl_ms, record (1 = reserve, 0 = peek), done_retention_ms
+#       reservation_ttl_ms, record (1 = reserve, 0 = peek), done_retention_ms, parallel|'', slot_ttl_ms
 RESERVE_LUA = (
     _LUA_COMMON
     + """
 local rid, rpm, tpm, budget = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local tokens, cost, spent, ttl = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local parallel, slot_ttl = tonumber(ARGV[12]), tonumber(ARGV[13])
 spent = math.max(spent, num(redis.call('GET', KEYS[8])))
 purge(tonumber(ARGV[11]))
 local count, used, reserved = redis.call('ZCARD', KEYS[1]), total(KEYS[2], 'tokens'), total(KEYS[5], 'cost')
@@ -61,6 +67,8 @@ if ARGV[10] == '1' and not redis.call('ZSCORE', KEYS[1], rid) then
     reason = 3
   elseif rpm == 0 then
     reason, never = 1, 1
+  elseif parallel and unexpired(KEYS[9]) >= parallel then
+    reason, retry = 4, 1000  -- a slot frees when one of the key's requests ends: no telling when
   elseif rpm and count >= rpm then
     -- capacity returns when the (count - rpm + 1)-th oldest admission leaves
     local e = redis.call('ZRANGE', KEYS[1], count - rpm, count - rpm, 'WITHSCORES')
@@ -96,6 +104,10 @@ if ARGV[10] == '1' and not redis.call('ZSCORE', KEYS[1], rid) then
       reserved = reserved + cost
     end
     extend(KEYS[7], math.max(WINDOW, ttl) + 1000)
+    if parallel then
+      redis.call('ZADD', KEYS[9], now + slot_ttl, rid)
+      extend(KEYS[9], slot_ttl + 1000)
+    end
   end
 end
 local function reset(zkey)  -- until the newest entry leaves, i.e. the window is empty
@@ -107,9 +119,15 @@ return {reason == 0 and 1 or 0, reason, retry, never, count, used, reset(KEYS[1]
 )
 
 # The settle/release step as a Lua function, so a larger script (a job's finish) can settle in the same call.
-# KEYS[1..8] are the key's limit structures; `now` comes from _LUA_COMMON.
+# KEYS[1..10] are the key's limit structures; `now` comes from _LUA_COMMON.
 _FINISH_FUNCTION = """
+local function end_request(rid)
+  -- An ended request holds no parallel slot and no longer counts as queued.
+  redis.call('ZREM', KEYS[9], rid)
+  redis.call('ZREM', KEYS[10], rid)
+end
 local function finish_reservation(rid, mode, tokens, retention, cost)
+  end_request(rid)
   purge(retention)
   if redis.call('ZSCORE', KEYS[6], rid) then return 0 end
   local old = redis.call('HGET', KEYS[3], rid)
@@ -131,8 +149,43 @@ local function finish_reservation(rid, mode, tokens, retention, cost)
 end
 """
 
-# What a script that settles as one of its steps starts with: ARGV[1] is now_ms|'' and KEYS[1..8] the limit keys.
+# What a script that settles as one of its steps starts with: ARGV[1] is now_ms|'' and KEYS[1..10] the limit keys.
 SETTLE_PRELUDE = _LUA_COMMON + _FINISH_FUNCTION
 
 # ARGV: now_ms|'', request_id, mode ('settle' | 'release'), actual_tokens, done_retention_ms, actual_cost
 FINISH_LUA = SETTLE_PRELUDE + "return finish_reservation(ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6])\n"
+
+# KEYS: the key's parallel slots. ARGV: now_ms|'', request_id, parallel, slot_ttl_ms. Returns 1 if the slot was taken.
+TAKE_SLOT_LUA = (
+    _LUA_COMMON
+    + """
+if unexpired(KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), ARGV[2])
+extend(KEYS[1], tonumber(ARGV[4]) + 1000)
+return 1
+"""
+)
+
+# A submission of stored work (async jobs, batch lines): budget left and room among the key's queued jobs.
+# KEYS: the key's queued set, its settled spend. ARGV: now_ms|'', budget|'', spent (database), queued cap|'',
+# entry_ttl_ms, then the new jobs' ids. Returns {reason (0 admitted, 3 budget, 5 queued jobs), queued count}.
+SUBMIT_LUA = (
+    _LUA_COMMON
+    + """
+local budget, cap, ttl = tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local spent = math.max(tonumber(ARGV[3]), num(redis.call('GET', KEYS[2])))
+if budget and spent >= budget then return {3, 0} end
+local count = unexpired(KEYS[1])
+if cap and count + #ARGV - 5 > cap then return {5, count} end
+for i = 6, #ARGV, 500 do  -- unpack() of a long list would overflow Lua's C stack
+  local pairs_ = {}
+  for j = i, math.min(i + 499, #ARGV) do pairs_[#pairs_ + 1] = now + ttl pairs_[#pairs_ + 1] = ARGV[j] end
+  redis.call('ZADD', KEYS[1], unpack(pairs_))
+end
+if #ARGV > 5 then extend(KEYS[1], ttl + 1000) end
+return {0, count + #ARGV - 5}
+"""
+)
+
+# KEYS: the key's parallel slots. ARGV: now_ms|'', request_id, slot_ttl_ms. A freed slot stays free (XX).
+RENEW_SLOT_LUA = _LUA_COMMON + "return redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[3]), ARGV[2])\n"

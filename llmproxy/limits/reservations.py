@@ -23,6 +23,8 @@ Redis layout for one key (``limit_keys``), all sharing one hash tag:
   done   zset  request_id -> settled/released at (ms)  makes settle/release idempotent
   sums   hash  tokens, cost                             running totals of tokn and cost
   spent  string  nano-dollars settled so far             see below
+  par    zset  request_id -> deadline (ms)             requests in flight (llmproxy.limits.parallel)
+  queued zset  job_id -> deadline (ms)                 async jobs and batch lines not yet ended (.queued)
 
 Budget race: the web reads the key's recorded spend from the database, and a
 worker records spend (database) and then settles (Redis). A reservation
@@ -56,9 +58,9 @@ NANO_PER_USD = 10**9
 _RESERVE = LuaScript(RESERVE_LUA)
 _FINISH = LuaScript(FINISH_LUA)
 
-Reason = Literal["requests", "tokens", "budget"]
+Reason = Literal["requests", "tokens", "budget", "parallel_requests"]
 
-_REASONS: dict[int, Reason | None] = {0: None, 1: "requests", 2: "tokens", 3: "budget"}
+_REASONS: dict[int, Reason | None] = {0: None, 1: "requests", 2: "tokens", 3: "budget", 4: "parallel_requests"}
 
 
 class LimitKeys(NamedTuple):
@@ -72,6 +74,8 @@ class LimitKeys(NamedTuple):
     done: str
     sums: str
     spent: str
+    par: str
+    queued: str
 
 
 def limit_keys(key_id: str) -> LimitKeys:
@@ -84,11 +88,12 @@ def limit_keys(key_id: str) -> LimitKeys:
 
 @dataclass(frozen=True)
 class KeyLimits:
-    """A key's limits; None means unlimited."""
+    """A key's limits; None means unlimited. `parallel` caps its requests in flight (web requests only)."""
 
     rpm: int | None = None
     tpm: int | None = None
     budget_usd: Decimal | None = None
+    parallel: int | None = None
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,9 @@ def _now_ms(now: float | None) -> str:
     return "" if now is None else str(round(now * 1000))
 
 
-def _run_reserve(client: redis_lib.Redis, keys: LimitKeys, limits: KeyLimits, args: list[str | int]) -> Admission:
+def _run_reserve(
+    client: redis_lib.Redis, keys: LimitKeys, limits: KeyLimits, args: list[str | int], slot_ms: int = 0
+) -> Admission:
     allowed, reason, retry, never, count, used, reset_req, reset_tok, reserved = _RESERVE(
         client,
         list(keys),
@@ -141,6 +148,8 @@ def _run_reserve(client: redis_lib.Redis, keys: LimitKeys, limits: KeyLimits, ar
             "" if limits.budget_usd is None else _nano(limits.budget_usd, ROUND_FLOOR),
             *args[2:],
             DONE_RETENTION_SECONDS * 1000,
+            "" if limits.parallel is None else limits.parallel,
+            slot_ms,
         ],
     )
     return Admission(
@@ -169,14 +178,17 @@ def reserve(
     spent_usd: Decimal,
     now: float | None = None,
     reservation_ttl: float = DEFAULT_RESERVATION_TTL,
+    slot_seconds: float = DEFAULT_RESERVATION_TTL,
 ) -> Admission:
-    """Atomically check RPM, TPM and budget and, only if all pass, record the request.
+    """Atomically check RPM, TPM, budget and requests in flight and, only if all pass, record the request.
 
     Budget: refused once `spent_usd` + outstanding reservations reaches the
     budget, or would pass it with `max_cost_usd`. The cost reservation lapses
     after `reservation_ttl` seconds so a dead worker never locks a key out.
     Reserving an id already admitted in the window returns allowed and records
-    nothing more (a redelivered task is not counted twice).
+    nothing more (a redelivered task is not counted twice). With `limits.parallel`,
+    the request also takes one of the key's slots until it ends (the job's finish or
+    `release` frees it) or `slot_seconds` pass (a web process that died).
     """
     if tokens < 0 or reservation_ttl <= 0:
         raise ValueError("tokens must be >= 0 and reservation_ttl > 0")
@@ -193,6 +205,7 @@ def reserve(
             math.ceil(reservation_ttl * 1000),
             1,
         ],
+        math.ceil(slot_seconds * 1000),
     )
 
 
@@ -260,7 +273,7 @@ def settle(
 
 
 def release(client: redis_lib.Redis, *, key_id: str, request_id: str, now: float | None = None) -> bool:
-    """Drop the token and cost reservation of a request that never ran.
+    """Drop the token and cost reservation of a request that never ran, and its parallel slot or queued entry.
 
     Its RPM entry stays: it was admitted, and "at most L admitted in any 60 s"
     must hold even when admitted requests are cancelled. Idempotent like settle.

@@ -79,6 +79,9 @@ class ApiKey(Base):
     budget_usd: Mapped[Decimal | None] = mapped_column(Money)
     spend_usd: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     allowed_models: Mapped[list[str] | None] = mapped_column(JSON)
+    # Fair use; NULL means the deployment's default (DEFAULT_MAX_PARALLEL_REQUESTS, DEFAULT_MAX_QUEUED_JOBS).
+    max_parallel_requests: Mapped[int | None] = mapped_column(Integer)
+    max_queued_jobs: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -2,7 +2,8 @@
 
 Counters are Redis hashes (HINCRBY), one field per label set; the scrape
 renders them as Prometheus text. Labels are routes, statuses, providers,
-outcomes and model names — never keys or secrets.
+outcomes and model names — never keys or secrets — and every one comes from a
+bounded set (llmproxy.telemetry.labels), since a hash field, once written, stays.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from decimal import Decimal
 import redis
 
 from llmproxy.jsontypes import JSON
+from llmproxy.telemetry.labels import method_label, outcome_label, status_label
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +102,8 @@ class Counters:
 
 
 def record_http(counters: Counters, *, route: str, method: str, status: int) -> None:
-    """Count one HTTP response."""
-    counters.add(HTTP, f"{route}|{method}|{status}")
+    """Count one HTTP response; `route` must be a route template (or "unmatched"), never a raw path."""
+    counters.add(HTTP, f"{route}|{method_label(method)}|{status_label(status)}")
 
 
 def record_job(
@@ -116,7 +118,7 @@ def record_job(
 ) -> None:
     """Count a finished job's upstream attempts, tokens, cost and latency."""
     for attempt in attempts:
-        counters.add(ATTEMPTS, f"{attempt.get('provider')}|{attempt.get('outcome')}")
+        counters.add(ATTEMPTS, f"{attempt.get('provider')}|{outcome_label(attempt.get('outcome'))}")
     if model:
         counters.add(TOKENS, f"{model}|prompt", prompt_tokens)
         counters.add(TOKENS, f"{model}|completion", completion_tokens)

@@ -16,6 +16,9 @@ GOOD = {"ENCRYPTION_KEY": "ab" * 32, "ADMIN_API_KEY": "x" * 20}
         ({"ENCRYPTION_KEY": "ab" * 32}, "ADMIN_API_KEY"),
         ({**GOOD, "ADMIN_API_KEY": "short"}, "ADMIN_API_KEY"),
         ({**GOOD, "PORT": "eighty"}, "PORT"),
+        ({**GOOD, "METRICS_TOKEN": "too-short"}, "METRICS_TOKEN"),
+        ({**GOOD, "HOST": "127.0.0.1 0.0.0.0"}, "HOST"),
+        ({**GOOD, "HOST": "http://example.com"}, "HOST"),
     ],
 )
 def test_bad_settings_name_the_variable(env, name):
@@ -35,3 +38,12 @@ def test_iv_is_ignored_with_a_warning(caplog):
     settings = load_settings({**GOOD, "IV": "00" * 16})
     assert settings.encryption_key == bytes.fromhex("ab" * 32)
     assert "IV is set but ignored" in caplog.text
+
+
+def test_host_is_loopback_unless_set_and_metrics_token_is_optional():
+    default = load_settings(GOOD)
+    assert (default.host, default.metrics_token) == ("127.0.0.1", None)
+    assert load_settings({**GOOD, "HOST": "0.0.0.0"}).host == "0.0.0.0"
+    assert load_settings({**GOOD, "HOST": "[::]"}).host == "::"  # as the Procfile's --bind spells it
+    assert load_settings({**GOOD, "METRICS_TOKEN": " " + "m" * 16 + " "}).metrics_token == "m" * 16
+    assert load_settings({**GOOD, "METRICS_TOKEN": ""}).metrics_token is None

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+
+import redis
 from flask import Blueprint, jsonify, request
 
 from llmproxy.catalog import model_config, provider_config
 from llmproxy.catalog.model_config import model_json
 from llmproxy.catalog.provider_config import provider_json
+from llmproxy.jobs import events, key_changes
 from llmproxy.keys import virtual_keys
 from llmproxy.keys.virtual_keys import key_json
 from web.auth import authenticate_admin
-from web.context import announce_config_change, db, resources
+from web.context import announce_config_change, commit, db, resources
 from web.jsonbody import json_body
 
+log = logging.getLogger(__name__)
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.before_request(authenticate_admin)
 
@@ -52,16 +57,33 @@ def get_key(key_id):
 def update_key(key_id):
     """Change a key's name, limits, budget or allowed models."""
     key = virtual_keys.get_key(db(), key_id)
-    virtual_keys.apply_key_fields(db(), key, json_body())
+    data = json_body()
+    virtual_keys.apply_key_fields(db(), key, data)
+    if "models" in data:
+        _reach_work_in_flight(key)
     return jsonify(key_json(key))
 
 
 @bp.delete("/keys/<key_id>")
 def revoke_key(key_id):
-    """Revoke a key; every process refuses it from the next request."""
+    """Revoke a key; every process refuses it from the next request, and its work in flight stops."""
     key = virtual_keys.get_key(db(), key_id)
     virtual_keys.revoke_key(db(), key)
+    _reach_work_in_flight(key)
     return jsonify(key_json(key))
+
+
+def _reach_work_in_flight(key):
+    """A revocation or new allowed models reach the key's queued and running work (llmproxy.jobs.key_changes)."""
+    announce_config_change()  # committed and announced first: from here on no worker starts it under the old rules
+    client = resources().redis
+    try:
+        failed = key_changes.stop_disallowed_work(db(), client, key)
+        commit()
+        events.publish_many(client, failed)  # wake their long-polls
+    except redis.RedisError:
+        # The change is stored: queued work is refused when a worker reaches it; running work finishes.
+        log.warning("could not reach the work in flight of key %s", key.id, exc_info=True)
 
 
 @bp.get("/providers")

@@ -12,8 +12,8 @@ from llmproxy.batches.states import BatchStatus
 from llmproxy.errors import bad_request
 from llmproxy.jobs import events
 from llmproxy.jobs.queues import DISPATCH_BATCH_TASK, FINALIZE_BATCH_TASK
-from llmproxy.jobs.submission import validate_metadata
-from llmproxy.validation import reject_unknown
+from llmproxy.limits.queued import admit_submission, forget_queued
+from llmproxy.validation import reject_unknown, validate_metadata
 from web.auth import current_key, require_client
 from web.context import commit, db, resources
 from web.dispatch import send_batch_task
@@ -35,17 +35,30 @@ def create_batch():
     for name in ("input_file_id", "endpoint", "completion_window"):
         if not isinstance(data.get(name), str) or not data[name]:
             raise bad_request(f"Missing required parameter: '{name}'", code="missing_field", param=name)
-    batch = store.create_batch(
-        db(),
-        key=current_key(),
-        input_file_id=data["input_file_id"],
-        endpoint=data["endpoint"],
-        completion_window=data["completion_window"],
-        metadata=validate_metadata(data.get("metadata")),
-        settings=resources().settings,
-        output_expires_after=data.get("output_expires_after"),
-    )
-    commit()
+    key = current_key()
+    admitted: list[str] = []
+
+    def admit_lines(job_ids: list[str]) -> None:
+        # Budget left and room among the key's queued jobs, before anything is stored (RPM/TPM wait in the workers).
+        admit_submission(resources().redis, key=key, job_ids=job_ids, settings=resources().settings)
+        admitted.extend(job_ids)
+
+    try:
+        batch = store.create_batch(
+            db(),
+            key=key,
+            input_file_id=data["input_file_id"],
+            endpoint=data["endpoint"],
+            completion_window=data["completion_window"],
+            metadata=validate_metadata(data.get("metadata")),
+            settings=resources().settings,
+            output_expires_after=data.get("output_expires_after"),
+            admit_lines=admit_lines,
+        )
+        commit()
+    except Exception:
+        forget_queued(resources().redis, key.id, admitted)  # counted, but never stored
+        raise
     if batch.status == BatchStatus.IN_PROGRESS:
         send_batch_task(DISPATCH_BATCH_TASK, batch.id)
     return jsonify(store.batch_json(db(), batch))

@@ -7,6 +7,7 @@ from flask import Blueprint, Response, request
 
 from llmproxy.batches.store import get_own_batch
 from llmproxy.errors import bad_request
+from llmproxy.ids import new_id
 from llmproxy.jobs import events, live
 from llmproxy.jobs.lookup import as_they_are_now, find_own_job
 from llmproxy.jobs.queues import Queue
@@ -15,11 +16,13 @@ from llmproxy.jobs.states import FINAL_JOB_STATUSES, JobStatus
 from llmproxy.jobs.store import cancel_job as cancel_queued_job
 from llmproxy.jobs.store import list_jobs as list_own_jobs
 from llmproxy.jobs.submission import chat_job_body
+from llmproxy.limits.parallel import Slot, parallel_cap
 from llmproxy.limits.reservations import release
 from web.auth import current_key, require_client
 from web.context import commit, db, release_connection, resources
 from web.jsonbody import json_body
 from web.listing import limit_param, list_response
+from web.slots import slot_held
 from web.submission import job_response, submit_job
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
@@ -57,7 +60,9 @@ def get_job(job_id: str) -> Response:
     job = find_own_job(db(), client, key_id, job_id)
     if wait and job.status not in FINAL_JOB_STATUSES:
         release_connection()
-        events.wait_for_end(client, job_id, wait)
+        # A long-poll holds a web thread like a synchronous wait: it counts among the key's requests in flight.
+        with slot_held(Slot.for_wait(key_id, new_id("poll"), wait), parallel_cap(current_key(), resources().settings)):
+            events.wait_for_end(client, job_id, wait)
         job = find_own_job(db(), client, key_id, job_id)
     return job_response(job)
 

@@ -6,7 +6,7 @@ import time
 
 from flask import Blueprint, Response, g, request
 
-from llmproxy.catalog.chains import cached_price_chain
+from llmproxy.catalog.chains import allowed_chain, cached_price_chain
 from llmproxy.chat.validation import validate_chat_request, wants_usage_chunk
 from llmproxy.ids import new_job_id
 from llmproxy.jobs import events
@@ -15,6 +15,7 @@ from llmproxy.jobs.live_job import LiveJob
 from llmproxy.jobs.queues import Queue
 from llmproxy.limits import reservations
 from llmproxy.limits.admission import admit, ratelimit_headers
+from llmproxy.limits.parallel import Slot, parallel_cap
 from web.auth import current_key, require_client
 from web.context import db, release_connection, resources
 from web.dispatch import enqueue_live
@@ -22,6 +23,7 @@ from web.jsonbody import json_body
 from web.openai_api.answers import final_response, still_running, sync_timeout
 from web.openai_api.prefer import parse_prefer, prefer_wait
 from web.openai_api.sse import sse_response
+from web.slots import free_slot
 from web.submission import submit_job
 
 bp = Blueprint("completions", __name__)
@@ -46,13 +48,18 @@ def chat_completions() -> Response:
     stream = bool(body.get("stream"))
     wait = prefer_wait(prefer, ceiling=settings.sync_timeout_seconds)
     job_id = new_job_id()
+    parallel = parallel_cap(key, settings)
+    # Under a cap the request holds a slot while it waits (streams too): its job's finish frees it, else see below.
+    slot = Slot.for_wait(key.id, job_id, wait if wait is not None else settings.sync_timeout_seconds)
     admission = admit(
         resources().redis,
         key=key,
         request_id=job_id,
         body=body,
-        chain=chain,
+        chain=allowed_chain(chain, key.allowed_models),
         default_max_tokens=settings.default_max_tokens,
+        parallel=parallel,
+        slot_seconds=slot.seconds,
     )
     release_connection()  # from here on the request needs no database: the job lives in Redis until it ends
     job = LiveJob(
@@ -71,14 +78,20 @@ def chat_completions() -> Response:
             reservations.release(resources().redis, key_id=key.id, request_id=job_id)
         raise
     g.ratelimit_headers = ratelimit_headers(admission)
+    held = slot if parallel is not None else None
     deadline = time.monotonic() + (wait if wait is not None else settings.sync_timeout_seconds)
     idle = settings.sync_timeout_seconds if stream and wait is None else None
     followed = events.follow(resources().redis, job_id, deadline, idle=idle)
-    first = next(followed)
+    try:
+        first = next(followed)
+    except BaseException:
+        free_slot(held)
+        raise
     if first is None:
+        free_slot(held)  # the caller stops waiting; the job goes on
         if wait is not None:
             return still_running(job_id, wait)
         raise sync_timeout(job_id)
     if isinstance(first.event, FINAL_EVENTS):
-        return final_response(job_id, first.event)
-    return sse_response(job_id, first, followed, include_usage=wants_usage_chunk(body))
+        return final_response(job_id, first.event)  # the job's finish (or its cancel) freed the slot
+    return sse_response(job_id, first, followed, include_usage=wants_usage_chunk(body), slot=held)

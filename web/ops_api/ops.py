@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hmac
+
 from flask import Blueprint, Response, jsonify
 from sqlalchemy import text
 
+from llmproxy.errors import ApiError
 from llmproxy.jobs.queues import Queue, queue_depth
 from llmproxy.jobs.records import RECORDS_STREAM
 from llmproxy.jobs.writer import ROLE as WRITER_ROLE
 from llmproxy.telemetry import metrics
 from llmproxy.telemetry.heartbeats import live_consumers
+from web.auth import bearer_token
 from web.context import db, resources
 
 bp = Blueprint("ops", __name__)
@@ -40,13 +44,23 @@ def readyz():
     except Exception:  # noqa: BLE001
         problems.append("redis")
     if problems:
-        return jsonify({"status": "unavailable", "missing": problems}), 503
+        # The details name the deployment's parts: only for holders of METRICS_TOKEN when one is set.
+        body = {"status": "unavailable", "missing": problems} if _may_see_metrics() else {"status": "unavailable"}
+        return jsonify(body), 503
     return jsonify({"status": "ready"})
 
 
 @bp.get("/metrics")
 def prometheus_metrics():
     """Prometheus text: requests, upstream attempts, queue depth, job latency, tokens and cost by model."""
+    if not _may_see_metrics():
+        raise ApiError(
+            401,
+            "This route needs the METRICS_TOKEN as a bearer token",
+            type="authentication_error",
+            code="invalid_metrics_token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     try:
         resources().counters.flush()  # this process's own counts, up to now
     except Exception:  # noqa: BLE001 - Redis is down: render() below says so with a 5xx
@@ -56,6 +70,15 @@ def prometheus_metrics():
     backlog = int(client.xlen(RECORDS_STREAM))
     text = metrics.render(client, queue_depths=depths, records_backlog=backlog)
     return Response(text, mimetype="text/plain; version=0.0.4")
+
+
+def _may_see_metrics() -> bool:
+    """True without a METRICS_TOKEN setting, else only for `Authorization: Bearer <METRICS_TOKEN>`."""
+    expected = resources().settings.metrics_token
+    if expected is None:
+        return True
+    token = bearer_token()
+    return token is not None and hmac.compare_digest(token.encode(), expected.encode())
 
 
 def init_metrics(app) -> None:

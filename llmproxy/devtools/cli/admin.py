@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+import redis
 from sqlalchemy.orm import Session
 
 from llmproxy.catalog.model_config import create_model, delete_model, list_models, model_json, update_model
@@ -18,10 +19,12 @@ from llmproxy.catalog.provider_config import (
 )
 from llmproxy.config import Settings
 from llmproxy.devtools.cli.app import emit, main, with_session
+from llmproxy.jobs import key_changes
 from llmproxy.jsontypes import JSON
 from llmproxy.keys import virtual_keys
 from llmproxy.keys.virtual_keys import key_json
 from llmproxy.providers import provider_kinds
+from llmproxy.resources import redis_client
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,23 +52,19 @@ def keys_group() -> None:
 @click.option("--tpm", "tpm_limit", type=int)
 @click.option("--budget", "budget_usd")
 @click.option("--model", "models", multiple=True, help="Allowed model (repeat); default all.")
+@click.option("--max-parallel", "max_parallel_requests", type=int, help="Requests in flight at once.")
+@click.option("--max-queued", "max_queued_jobs", type=int, help="Async jobs and batch lines not yet ended.")
 @with_session
 def keys_create(
     session: Session,
     _settings: Settings,
+    /,
     name: str,
-    rpm_limit: int | None,
-    tpm_limit: int | None,
-    budget_usd: str | None,
     models: tuple[str, ...],
+    **limits: Any,
 ) -> None:
     """Create a key and print its secret (shown this once)."""
-    key, secret = virtual_keys.create_key(
-        session,
-        _fields(
-            name=name, rpm_limit=rpm_limit, tpm_limit=tpm_limit, budget_usd=budget_usd, models=list(models) or None
-        ),
-    )
+    key, secret = virtual_keys.create_key(session, _fields(name=name, models=list(models) or None, **limits))
     emit({**key_json(key), "key": secret})
 
 
@@ -82,6 +81,8 @@ def keys_list(session: Session, _settings: Settings) -> None:
 @click.option("--rpm", "rpm_limit", type=int)
 @click.option("--tpm", "tpm_limit", type=int)
 @click.option("--budget", "budget_usd")
+@click.option("--max-parallel", "max_parallel_requests", type=int, help="Requests in flight at once.")
+@click.option("--max-queued", "max_queued_jobs", type=int, help="Async jobs and batch lines not yet ended.")
 @with_session
 def keys_update(session: Session, _settings: Settings, /, key_id: str, **options: Any) -> None:
     """Change a key's name, limits or budget."""
@@ -93,10 +94,19 @@ def keys_update(session: Session, _settings: Settings, /, key_id: str, **options
 @keys_group.command("revoke")
 @click.argument("key_id")
 @with_session
-def keys_revoke(session: Session, _settings: Settings, key_id: str) -> None:
-    """Revoke a key at once."""
+def keys_revoke(session: Session, settings: Settings, key_id: str) -> None:
+    """Revoke a key at once; its queued work fails and its running work stops (when Redis is reachable)."""
     key = virtual_keys.get_key(session, key_id)
     virtual_keys.revoke_key(session, key)
+    if settings.redis_url:
+        # Committed with the revocation; a long-poll of a failed job sees it when its wait ends.
+        client = redis_client(settings.redis_url)
+        try:
+            key_changes.stop_disallowed_work(session, client, key)
+        except redis.RedisError:
+            click.echo("warning: Redis did not answer: queued jobs fail when a worker reaches them", err=True)
+        finally:
+            client.close()
     emit(key_json(key))
 
 

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
-import subprocess
 import sys
-import time
 from typing import TYPE_CHECKING
 
 import click
@@ -15,6 +12,7 @@ import click
 from llmproxy.catalog import defaults
 from llmproxy.config import INSTANCE_DIR, ROOT, load_env_file, read_env_file
 from llmproxy.devtools.cli.app import Context, main
+from llmproxy.devtools.supervisor import Supervisor
 from llmproxy.storage import migrate
 from llmproxy.storage.engine import session_scope
 
@@ -26,7 +24,7 @@ ENV_FILE = INSTANCE_DIR / ".env"
 
 def ensure_env_file() -> bool:
     """Write instance/.env with fresh secrets if it lacks them (never overwriting); True if written."""
-    INSTANCE_DIR.mkdir(exist_ok=True)
+    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
     existing = read_env_file(ENV_FILE)
     additions: dict[str, str] = {}
     if "ENCRYPTION_KEY" not in existing and not os.environ.get("ENCRYPTION_KEY"):
@@ -68,14 +66,33 @@ def setup(ctx: Context) -> None:
 def run(click_ctx: click.Context, workers: int) -> None:
     """Run web, worker, writer and beat in the foreground (with an embedded Redis when REDIS_URL is unset)."""
     click_ctx.invoke(setup)
+    settings = click_ctx.obj.settings
+    supervisor = Supervisor(say=lambda line: click.echo(line, err=True))  # Ctrl-C from here on: stop cleanly
     embedded: EmbeddedRedis | None = None
-    if not os.environ.get("REDIS_URL"):
-        from llmproxy.devtools.embedded_redis import EmbeddedRedis
+    try:
+        if not os.environ.get("REDIS_URL"):
+            from llmproxy.devtools.embedded_redis import EmbeddedRedis
 
-        embedded = EmbeddedRedis()
-        os.environ["REDIS_URL"] = embedded.url
-        click.echo(f"started an embedded Redis at {embedded.url} (set REDIS_URL to use your own)")
-    port = click_ctx.obj.settings.port
+            embedded = EmbeddedRedis()
+            os.environ["REDIS_URL"] = embedded.url
+            click.echo(f"started an embedded Redis at {embedded.url} (set REDIS_URL to use your own)")
+        supervisor.start(_commands(settings.host, settings.port, workers), cwd=ROOT)
+        url = f"http://{_url_host(settings.host)}:{settings.port}"
+        click.echo(f"\nLLM Proxy is running at {url}  (Ctrl-C stops everything)")
+        if settings.host not in ("127.0.0.1", "localhost", "::1"):
+            click.echo(f"It listens on {settings.host} (HOST): other machines may reach it.")
+            if not settings.metrics_token:
+                click.echo("/metrics and /readyz are open to them: set METRICS_TOKEN (see docs/operations.md).")
+        click.echo(f"The admin key is ADMIN_API_KEY in {ENV_FILE}\n")
+        supervisor.wait()
+    finally:
+        supervisor.stop()
+        if embedded is not None:
+            embedded.close()  # last: the others need it while they stop
+
+
+def _commands(host: str, port: int, workers: int) -> dict[str, list[str]]:
+    """The command line of each process `run` starts, by name."""
     bin_dir = os.path.dirname(sys.executable)
     commands = {
         "web": [
@@ -83,7 +100,7 @@ def run(click_ctx: click.Context, workers: int) -> None:
             "-c",
             str(ROOT / "web" / "gunicorn_conf.py"),
             "--bind",
-            f"0.0.0.0:{port}",
+            _bind_address(host, port),
             "web:create_app()",
         ],
         "writer": [sys.executable, "-m", "worker.writer"],
@@ -118,32 +135,16 @@ def run(click_ctx: click.Context, workers: int) -> None:
             "-n",
             f"local{i + 1}@%h",
         ]
-    procs = {name: subprocess.Popen(cmd, cwd=ROOT) for name, cmd in commands.items()}
-    click.echo(f"\nLLM Proxy is running at http://127.0.0.1:{port}  (Ctrl-C stops everything)")
-    click.echo(f"The admin key is ADMIN_API_KEY in {ENV_FILE}\n")
-    stopping = False
+    return commands
 
-    def stop(*_args: object) -> None:
-        nonlocal stopping
-        stopping = True
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        while not stopping:
-            dead = [name for name, p in procs.items() if p.poll() is not None]
-            if dead:
-                click.echo(f"{', '.join(dead)} exited; stopping the rest", err=True)
-                break
-            time.sleep(0.5)
-    finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.terminate()
-        for p in procs.values():
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        if embedded is not None:
-            embedded.close()
+def _bind_address(host: str, port: int) -> str:
+    """gunicorn's --bind value (an IPv6 address goes in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _url_host(host: str) -> str:
+    """Where a browser on this machine reaches the service."""
+    if host in ("0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host

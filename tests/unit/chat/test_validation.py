@@ -67,9 +67,20 @@ def test_a_valid_request_returns_the_catalog_model():
     assert lookup.asked == ["gpt-4o-mini"]
 
 
-@pytest.mark.parametrize("role", ["system", "user", "assistant", "tool", "function", "developer"])
-def test_every_openai_role_is_accepted(role):
-    body = {"model": "gpt-4", "messages": [{"role": role, "content": "x"}]}
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"role": "system", "content": "x"},
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "content": "x"},
+        {"role": "tool", "content": "x", "tool_call_id": "call_1"},
+        {"role": "function", "content": "x", "name": "f"},
+        {"role": "developer", "content": "x"},
+    ],
+    ids=lambda m: m["role"],
+)
+def test_every_openai_role_is_accepted(message):
+    body = {"model": "gpt-4", "messages": [message]}
     assert validate_chat_request(None, key(), body, lookup=Lookup()) is CATALOG["gpt-4"]
 
 
@@ -151,3 +162,215 @@ def test_an_unknown_model_is_not_found_even_for_a_key_restricted_to_others():
     # OpenAI's answer: the model does not exist (400), not "you may not use it" (403)
     error = refused({"model": "gpt-5-imaginary", "messages": MESSAGES}, key(allowed_models=["gpt-4"]))
     assert (error.status, error.code) == (400, "model_not_found")
+
+
+# --- Every field the gateway reads, prices or forwards, as OpenAI documents it ---------------------------------
+
+USER = {"role": "user", "content": "hi"}
+CALL = {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
+TOOL = {"type": "function", "function": {"name": "lookup", "description": "d", "parameters": {"type": "object"}}}
+
+
+def chat(**fields) -> dict:
+    return {"model": "gpt-4", "messages": [USER], **fields}
+
+
+def said(*messages) -> dict:
+    return chat(messages=list(messages))
+
+
+ACCEPTED = [
+    chat(n=128, max_tokens=1, max_completion_tokens=5, temperature=0, top_p=1, presence_penalty=-2),
+    chat(temperature=2, top_p=0.5, frequency_penalty=2, seed=-(2**63), user="u-1", store=True, logprobs=False),
+    chat(stop="END", logit_bias={"50256": -100, "11": 100.0}, logprobs=True, top_logprobs=20),
+    chat(stop=["a", "b", "c", "d"], metadata={"k": "v"}, parallel_tool_calls=False, service_tier="auto"),
+    chat(stream=True, stream_options={"include_usage": True, "include_obfuscation": False}),
+    chat(tools=[TOOL], tool_choice="required"),
+    chat(tools=[TOOL], tool_choice={"type": "function", "function": {"name": "lookup"}}),
+    chat(tools=[{"type": "custom", "custom": {"name": "grep", "format": {"type": "text"}}}], tool_choice="auto"),
+    chat(tool_choice={"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": [{"type": "function"}]}}),
+    chat(functions=[{"name": "f", "parameters": {}}], function_call={"name": "f"}),
+    chat(response_format={"type": "json_object"}),
+    chat(response_format={"type": "json_schema", "json_schema": {"name": "a-b_1", "schema": {}, "strict": True}}),
+    chat(modalities=["text", "audio"], audio={"voice": "alloy", "format": "wav"}),
+    chat(prediction={"type": "content", "content": [{"type": "text", "text": "x"}]}),
+    chat(n=None, temperature=None, tools=None, stop=None, seed=None, user=None),  # null means "not set"
+    chat(brand_new_openai_field={"anything": [1, 2]}, reasoning_effort="minimal", verbosity="low"),
+    said({"role": "developer", "content": [{"type": "text", "text": "rules"}], "name": "ops"}),
+    said({"role": "user", "content": ""}),
+    said(
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "what is this?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA", "detail": "low"}},
+                {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "mp3"}},
+                {"type": "file", "file": {"file_id": "file-1"}},
+            ],
+        }
+    ),
+    said(
+        USER,
+        {"role": "assistant", "content": None, "tool_calls": [CALL]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "42"},
+    ),
+    said(USER, {"role": "assistant", "content": [{"type": "refusal", "refusal": "no"}], "refusal": "no"}),
+    said(
+        USER,
+        {"role": "assistant", "function_call": {"name": "f", "arguments": "{}"}},
+        {"role": "function", "name": "f", "content": None},
+    ),
+    said(
+        USER,
+        {"role": "assistant", "tool_calls": [{"id": "c", "type": "custom", "custom": {"name": "g", "input": "x"}}]},
+    ),
+    said(USER, {"role": "assistant", "content": "x", "audio": {"id": "audio_1"}, "prefix": True}),  # extra keys pass
+]
+
+
+@pytest.mark.parametrize("body", ACCEPTED)
+def test_bodies_openai_accepts_are_accepted(body):
+    assert validate_chat_request(None, key(), body, lookup=Lookup()) is CATALOG["gpt-4"]
+
+
+REFUSED = [
+    # numbers: type and documented range
+    (chat(n=1_000_000_000_000), "n"),
+    (chat(n=129), "n"),
+    (chat(n=1.0), "n"),
+    (chat(max_completion_tokens=-1), "max_completion_tokens"),
+    (chat(temperature=2.01), "temperature"),
+    (chat(temperature=-0.1), "temperature"),
+    (chat(temperature="1"), "temperature"),
+    (chat(top_p=1.5), "top_p"),
+    (chat(presence_penalty=-2.5), "presence_penalty"),
+    (chat(frequency_penalty=True), "frequency_penalty"),
+    (chat(seed=2**63), "seed"),
+    (chat(seed=1.5), "seed"),
+    (chat(top_logprobs=21, logprobs=True), "top_logprobs"),
+    (chat(top_logprobs=2), "top_logprobs"),  # needs logprobs: true
+    (chat(logprobs="yes"), "logprobs"),
+    # strings, lists and maps
+    (chat(stop=["a", "b", "c", "d", "e"]), "stop"),
+    (chat(stop=[1]), "stop"),
+    (chat(stop=5), "stop"),
+    (chat(logit_bias={"50256": 101}), "logit_bias.50256"),
+    (chat(logit_bias={"hello": 1}), "logit_bias.hello"),
+    (chat(logit_bias=[1]), "logit_bias"),
+    (chat(user=42), "user"),
+    (chat(metadata={"k": 1}), "metadata"),
+    (chat(metadata={f"k{i}": "v" for i in range(17)}), "metadata"),
+    (chat(parallel_tool_calls="true"), "parallel_tool_calls"),
+    (chat(store=1), "store"),
+    (chat(modalities=["video"]), "modalities[0]"),
+    (chat(audio="alloy"), "audio"),
+    (chat(prediction={"type": "content"}), "prediction.content"),
+    (chat(web_search_options=[]), "web_search_options"),
+    # stream_options only with stream
+    (chat(stream_options={"include_usage": True}), "stream_options"),
+    (chat(stream=False, stream_options={"include_usage": True}), "stream_options"),
+    (chat(stream=True, stream_options={"include_usage": "yes"}), "stream_options.include_usage"),
+    # response_format
+    (chat(response_format="json"), "response_format"),
+    (chat(response_format={"type": "xml"}), "response_format.type"),
+    (chat(response_format={"type": "json_schema"}), "response_format.json_schema"),
+    (chat(response_format={"type": "json_schema", "json_schema": {"name": "a b"}}), "response_format.json_schema.name"),
+    (
+        chat(response_format={"type": "json_schema", "json_schema": {"name": "s", "schema": []}}),
+        "response_format.json_schema.schema",
+    ),
+    # tools and tool_choice
+    (chat(tools={"type": "function"}), "tools"),
+    (chat(tools=[TOOL] * 129), "tools"),
+    (chat(tools=["lookup"]), "tools[0]"),
+    (chat(tools=[{"type": "retrieval"}]), "tools[0].type"),
+    (chat(tools=[{"type": "function"}]), "tools[0].function"),
+    (chat(tools=[{"type": "function", "function": {"name": "has space"}}]), "tools[0].function.name"),
+    (chat(tools=[{"type": "function", "function": {"name": "x" * 65}}]), "tools[0].function.name"),
+    (chat(tools=[{"type": "function", "function": {"name": "f", "parameters": "{}"}}]), "tools[0].function.parameters"),
+    (chat(tools=[{"type": "function", "function": {"name": "f", "strict": "yes"}}]), "tools[0].function.strict"),
+    (chat(tools=[TOOL, {"type": "custom", "custom": {}}]), "tools[1].custom.name"),
+    (chat(tool_choice="any"), "tool_choice"),
+    (chat(tool_choice={"type": "function"}), "tool_choice.function"),
+    (chat(tool_choice={"type": "function", "function": {"name": 1}}), "tool_choice.function.name"),
+    (
+        chat(tool_choice={"type": "allowed_tools", "allowed_tools": {"mode": "sometimes", "tools": []}}),
+        "tool_choice.allowed_tools.mode",
+    ),
+    (chat(tool_choice={"type": "magic"}), "tool_choice.type"),
+    (chat(functions=[{"description": "no name"}]), "functions[0].name"),
+    (chat(function_call="required"), "function_call"),
+    # messages: per-role content shapes
+    (said({"role": "user"}), "messages[0].content"),
+    (said({"role": "user", "content": None}), "messages[0].content"),
+    (said({"role": "system"}), "messages[0].content"),
+    (said({"role": "user", "content": 5}), "messages[0].content"),
+    (said({"role": "user", "content": []}), "messages[0].content"),
+    (said({"role": "user", "content": {"type": "text", "text": "x"}}), "messages[0].content"),
+    (said({"role": "user", "content": ["hi"]}), "messages[0].content[0]"),
+    (said({"role": "user", "content": [{"type": "text"}]}), "messages[0].content[0].text"),
+    (said({"role": "user", "content": [{"type": "text", "text": 1}]}), "messages[0].content[0].text"),
+    (said({"role": "user", "content": [{"type": "video", "video": "x"}]}), "messages[0].content[0]"),
+    (said({"role": "user", "content": [{"type": "refusal", "refusal": "x"}]}), "messages[0].content[0]"),
+    (
+        said({"role": "user", "content": [{"type": "image_url", "image_url": "http://x/a.png"}]}),
+        "messages[0].content[0].image_url",
+    ),
+    (
+        said({"role": "user", "content": [{"type": "image_url", "image_url": {"url": ""}}]}),
+        "messages[0].content[0].image_url.url",
+    ),
+    (
+        said({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "u", "detail": "max"}}]}),
+        "messages[0].content[0].image_url.detail",
+    ),
+    (
+        said({"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "A", "format": "ogg"}}]}),
+        "messages[0].content[0].input_audio.format",
+    ),
+    (
+        said({"role": "user", "content": [{"type": "file", "file": {"file_id": 7}}]}),
+        "messages[0].content[0].file.file_id",
+    ),
+    (said({"role": "system", "content": [{"type": "image_url", "image_url": {"url": "u"}}]}), "messages[0].content[0]"),
+    (said({"role": "user", "content": "x", "name": 5}), "messages[0].name"),
+    (said(USER, {"role": "assistant"}), "messages[1].content"),
+    (
+        said(USER, {"role": "assistant", "content": [{"type": "image_url", "image_url": {"url": "u"}}]}),
+        "messages[1].content[0]",
+    ),
+    (said(USER, {"role": "assistant", "content": "x", "refusal": 1}), "messages[1].refusal"),
+    (said(USER, {"role": "assistant", "tool_calls": []}), "messages[1].tool_calls"),
+    (
+        said(USER, {"role": "assistant", "tool_calls": [{"type": "function", "function": CALL["function"]}]}),
+        "messages[1].tool_calls[0].id",
+    ),
+    (said(USER, {"role": "assistant", "tool_calls": [{**CALL, "type": "tool"}]}), "messages[1].tool_calls[0].type"),
+    (
+        said(USER, {"role": "assistant", "tool_calls": [{**CALL, "function": {"name": "f"}}]}),
+        "messages[1].tool_calls[0].function.arguments",
+    ),
+    (
+        said(USER, {"role": "assistant", "tool_calls": [{**CALL, "function": {"name": "a b", "arguments": "{}"}}]}),
+        "messages[1].tool_calls[0].function.name",
+    ),
+    (
+        said(USER, {"role": "assistant", "tool_calls": [{**CALL, "function": {"name": "f", "arguments": {}}}]}),
+        "messages[1].tool_calls[0].function.arguments",
+    ),
+    (said(USER, {"role": "assistant", "content": "x", "audio": {}}), "messages[1].audio.id"),
+    (said(USER, {"role": "tool", "content": "42"}), "messages[1].tool_call_id"),
+    (said(USER, {"role": "tool", "tool_call_id": 1, "content": "42"}), "messages[1].tool_call_id"),
+    (said(USER, {"role": "tool", "tool_call_id": "c"}), "messages[1].content"),
+    (said(USER, {"role": "function", "content": "x"}), "messages[1].name"),
+    (said(USER, {"role": "function", "name": "f"}), "messages[1].content"),
+]
+
+
+@pytest.mark.parametrize("body, param", REFUSED)
+def test_each_documented_rule_is_a_400_naming_its_param(body, param):
+    lookup = Lookup()
+    error = refused(body, lookup=lookup)
+    assert (error.status, error.type, error.param) == (400, "invalid_request_error", param), error.message
+    assert error.code in ("invalid_request", "missing_field")
+    assert lookup.asked == []  # refused before the catalog (or anything else) is asked

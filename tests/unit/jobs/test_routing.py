@@ -230,12 +230,12 @@ def test_bad_request_is_returned_as_is_without_fallback(provider):
     assert provider.calls == [("complete", "up-a")] and slept == []
 
 
-def test_bad_request_without_an_upstream_error_object_is_a_400_with_its_message(provider):
+def test_bad_request_without_an_upstream_error_object_is_a_400_with_a_fixed_message(provider):
     provider.script["up-a"].append(ProviderBadRequest("The upstream refused the request"))
     result, _ = run([step("a"), step("b")])
     assert result.error_status == 400
     assert result.error == {
-        "message": "The upstream refused the request",
+        "message": "The provider rejected the request (HTTP 400)",
         "type": "invalid_request_error",
         "param": None,
         "code": "upstream_bad_request",
@@ -334,7 +334,7 @@ def test_stream_broken_after_chunks_ends_with_the_partial_recorded_and_no_fallba
     assert emitted == [a, a] and result.chunks_sent == 2
     assert result.error_status == 502
     assert result.error == {
-        "message": "The upstream stream broke: connection dropped",
+        "message": "The upstream stream broke after it had started",
         "type": "upstream_error",
         "param": None,
         "code": "stream_interrupted",
@@ -368,3 +368,17 @@ def test_delay_honours_retry_after_up_to_the_cap():
     for retry in range(4):
         backoff = _delay(policy, retry, None)
         assert min(10.0, 2**retry) / 2 <= backoff <= min(10.0, 2**retry)
+
+
+def test_attempts_carry_fixed_messages_and_the_upstream_text_only_reaches_the_log(provider, caplog):
+    a, b = step("a"), step("b")
+    provider.script["up-a"].append(
+        ProviderAuthFailed("openai: HTTP 401: key sk-live-SECRET123 of org-ABC", status_code=401)
+    )
+    provider.script["up-b"].append(completion())
+    result, _ = run([a, b], job_id="job_leaky")
+    failed, served = result.attempts
+    assert failed["message"] == "The provider refused the credentials configured for it" and "message" not in served
+    assert "SECRET123" not in str(result.attempts) and "org-ABC" not in str(result.attempts)
+    (line,) = [r.getMessage() for r in caplog.records if "job_leaky" in r.getMessage()]
+    assert "prov/a" in line and "HTTP 401: key sk-***" in line and "org-***" in line and "SECRET123" not in line
