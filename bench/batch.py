@@ -204,9 +204,13 @@ def run_batch(
                 "metadata": {"bench": "batch"},
             },
         ).json()
+        # The batch is `validating` until a `batch` worker has read and stored its lines: creation ends then.
+        while batch.get("status") == "validating" and time.perf_counter() - t1 < timeout_s:
+            time.sleep(0.05)
+            batch = api.call("GET", f"/batches/{batch['id']}").json()
         created = time.perf_counter()
         upload_s, create_s = t1 - t0, created - t1
-        if batch.get("status") != "in_progress":
+        if batch.get("status") not in ("in_progress", "finalizing", "completed"):
             raise BenchError(
                 f"the batch was not accepted: status {batch.get('status')!r}, "
                 f"errors {json.dumps(batch.get('errors'))[:500]}"

@@ -43,6 +43,7 @@ class Settings:
     retry_base_seconds: float = 0.5
     retry_max_seconds: float = 20.0
     job_lease_seconds: float = 30.0
+    reservation_ttl_seconds: float = 600.0  # a cost reservation's life unrenewed: renewed with its job's lease
     catalog_ttl_seconds: float = 1.0
     default_max_tokens: int = 4096
     batch_limit_share: float = 0.8
@@ -100,6 +101,21 @@ def _at_most(env: Mapping[str, str], name: str, ceiling: int) -> int:
     if not 1 <= value <= ceiling:
         raise ConfigError(f"{name} must be from 1 to {ceiling}")
     return value
+
+
+def _at_least_one(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _number(env, name, default, int)
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1")
+    return value
+
+
+def _reservation_ttl(env: Mapping[str, str]) -> float:
+    # A running job's reservation is renewed with its lease (every third of one): it must outlive a lease.
+    ttl = _number(env, "RESERVATION_TTL_SECONDS", 600.0, float)
+    if ttl < _number(env, "JOB_LEASE_SECONDS", 30.0, float) or ttl <= 0:
+        raise ConfigError("RESERVATION_TTL_SECONDS must be positive and at least JOB_LEASE_SECONDS")
+    return ttl
 
 
 def _retention(env: Mapping[str, str]) -> float:
@@ -166,8 +182,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         retry_base_seconds=_number(env, "RETRY_BASE_SECONDS", 0.5, float),
         retry_max_seconds=_number(env, "RETRY_MAX_SECONDS", 20.0, float),
         job_lease_seconds=_number(env, "JOB_LEASE_SECONDS", 30.0, float),
+        reservation_ttl_seconds=_reservation_ttl(env),
         catalog_ttl_seconds=_number(env, "CATALOG_TTL_SECONDS", 1.0, float),
-        default_max_tokens=_number(env, "DEFAULT_MAX_TOKENS", 4096, int),
+        default_max_tokens=_at_least_one(env, "DEFAULT_MAX_TOKENS", 4096),
         batch_limit_share=_share(env),
         max_batch_file_bytes=_at_most(env, "MAX_BATCH_FILE_BYTES", 200 * 1024 * 1024),
         max_batch_lines=_at_most(env, "MAX_BATCH_LINES", 50_000),

@@ -87,7 +87,10 @@ class Resources:
     @property
     def leases(self) -> LeaseRenewer:
         """The process's lease renewer: one thread renews every running job's lease."""
-        return self._once("_leases", lambda: LeaseRenewer(self.redis, self.settings.job_lease_seconds))
+        return self._once(
+            "_leases",
+            lambda: LeaseRenewer(self.redis, self.settings.job_lease_seconds, self.settings.reservation_ttl_seconds),
+        )
 
     def announce_config_change(self) -> None:
         """Tell every process to drop its config snapshots (a committed change is then seen at once)."""

@@ -21,7 +21,17 @@ from llmproxy.devtools.waiting import wait_for
 from llmproxy.jobs.writer import RecordWriter
 from llmproxy.storage import migrate
 from llmproxy.storage.engine import make_engine, make_session_factory, session_scope
-from llmproxy.storage.models import ApiKey, Batch, Job, KeyCredential, ModelConfig, Provider, StoredFile, UsageEntry
+from llmproxy.storage.models import (
+    ApiKey,
+    Batch,
+    FileChunk,
+    Job,
+    KeyCredential,
+    ModelConfig,
+    Provider,
+    StoredFile,
+    UsageEntry,
+)
 from tests.support.processes import WorkerProcess, WriterProcess
 
 ADMIN_KEY = "admin-test-key-0123456789"
@@ -129,7 +139,17 @@ def _clean(session_factory, redis_url) -> None:
     def one_pass() -> bool:
         try:
             with session_scope(session_factory) as session:
-                for model in (UsageEntry, Job, Batch, StoredFile, KeyCredential, ApiKey, ModelConfig, Provider):
+                for model in (
+                    UsageEntry,
+                    Job,
+                    Batch,
+                    FileChunk,
+                    StoredFile,
+                    KeyCredential,
+                    ApiKey,
+                    ModelConfig,
+                    Provider,
+                ):
                     session.execute(delete(model))
         except IntegrityError as exc:
             conflicts.append(exc)

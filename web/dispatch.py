@@ -50,7 +50,7 @@ def enqueue_live(job: LiveJob) -> None:
 
 
 def send_batch_task(task: str, batch_id: str) -> None:
-    """Ask a worker to dispatch or finalize a stored batch; if the broker is down, the batch sweeper does it later."""
+    """Ask a worker to validate, dispatch or finalize a stored batch; if the broker is down, the sweeper does it."""
     try:
         resources().celery.send_task(task, args=[batch_id], queue=Queue.BATCH)
     except (KombuError, redis.RedisError, OSError):

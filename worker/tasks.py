@@ -6,11 +6,19 @@ import logging
 
 from celery import shared_task
 
-from llmproxy.batches import dispatch, results
+from llmproxy.batches import dispatch, results, validation
+from llmproxy.batches.states import BatchStatus
 from llmproxy.jobs import live
 from llmproxy.jobs.execution import PrefetchedRows, execute_job
 from llmproxy.jobs.pacing import Deferred
-from llmproxy.jobs.queues import DISPATCH_BATCH_TASK, FINALIZE_BATCH_TASK, RUN_JOB_TASK, RUN_LINES_TASK, Queue
+from llmproxy.jobs.queues import (
+    DISPATCH_BATCH_TASK,
+    FINALIZE_BATCH_TASK,
+    RUN_JOB_TASK,
+    RUN_LINES_TASK,
+    VALIDATE_BATCH_TASK,
+    Queue,
+)
 from llmproxy.jobs.states import FINAL_JOB_STATUSES
 from llmproxy.jobs.store import lost_jobs
 from llmproxy.ops import retention
@@ -73,9 +81,22 @@ def send_batch_lines(job_ids: list[str]) -> None:
     app.send_batch_lines(run_job.app, job_ids)
 
 
+@shared_task(name=VALIDATE_BATCH_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def validate_batch(batch_id: str) -> str | None:
+    """Check a new batch's input file; store and send its lines, or fail it (if this dies, the sweeper resends it)."""
+    res = resources()
+    status = validation.validate_batch(res.session_factory, res.redis, batch_id, settings=res.settings)
+    if status == BatchStatus.IN_PROGRESS:
+        # Stored: if this process dies now, the sweeper sends the lines (dispatch.top_up_running).
+        dispatch.top_up(res.session_factory, batch_id, send=send_batch_lines)
+    return status
+
+
 @shared_task(name=DISPATCH_BATCH_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def dispatch_batch(batch_id: str) -> int:
-    """Send a new batch's first window of lines (if this task dies, the sweeper sends them)."""
+    """Send a batch's first window of lines (if this task dies, the sweeper sends them).
+
+    Only web processes older than `validate_batch` send it: kept for their messages during a rolling deploy."""
     return dispatch.top_up(resources().session_factory, batch_id, send=send_batch_lines)
 
 
@@ -108,9 +129,17 @@ def sweep_jobs() -> int:
 
 @shared_task(name="llmproxy.sweep_batches", ignore_result=True)
 def sweep_batches() -> int:
-    """Expire batches past their window, top up running ones, finalize those whose finalizer died or never ran."""
+    """Validate batches whose validation was lost, expire batches past their window, top up running ones, finalize
+    those whose finalizer died or never ran."""
     res = resources()
-    return results.sweep(
+    stalled = validation.stalled_validations(
+        res.session_factory, res.redis, stale_seconds=res.settings.batch_lost_after_seconds
+    )
+    for batch_id in stalled:
+        validate_batch.apply_async(args=[batch_id], queue=Queue.BATCH)
+    if stalled:
+        log.info("re-sent the validation of %d batches", len(stalled))
+    return len(stalled) + results.sweep(
         res.session_factory,
         send=send_batch_lines,
         retention_days=res.settings.retention_days,

@@ -1,7 +1,8 @@
 """Ending a batch early: cancelled by its owner, or expired past its completion window.
 
-Queued lines are cancelled at once (one UPDATE); lines already running finish, and the batch is
-finalized once none is left (llmproxy.batches.results).
+A batch still `validating` has no lines yet: a cancel ends it at once (`cancelled`). Otherwise queued
+lines are cancelled at once (one UPDATE); lines already running finish, and the batch is finalized
+once none is left (llmproxy.batches.results).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def cancel_batch(session: Session, client: redis.Redis, batch: Batch) -> list[tu
     Returns the (job id, run) of the lines it cancelled. The caller commits, wakes their long-pollers
     (llmproxy.jobs.events) and then tries to finalize (nothing may be left running).
     """
+    if batch.status == BatchStatus.VALIDATING and _cancel_validating(session, client, batch):
+        return []
     if batch.status in (BatchStatus.CANCELLING, BatchStatus.CANCELLED) or batch.expired_at is not None:
         return []  # already ending; cancelling again changes nothing
     if batch.status != BatchStatus.IN_PROGRESS:
@@ -51,6 +54,23 @@ def cancel_batch(session: Session, client: redis.Redis, batch: Batch) -> list[tu
         )
     session.refresh(batch)
     return cancelled
+
+
+def _cancel_validating(session: Session, client: redis.Redis, batch: Batch) -> bool:
+    # No line exists yet: the batch ends here, and its validation, when it runs, finds it no longer validating.
+    # If the validation committed first, the batch is in_progress now and is cancelled as any running one.
+    now = utcnow()
+    result = session.execute(
+        update(Batch)
+        .where(Batch.id == batch.id, Batch.status == BatchStatus.VALIDATING)
+        .values(status=BatchStatus.CANCELLED, cancelling_at=now, cancelled_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(batch)
+    if rowcount(result) != 1:
+        return False
+    forget_queued(client, batch.api_key_id, [batch.id])  # the place it held among the key's queued jobs
+    return True
 
 
 def cancel_queued_lines(

@@ -1,16 +1,22 @@
-"""Files of the Batch API: uploaded inputs (purpose `batch`) and batch results (`batch_output`), stored in the DB."""
+"""Files of the Batch API: uploaded inputs (purpose `batch`) and batch results (`batch_output`), stored in the DB.
+
+A file's row holds what the file object shows; its bytes are chunks (llmproxy.batches.file_chunks).
+"""
 
 from __future__ import annotations
 
-import io
 from datetime import timedelta
 from enum import StrEnum
+from functools import partial
+from typing import BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from llmproxy.batches.file_chunks import ChunkWriter, delete_chunks
+from llmproxy.batches.upload_limits import file_too_large
 from llmproxy.config import Settings
-from llmproxy.errors import ApiError, bad_request, not_found
+from llmproxy.errors import bad_request, not_found
 from llmproxy.ids import new_file_id
 from llmproxy.jsontypes import JSON
 from llmproxy.storage.models import StoredFile
@@ -25,72 +31,102 @@ class FilePurpose(StrEnum):
     BATCH_OUTPUT = "batch_output"
 
 
-def store_file(
-    session: Session, *, api_key_id: str, purpose: str, filename: str, content: bytes, retention_days: float
-) -> StoredFile:
-    """Insert a file row (the caller commits); it expires with the retention period."""
+def create_file(session: Session, *, api_key_id: str, purpose: str, filename: str, retention_days: float) -> StoredFile:
+    """Insert an empty file row (flushed, so chunks may follow; the caller commits); it expires with the retention."""
     now = utcnow()
     row = StoredFile(
         id=new_file_id(),
         api_key_id=api_key_id,
         purpose=purpose,
         filename=filename[-512:],
-        size_bytes=len(content),
-        content=content,
+        size_bytes=0,
         status="processed",
         created_at=now,
         expires_at=now + timedelta(days=retention_days),
     )
     session.add(row)
+    session.flush()
     return row
 
 
-def count_lines(content: bytes, stop_after: int) -> int:
-    """Non-blank lines of a JSONL file, counting no further than `stop_after` + 1."""
-    if content.count(b"\n") + 1 <= stop_after:
-        return content.count(b"\n") + 1  # an upper bound under the limit is all we need
-    count = 0
-    for line in io.BytesIO(content):
-        if line.strip():
-            count += 1
-            if count > stop_after:
-                break
-    return count
+class FileBuilder:
+    """A file written as its bytes are made; its row is created with the first bytes (no bytes: no file)."""
+
+    def __init__(
+        self, session: Session, *, api_key_id: str, purpose: str, filename: str, retention_days: float
+    ) -> None:
+        self._session = session
+        self._create = partial(
+            create_file,
+            session,
+            api_key_id=api_key_id,
+            purpose=purpose,
+            filename=filename,
+            retention_days=retention_days,
+        )
+        self._row: StoredFile | None = None
+        self._writer: ChunkWriter | None = None
+
+    def write(self, data: bytes) -> None:
+        """Append bytes to the file."""
+        if self._writer is None:
+            self._row = self._create()
+            self._writer = ChunkWriter(self._session, self._row.id)
+        self._writer.write(data)
+
+    def close(self) -> StoredFile | None:
+        """Write the last chunk and the file's size; the file's row, or None if nothing was written."""
+        if self._row is None or self._writer is None:
+            return None
+        self._row.size_bytes = self._writer.close()
+        return self._row
 
 
-def upload_file(
-    session: Session, *, api_key_id: str, purpose: str | None, filename: str, content: bytes, settings: Settings
-) -> StoredFile:
-    """Accept a batch input file within the size and line limits; 400/413 otherwise, nothing stored."""
+def check_purpose(purpose: str | None) -> None:
+    """400 unless the purpose is `batch` (the only one callers may upload)."""
     if purpose != FilePurpose.BATCH:
         raise bad_request(
             "'purpose' must be 'batch': this proxy stores files for the Batch API only",
             code="invalid_purpose",
             param="purpose",
         )
+
+
+def check_filename(filename: str) -> None:
+    """400 for a name the database cannot store."""
     if "\x00" in filename:  # stored as text, which PostgreSQL refuses with a NUL in it
         raise bad_request("The file's name must not contain U+0000 (NUL)", param="file")
-    if len(content) > settings.max_batch_file_bytes:
-        raise ApiError(
-            413,
-            f"The file is larger than the limit of {settings.max_batch_file_bytes} bytes",
-            code="file_too_large",
-            param="file",
-        )
-    if not content.strip():
-        raise bad_request("The file is empty", code="empty_file", param="file")
-    if count_lines(content, settings.max_batch_lines) > settings.max_batch_lines:
-        raise bad_request(
-            f"The file has more than {settings.max_batch_lines} requests", code="too_many_lines", param="file"
-        )
-    return store_file(
+
+
+def upload_file(
+    session: Session,
+    *,
+    api_key_id: str,
+    purpose: str | None,
+    filename: str,
+    source: BinaryIO,
+    size: int,
+    settings: Settings,
+) -> StoredFile:
+    """Store an uploaded batch input file, copied from `source` a chunk at a time (the caller commits).
+
+    The caller measured the file as it arrived (llmproxy.batches.upload_limits); `size` is its length.
+    """
+    check_purpose(purpose)
+    check_filename(filename)
+    if size > settings.max_batch_file_bytes:
+        raise file_too_large(settings.max_batch_file_bytes)
+    row = create_file(
         session,
         api_key_id=api_key_id,
-        purpose=purpose,
+        purpose=FilePurpose.BATCH,
         filename=filename,
-        content=content,
         retention_days=settings.retention_days,
     )
+    writer = ChunkWriter(session, row.id)
+    writer.copy_from(source)
+    row.size_bytes = writer.close()
+    return row
 
 
 def get_own_file(session: Session, api_key_id: str, file_id: str) -> StoredFile:
@@ -113,7 +149,8 @@ def list_files(
 
 
 def delete_file(session: Session, row: StoredFile) -> JSON:
-    """Delete the file (a batch already made from it keeps running: its lines are jobs)."""
+    """Delete the file and its chunks (a batch already made from it keeps running: its lines are jobs)."""
+    delete_chunks(session, [row.id])
     session.delete(row)
     return {"id": row.id, "object": "file", "deleted": True}
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from sqlalchemy.orm import Session
 
@@ -42,17 +43,21 @@ class LineError(Exception):
         self.code, self.message, self.param = code, message, param
 
 
-def iter_lines(content: bytes) -> Iterator[tuple[int, str]]:
-    """(line number, text) of the file's non-blank lines, decoded as it goes (no second copy of a 200 MB file)."""
-    for number, raw in enumerate(io.TextIOWrapper(io.BytesIO(content), encoding="utf-8", newline=None), start=1):
+def iter_lines(source: BinaryIO) -> Iterator[tuple[int, str]]:
+    """(line number, text) of the file's non-blank lines, decoded as they are read (never the whole file at once).
+
+    Iterating raises UnicodeDecodeError where the file stops being UTF-8.
+    """
+    for number, raw in enumerate(io.TextIOWrapper(source, encoding="utf-8", newline=None), start=1):
         if raw.strip():
             yield number, raw
 
 
 def validate_input(
-    session: Session, key: ApiKey | KeyInfo, content: bytes, *, endpoint: str, max_lines: int
+    session: Session, key: ApiKey | KeyInfo, lines: Iterable[tuple[int, str]], *, endpoint: str, max_lines: int
 ) -> tuple[int, list[JSON]]:
-    """Check every line; return the number of requests and the errors of bad lines (at most MAX_REPORTED_ERRORS).
+    """Check every line (from iter_lines); return the number of requests and the errors of bad lines (at most
+    MAX_REPORTED_ERRORS).
 
     Only the custom_ids are kept, so a file at the size limit is checked without holding every body.
     """
@@ -68,7 +73,7 @@ def validate_input(
     errors: list[JSON] = []
     seen: set[str] = set()
     try:
-        for number, raw in iter_lines(content):
+        for number, raw in lines:
             count += 1
             try:
                 line = parse_line(session, key, raw, number, endpoint=endpoint, lookup=lookup)
@@ -91,9 +96,9 @@ def validate_input(
     return count, errors
 
 
-def read_lines(content: bytes) -> Iterator[tuple[str, JSON]]:
-    """(custom_id, body) of each line of a file validate_input accepted."""
-    for _number, raw in iter_lines(content):
+def read_lines(lines: Iterable[tuple[int, str]]) -> Iterator[tuple[str, JSON]]:
+    """(custom_id, body) of each line (from iter_lines) of a file validate_input accepted."""
+    for _number, raw in lines:
         data = json.loads(raw)
         yield data["custom_id"], data["body"]
 

@@ -22,7 +22,7 @@ from sqlalchemy import Exists, SQLColumnExpression, exists, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from llmproxy.batches import cancel, dispatch, store
-from llmproxy.batches.files import FilePurpose, store_file
+from llmproxy.batches.files import FileBuilder, FilePurpose
 from llmproxy.batches.states import RUNNING_BATCH_STATUSES, BatchStatus
 from llmproxy.jobs import events
 from llmproxy.jobs.states import UNFINISHED_JOB_STATUSES, JobStatus
@@ -85,19 +85,26 @@ def write_results(
         if batch is None or batch.status != BatchStatus.FINALIZING:
             return None
         outcome = target_status(batch)
-        output, errors, counts = result_lines(session, batch_id, cancelled_code=_cancel_code(outcome))
-        files = {}
         file_days = batch.output_expires_seconds / 86400 if batch.output_expires_seconds is not None else retention_days
-        for name, lines in (("output", output), ("error", errors)):
-            if lines:
-                files[name] = store_file(
-                    session,
-                    api_key_id=batch.api_key_id,
-                    purpose=FilePurpose.BATCH_OUTPUT,
-                    filename=f"{batch_id}_{name}.jsonl",
-                    content=b"".join(lines),
-                    retention_days=file_days,
-                )
+        # Written a chunk at a time as the lines are formatted: a batch's results are never whole in memory.
+        builders = {
+            name: FileBuilder(
+                session,
+                api_key_id=batch.api_key_id,
+                purpose=FilePurpose.BATCH_OUTPUT,
+                filename=f"{batch_id}_{name}.jsonl",
+                retention_days=file_days,
+            )
+            for name in ("output", "error")
+        }
+        counts = result_lines(
+            session,
+            batch_id,
+            cancelled_code=_cancel_code(outcome),
+            output=builders["output"].write,
+            errors=builders["error"].write,
+        )
+        files = {name: row for name, builder in builders.items() if (row := builder.close()) is not None}
         now = utcnow()
         values: dict[str, Any] = dict(
             status=outcome,
@@ -143,11 +150,15 @@ def _cancel_code(outcome: BatchStatus) -> str:
 
 
 def result_lines(
-    session: Session, batch_id: str, *, cancelled_code: str
-) -> tuple[list[bytes], list[bytes], dict[str, int]]:
-    """The output lines (succeeded), the error lines (everything else) and the final counts; every line exactly once."""
-    output: list[bytes] = []
-    errors: list[bytes] = []
+    session: Session,
+    batch_id: str,
+    *,
+    cancelled_code: str,
+    output: Callable[[bytes], None],
+    errors: Callable[[bytes], None],
+) -> dict[str, int]:
+    """Hand each line to `output` (succeeded) or `errors` (everything else); return the final counts.
+    Every line exactly once."""
     counts = {"total": 0, "completed": 0, "failed": 0}
     rows = session.execute(
         select(Job.id, Job.custom_id, Job.status, Job.result, Job.error, Job.error_status)
@@ -175,8 +186,8 @@ def result_lines(
             code = code if code in ("batch_cancelled", "batch_expired") else cancelled_code
             line["error"] = {"code": code, "message": (error or {}).get("message") or "The request did not run"}
         target = output if status == JobStatus.COMPLETED else errors
-        target.append(json.dumps(line, separators=(",", ":")).encode() + b"\n")
-    return output, errors, counts
+        target(json.dumps(line, separators=(",", ":")).encode() + b"\n")
+    return counts
 
 
 def unfinalized(session: Session, limit: int = 100) -> list[str]:

@@ -1,4 +1,4 @@
-"""Batch lifecycle: create (validate the file, one job per line), read, list (cancel and expiry: cancel.py).
+"""Batch lifecycle: create (as `validating`), read, list (validation: validation.py; cancel and expiry: cancel.py).
 
 A batch's lines are jobs of the `batch` queue (jobs.batch_id, jobs.custom_id). While it runs,
 its request counts are read from the jobs table, so nothing has to be incremented (and nothing
@@ -8,19 +8,17 @@ files, final counts) is in llmproxy.batches.results.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from llmproxy.batches.files import FilePurpose, get_own_file
-from llmproxy.batches.input_file import read_lines, validate_input, validate_output_expiry
+from llmproxy.batches.input_file import validate_output_expiry
 from llmproxy.batches.states import FINAL_BATCH_STATUSES, BatchStatus
 from llmproxy.config import Settings
 from llmproxy.errors import bad_request, not_found
-from llmproxy.ids import new_id, new_job_id
-from llmproxy.jobs.queues import Queue
+from llmproxy.ids import new_id
 from llmproxy.jobs.states import JobStatus
 from llmproxy.jsontypes import JSON
 from llmproxy.keys.virtual_keys import KeyInfo
@@ -30,7 +28,6 @@ from llmproxy.storage.timestamps import to_epoch, utcnow
 
 ENDPOINTS = ("/v1/chat/completions",)
 COMPLETION_WINDOWS = ("24h",)
-INSERT_CHUNK = 1000
 
 
 def create_batch(
@@ -43,12 +40,11 @@ def create_batch(
     metadata: dict[str, str] | None,
     settings: Settings,
     output_expires_after: object = None,
-    admit_lines: Callable[[list[str]], None] | None = None,
 ) -> Batch:
-    """Validate the input file and store the batch: `failed` with per-line errors, or `in_progress` with its jobs.
+    """Store a new batch as `validating` after the cheap checks (fields, the file is the key's and for batches).
 
-    `admit_lines` is given the new lines' job ids before anything is stored, and may refuse them by
-    raising (llmproxy.limits.queued). The caller commits, then hands the batch to a worker to enqueue its lines.
+    Its lines are read and checked off the web thread (llmproxy.batches.validation): the caller commits,
+    then sends the batch to a worker to validate.
     """
     if endpoint not in ENDPOINTS:
         raise bad_request(
@@ -78,50 +74,9 @@ def create_batch(
         output_expires_seconds=output_expires_seconds,
         expires_at=now + timedelta(seconds=settings.batch_completion_window_seconds),
     )
-    total, errors = validate_input(session, key, source.content, endpoint=endpoint, max_lines=settings.max_batch_lines)
-    if errors:
-        batch.status, batch.failed_at = BatchStatus.FAILED, now
-        batch.errors = {"object": "list", "data": errors}
-        session.add(batch)
-        session.flush()
-        return batch
-    line_ids = [new_job_id() for _ in range(total)]
-    if admit_lines is not None:
-        admit_lines(line_ids)
-    batch.status, batch.in_progress_at, batch.total = BatchStatus.IN_PROGRESS, now, total
     session.add(batch)
     session.flush()
-    rows: list[JSON] = []
-    for line_id, (custom_id, body) in zip(line_ids, read_lines(source.content), strict=True):
-        rows.append(
-            dict(
-                id=line_id,
-                api_key_id=key.id,
-                model=body["model"],
-                status=JobStatus.QUEUED,
-                queue=Queue.BATCH,
-                stream=False,
-                request=body,
-                meta=None,
-                batch_id=batch.id,
-                custom_id=custom_id,
-                attempts=[],
-                run_count=0,
-                cancel_requested=False,
-                created_at=now,
-            )
-        )
-        if len(rows) == INSERT_CHUNK:
-            _insert(session, rows)
-    _insert(session, rows)
     return batch
-
-
-def _insert(session: Session, rows: list[JSON]) -> None:
-    # One multi-row INSERT per chunk: 50,000 lines must not be 50,000 round trips, nor 50,000 bodies in memory.
-    if rows:
-        session.execute(insert(Job), rows)
-        rows.clear()
 
 
 def get_own_batch(session: Session, api_key_id: str, batch_id: str) -> Batch:

@@ -7,15 +7,16 @@ from llmproxy.jsontypes import JSON
 
 
 def measure_usage(response: JSON, request: JSON, model: str) -> Usage:
-    """The provider's reported usage, else our own count (marked estimated)."""
+    """The provider's reported usage, else our own count of everything it would bill (marked estimated)."""
     reported = usage_from_openai(response.get("usage"))
     if reported is not None:
         return reported
-    from llmproxy.chat.tokens import count_prompt_tokens, count_text_tokens
+    from llmproxy.chat.tokens import count_completion_tokens, count_request_prompt_tokens
 
-    completion_text = "".join((c.get("message") or {}).get("content") or "" for c in response.get("choices") or [])
+    # Everything the provider would charge: the prompt with its tool definitions and schema, and every
+    # choice's text, refusal, reasoning and tool-call arguments (a cut stream's too, as assembled).
     return Usage(
-        prompt_tokens=count_prompt_tokens(request.get("messages") or [], model),
-        completion_tokens=count_text_tokens(completion_text, model),
+        prompt_tokens=count_request_prompt_tokens(request, model),
+        completion_tokens=count_completion_tokens(response.get("choices") or [], model),
         estimated=True,
     )

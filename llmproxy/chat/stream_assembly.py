@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from llmproxy.jsontypes import JSON
 
+# Text a delta may carry besides `content`: a refusal, and reasoning as some providers stream it.
+_TEXT_FIELDS = ("refusal", "reasoning_content", "reasoning")
+
 
 class StreamAssembler:
     """Builds the chat.completion a stream amounts to, for the job record and billing."""
@@ -29,10 +32,16 @@ class StreamAssembler:
                 },
             )
             delta = choice.get("delta") or {}
+            message = slot["message"]
             if delta.get("content"):
-                slot["message"]["content"] += delta["content"]
+                message["content"] += delta["content"]
+            for name in _TEXT_FIELDS:  # kept only when streamed: billing counts them (see chat.tokens)
+                if isinstance(delta.get(name), str) and delta[name]:
+                    message[name] = (message.get(name) or "") + delta[name]
             for part in delta.get("tool_calls") or []:
-                self._merge_tool_call(slot["message"].setdefault("tool_calls", []), part)
+                self._merge_tool_call(message.setdefault("tool_calls", []), part)
+            if isinstance(delta.get("function_call"), dict):  # the legacy form: one call, no index
+                self._merge_function(message.setdefault("function_call", {"name": "", "arguments": ""}), delta)
             if choice.get("finish_reason"):
                 slot["finish_reason"] = choice["finish_reason"]
 
@@ -45,16 +54,21 @@ class StreamAssembler:
         call = calls[index]
         call["id"] = part.get("id") or call["id"]
         call["type"] = part.get("type") or call["type"]
-        function = part.get("function") or {}
-        call["function"]["name"] += function.get("name") or ""
-        call["function"]["arguments"] += function.get("arguments") or ""
+        StreamAssembler._merge_function(call["function"], part)
+
+    @staticmethod
+    def _merge_function(function: JSON, part: JSON) -> None:
+        fragment = part.get("function") or part.get("function_call") or {}
+        function["name"] += fragment.get("name") or ""
+        function["arguments"] += fragment.get("arguments") or ""
 
     def completion(self) -> JSON:
         """The assembled chat.completion."""
         first = self.first or {}
         for choice in self.choices.values():
-            if choice["message"].get("tool_calls") and not choice["message"]["content"]:
-                choice["message"]["content"] = None
+            message = choice["message"]
+            if (message.get("tool_calls") or message.get("function_call")) and not message["content"]:
+                message["content"] = None
         return {
             "id": first.get("id"),
             "object": "chat.completion",

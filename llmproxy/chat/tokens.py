@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 import tiktoken
 
+from llmproxy.chat.output_cap import choice_count, output_limit
 from llmproxy.jsontypes import JSON
 
 log = logging.getLogger(__name__)
@@ -192,18 +193,55 @@ def count_prompt_tokens(messages: list[JSON], model: str, *, tools: list[Any] | 
     return total
 
 
-def _positive_int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+def _response_schema(response_format: Any) -> Any:
+    """The JSON schema a `json_schema` response format sends the model (priced as prompt), else None."""
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        return response_format.get("json_schema")
+    return None
+
+
+def count_request_prompt_tokens(body: JSON, model: str) -> int:
+    """Prompt tokens a provider would bill for a chat request: its messages, its tool (or legacy function)
+    definitions and its response_format schema, each as the model sees it (definitions as JSON text)."""
+    tools = body.get("tools") or body.get("functions")  # "functions" is the legacy form
+    total = count_prompt_tokens(body.get("messages") or [], model, tools=tools)
+    schema = _response_schema(body.get("response_format"))
+    if schema is not None:
+        total += count_text_tokens(_json_text(schema), model)
+    return total
+
+
+# What a completion message produces besides its tool calls: its text, a refusal, and reasoning where a
+# provider streams it (`reasoning_content`: DeepSeek, vLLM; `reasoning`: OpenRouter and others).
+_PRODUCED_FIELDS = ("content", "refusal", "reasoning_content", "reasoning")
+
+
+def _count_call(call: Any, model: str) -> int:
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict):
+        return 0
+    return sum(
+        count_text_tokens(v, model) for v in (function.get("name"), function.get("arguments")) if isinstance(v, str)
+    )
+
+
+def count_completion_tokens(choices: list[JSON], model: str) -> int:
+    """Completion tokens of a response's choices (or a cut stream's, as assembled): each message's text,
+    refusal and reasoning, and each tool (or legacy function) call's name and arguments."""
+    total = 0
+    for choice in choices:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict):
+            continue
+        total += sum(_count_content(message.get(name), model) for name in _PRODUCED_FIELDS)
+        calls = message.get("tool_calls")
+        total += sum(_count_call(call, model) for call in calls) if isinstance(calls, list) else 0
+        total += _count_call({"function": message.get("function_call")}, model)
+    return total
 
 
 def estimate_request(body: JSON, *, default_max_tokens: int) -> tuple[int, int]:
-    """(prompt tokens, most completion tokens) of a chat request: max_completion_tokens | max_tokens | default, x n."""
-    model = str(body.get("model") or "")
-    messages = body.get("messages") or []
-    tools = body.get("tools") or body.get("functions")  # "functions" is the legacy form
-    prompt = count_prompt_tokens(messages, model, tools=tools)
-    max_out = (
-        _positive_int(body.get("max_completion_tokens")) or _positive_int(body.get("max_tokens")) or default_max_tokens
-    )
-    n = _positive_int(body.get("n")) or 1
-    return prompt, max_out * n
+    """(prompt tokens, most completion tokens) of a chat request: its billed prompt, and the output cap
+    (max_completion_tokens | max_tokens | default, the cap sent upstream) times `n`."""
+    prompt = count_request_prompt_tokens(body, str(body.get("model") or ""))
+    return prompt, output_limit(body, default_max_tokens=default_max_tokens) * choice_count(body)

@@ -2,7 +2,9 @@
 
 Every field the gateway reads, prices or forwards is checked as OpenAI documents it, in one pass over the
 body's fields (a table lookup each); fields not listed pass through untouched, since OpenAI adds fields often.
-Messages are checked in `message_shapes`, tools and response formats in `tool_shapes`.
+Messages are checked in `message_shapes`, tools and response formats in `tool_shapes`; options the catalog's
+one price per model cannot bill (service tiers, audio output, predicted outputs, web search) are refused in
+`priced_options`.
 """
 
 from __future__ import annotations
@@ -14,18 +16,22 @@ from sqlalchemy.orm import Session
 
 from llmproxy.catalog.chains import ChainEntry
 from llmproxy.catalog.model_config import find_model
-from llmproxy.chat.message_shapes import check_messages, check_text_content
+from llmproxy.chat.message_shapes import check_messages
+from llmproxy.chat.priced_options import (
+    check_audio,
+    check_modalities,
+    check_prediction,
+    check_service_tier,
+    check_web_search_options,
+)
 from llmproxy.chat.shape_checks import (
     Check,
     check_bool,
-    check_choice,
-    check_object,
     check_str,
     int_range,
     invalid,
     is_number,
     number_range,
-    required,
 )
 from llmproxy.chat.tool_shapes import (
     check_function_call,
@@ -45,12 +51,14 @@ Model = ModelConfig | ChainEntry
 
 MAX_N = 128  # OpenAI's bound on `n`: more choices than this are refused, not generated
 MAX_STOP = 4
+MAX_OUTPUT_TOKENS = 2**31 - 1  # far beyond any model's output limit
 INT64 = (-(2**63), 2**63 - 1)
 
 
-def _positive_int(value: Any, param: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise bad_request(f"'{param}' must be a positive integer", param=param)
+def _output_cap(value: Any, param: str) -> None:
+    # Bounded so that a reservation (this times `n`) stays an exact integer in Redis.
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_OUTPUT_TOKENS:
+        raise bad_request(f"'{param}' must be a positive integer of at most {MAX_OUTPUT_TOKENS}", param=param)
 
 
 def _stop(value: Any, param: str) -> None:
@@ -80,24 +88,11 @@ def _metadata(value: Any, param: str) -> None:
     validate_metadata(value)
 
 
-def _modalities(value: Any, param: str) -> None:
-    if not isinstance(value, list):
-        raise invalid(param, "an array of 'text' and 'audio'")
-    for i, modality in enumerate(value):
-        check_choice(modality, f"{param}[{i}]", ("text", "audio"))
-
-
-def _prediction(value: Any, param: str) -> None:
-    check_object(value, param)
-    check_choice(required(value, "type", param), f"{param}.type", ("content",))
-    check_text_content(required(value, "content", param), f"{param}.content")
-
-
 # The checks of the optional top-level fields; a null value is not checked (OpenAI takes null as "not set").
 _FIELDS: dict[str, Check] = {
     "n": int_range(1, MAX_N),
-    "max_tokens": _positive_int,
-    "max_completion_tokens": _positive_int,
+    "max_tokens": _output_cap,
+    "max_completion_tokens": _output_cap,
     "temperature": number_range(0, 2),
     "top_p": number_range(0, 1),
     "presence_penalty": number_range(-2, 2),
@@ -119,13 +114,14 @@ _FIELDS: dict[str, Check] = {
     "user": check_str,
     "safety_identifier": check_str,
     "prompt_cache_key": check_str,
-    "service_tier": check_str,
     "reasoning_effort": check_str,
     "verbosity": check_str,
-    "modalities": _modalities,
-    "audio": check_object,
-    "prediction": _prediction,
-    "web_search_options": check_object,
+    # Options priced apart from the catalog's one price per model: refused (see priced_options).
+    "service_tier": check_service_tier,
+    "modalities": check_modalities,
+    "audio": check_audio,
+    "prediction": check_prediction,
+    "web_search_options": check_web_search_options,
 }
 
 

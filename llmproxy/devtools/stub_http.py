@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
+from llmproxy.devtools.stub_bodies import completion_body, stream_chunks, tool_calls_of
 from llmproxy.devtools.stub_responses import (
     INVALID_BODY,
     KNOWN_MODELS,
@@ -20,13 +22,15 @@ from llmproxy.devtools.stub_responses import (
     Slow,
     answer_for,
     behaviour_from_dict,
-    completion_body,
     error_body,
     fixed_answer,
     openai_error,
-    stream_chunks,
 )
 from llmproxy.jsontypes import JSON
+
+PAUSE_LIMIT_SECONDS = 120.0  # a paused stream goes on by itself after this
+KEEPALIVE_SECONDS = 0.5
+KEEPALIVE = b": paused\n\n"
 
 
 class StubState(Protocol):
@@ -45,6 +49,7 @@ class StubState(Protocol):
     def _next_behaviour(self, model: str) -> Behaviour: ...
     def _scripted_models(self) -> set[str]: ...
     def _sleep(self, seconds: float) -> None: ...
+    def _wait_resumed(self, seconds: float) -> bool: ...
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -149,10 +154,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._abort()
             return
         content, finish, usage = answer_for(body, behaviour)
+        calls = tool_calls_of(behaviour)
         if body.get("stream"):
-            self._stream(body, model, behaviour, stream_chunks(body, model, content, finish, usage, dialect))
+            events = stream_chunks(body, model, content, finish, usage, dialect, tool_calls=calls)
+            self._stream(body, model, behaviour, events)
         else:
-            self._send_json(200, completion_body(model, content, finish, usage, dialect))
+            self._send_json(200, completion_body(model, content, finish, usage, dialect, tool_calls=calls))
 
     def _stream(self, body: JSON, model: str, behaviour: Behaviour, events: list[JSON]) -> None:
         stub = self.server.stub
@@ -164,6 +171,7 @@ class _Handler(BaseHTTPRequestHandler):
         delay = behaviour.chunk_delay if isinstance(behaviour, Ok) else 0.0
         cut = behaviour.after_chunks if isinstance(behaviour, BreakStream) else None
         malformed = isinstance(behaviour, BreakStream) and behaviour.malformed
+        pause = behaviour.pause_after if isinstance(behaviour, Ok) else None
         payloads = [b"data: " + json.dumps(e).encode() + b"\n\n" for e in events]
         payloads.append(b"data: [DONE]\n\n")
         sent = 0
@@ -177,6 +185,8 @@ class _Handler(BaseHTTPRequestHandler):
                     return
                 if delay and sent:
                     stub._sleep(delay)
+                if pause is not None and sent == pause:
+                    self._hold(stub)
                 # One HTTP chunk per SSE event, so clients see each event as it is written.
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
                 sent += 1
@@ -184,6 +194,14 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True
             stub._record_disconnect(self.path, model, sent)
+
+    def _hold(self, stub: StubState) -> None:
+        # Paused until the test resumes the stub: an SSE comment every so often keeps the stream from
+        # looking idle to the client's read timeout, as real servers do. Bounded, so a test that fails
+        # before resuming leaves no handler behind for good.
+        deadline = time.monotonic() + PAUSE_LIMIT_SECONDS
+        while not stub._wait_resumed(KEEPALIVE_SECONDS) and time.monotonic() < deadline:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(KEEPALIVE), KEEPALIVE))
 
     def _control(self, method: str, path: str) -> None:
         stub = self.server.stub

@@ -1,16 +1,16 @@
-"""What the stub upstream answers: scripted behaviours and the OpenAI/Mistral response bodies.
+"""What the stub upstream answers: scripted behaviours, fixed errors and the content and usage of an answer.
 
-Split from stub_upstream.py (the HTTP server) so each reads in one sitting.
+Split from stub_upstream.py (the HTTP server) so each reads in one sitting; the bodies that carry an
+answer (a chat.completion, stream events) are in stub_bodies.py.
 """
 
 from __future__ import annotations
 
-import re
-import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from llmproxy.devtools.stub_bodies import tool_calls_of
 from llmproxy.jsontypes import JSON
 
 # ---------------------------------------------------------------------------
@@ -20,7 +20,13 @@ from llmproxy.jsontypes import JSON
 
 @dataclass
 class Ok:
-    """Answer successfully. content=None echoes the last user message; usage=False omits usage."""
+    """Answer successfully. content=None echoes the last user message; usage=False omits usage.
+
+    tool_calls ([{"name", "arguments"}]) answers with those calls instead of text (arguments streamed in
+    pieces). fill=True reports the whole output cap as completion tokens (the request's max_completion_tokens
+    or max_tokens, times n; UNCAPPED_FILL without a cap): a model that talks until it is stopped.
+    pause_after=K stops a stream after K events until the test calls `StubUpstream.resume()`.
+    """
 
     content: str | None = None
     prompt_tokens: int | None = None
@@ -28,6 +34,9 @@ class Ok:
     usage: bool = True
     finish_reason: str = "stop"
     chunk_delay: float = 0.0  # seconds between stream chunks (a token rate, or time to disconnect)
+    tool_calls: list[JSON] | None = None
+    fill: bool = False
+    pause_after: int | None = None
 
 
 @dataclass
@@ -65,11 +74,14 @@ class Hang:
 class BreakStream:
     """Streams: send `after_chunks` events then drop the connection; non-streams: drop at once.
 
-    malformed=True sends a broken `data:` line (not JSON) instead of dropping.
+    malformed=True sends a broken `data:` line (not JSON) instead of dropping. `content` and `tool_calls`
+    are what the stream was saying when it broke (as Ok's).
     """
 
     after_chunks: int = 0
     malformed: bool = False
+    content: str | None = None
+    tool_calls: list[JSON] | None = None
 
 
 @dataclass
@@ -106,7 +118,7 @@ def behaviour_to_dict(behaviour: Behaviour) -> JSON:
 
 
 # ---------------------------------------------------------------------------
-# Response bodies
+# Errors and answers
 # ---------------------------------------------------------------------------
 
 _DEFAULT_ERRORS = {
@@ -146,6 +158,7 @@ MISTRAL_FIELDS = frozenset(
     }
 )
 INVALID_BODY = object()  # marks a request body that is not JSON
+UNCAPPED_FILL = 1_000_000  # what Ok(fill=True) reports for a request without an output cap
 KNOWN_MODELS = ("gpt-4o-mini", "gpt-4o", "mistral-small-latest", "mistral-large-latest")
 
 
@@ -203,7 +216,15 @@ def _text(content: Any) -> str:
 def answer_for(body: JSON, behaviour: Behaviour) -> tuple[str, str, JSON | None]:
     """(content, finish_reason, usage) for a successful answer to `body`."""
     messages = body.get("messages") or []
-    ok = behaviour if isinstance(behaviour, Ok) else Ok(content=getattr(behaviour, "content", None))
+    ok = (
+        behaviour
+        if isinstance(behaviour, Ok)
+        else Ok(content=getattr(behaviour, "content", None), tool_calls=getattr(behaviour, "tool_calls", None))
+    )
+    calls = tool_calls_of(ok)
+    if calls is not None:  # no text: the calls' arguments are what it produced
+        produced = sum(len(c["function"]["arguments"].split()) for c in calls)
+        ok = replace(ok, content="", finish_reason="tool_calls", completion_tokens=ok.completion_tokens or produced)
     content = ok.content
     if content is None:
         last_user = next((m for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "user"), {})
@@ -222,60 +243,13 @@ def answer_for(body: JSON, behaviour: Behaviour) -> tuple[str, str, JSON | None]
         else sum(len(_text(m.get("content")).split()) + 4 for m in messages if isinstance(m, dict))
     )
     completion = ok.completion_tokens if ok.completion_tokens is not None else len(content.split())
+    if ok.fill:
+        n = body.get("n")
+        completion = (limit if isinstance(limit, int) and limit > 0 else UNCAPPED_FILL) * (
+            n if isinstance(n, int) else 1
+        )
     return (
         content,
         finish,
         {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
     )
-
-
-def completion_body(model: str, content: str, finish: str, usage: JSON | None, dialect: str) -> JSON:
-    message: dict[str, Any] = {"role": "assistant", "content": content}
-    choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish}
-    out: dict[str, Any] = {
-        "id": "chatcmpl-" + uuid.uuid4().hex[:24],
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [choice],
-    }
-    if dialect == "mistral":
-        message.update(tool_calls=None, prefix=False)
-    else:
-        message["refusal"] = None
-        choice["logprobs"] = None
-        out["system_fingerprint"] = "fp_stub"
-    if usage is not None:
-        out["usage"] = usage
-    return out
-
-
-def stream_chunks(body: JSON, model: str, content: str, finish: str, usage: JSON | None, dialect: str) -> list[JSON]:
-    """The stream events for an answer, as the dialect's server sends them."""
-    base: dict[str, Any] = {
-        "id": "chatcmpl-" + uuid.uuid4().hex[:24],
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": model,
-    }
-    options = body.get("stream_options") or {}
-    include_usage = dialect == "openai" and usage is not None and options.get("include_usage")
-    if dialect == "openai":
-        base["system_fingerprint"] = "fp_stub"
-    if include_usage:
-        base["usage"] = None  # OpenAI marks every chunk but the last this way
-
-    def chunk(delta: JSON, reason: str | None = None) -> JSON:
-        choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": reason}
-        if dialect == "openai":
-            choice["logprobs"] = None
-        return {**base, "choices": [choice]}
-
-    events = [chunk({"role": "assistant", "content": ""})]
-    events += [chunk({"content": piece}) for piece in re.findall(r"\S+\s*", content)]
-    events.append(chunk({}, finish))
-    if dialect == "mistral" and usage is not None:
-        events[-1]["usage"] = usage  # Mistral: usage rides on the finish chunk, always
-    if include_usage:
-        events.append({**base, "choices": [], "usage": usage})
-    return events

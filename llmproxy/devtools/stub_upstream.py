@@ -48,6 +48,7 @@ class StubUpstream:
         self._requests: deque[JSON] = deque(maxlen=100_000)
         self._disconnects: list[JSON] = []
         self._stopping = threading.Event()
+        self._resumed = threading.Event()
         self._server: StubServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -119,7 +120,12 @@ class StubUpstream:
             self._scripts.clear()
             self._requests.clear()
             self._disconnects.clear()
+        self._resumed.clear()
         self.latency = self._initial_latency
+
+    def resume(self) -> None:
+        """Let every stream paused by Ok(pause_after=...) go on, and later ones not pause (until `reset`)."""
+        self._resumed.set()
 
     @property
     def requests(self) -> list[JSON]:
@@ -164,6 +170,9 @@ class StubUpstream:
     def _sleep(self, seconds: float) -> None:
         if seconds > 0:
             self._stopping.wait(seconds)  # wakes at once when the stub stops
+
+    def _wait_resumed(self, seconds: float) -> bool:
+        return self._resumed.wait(seconds) or self._stopping.is_set()
 
 
 def main(argv: list[str] | None = None) -> None:

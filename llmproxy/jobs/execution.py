@@ -73,7 +73,7 @@ def execute_job(
     row if the caller has just read it (see PrefetchedRows); else it is read here.
     """
     snapshots = snapshots or Snapshots(0)
-    leases = leases or LeaseRenewer(redis_client, settings.job_lease_seconds)
+    leases = leases or LeaseRenewer(redis_client, settings.job_lease_seconds, settings.reservation_ttl_seconds)
     stored, refusal = None, None
     if queue != Queue.INTERACTIVE:
         # A stored job (async job, batch line): its row says what to run, and whether it still should.
@@ -105,7 +105,7 @@ def execute_job(
         # It can never be admitted (budget spent, too large, key revoked, model not allowed): it fails, nothing billed.
         refused = Outcome(status=JobStatus.FAILED, error=refusal.body()["error"], error_status=refusal.status)
         return job.status if live.finish(redis_client, job, run, refused, settle=settle_refusal) else None
-    lease = leases.holding(job_id, run)
+    lease = leases.holding(job_id, run, key_id=job.api_key_id)  # renews the job's cost reservation too
     should_stop = StopCheck(redis_client, job, every=CANCEL_CHECK_SECONDS, cancel_asked=claimed.cancel_asked)
     nap = should_stop.sleep(sleep)  # a retry's backoff ends early once the job must stop
     outcome = _run(job, run, steps, client=redis_client, settings=settings, sleep=nap, lease=lease, stop=should_stop)
@@ -163,6 +163,7 @@ def _run(
             should_stop=stop,
             sleep=sleep,
             job_id=job.id,
+            output_cap=settings.default_max_tokens,  # what admission reserved per choice when no cap was given
         )
     return outcome_of(job, chain, started)
 

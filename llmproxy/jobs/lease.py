@@ -1,4 +1,9 @@
-"""A running job's lease (llmproxy.jobs.live): renewed in the background so the sweeper knows the run is alive."""
+"""A running job's lease (llmproxy.jobs.live): renewed in the background so the sweeper knows the run is alive.
+
+The same call renews the job's cost reservation (llmproxy.limits.reservations), so a long stream or a slow
+upstream never outlives what it reserved of its key's budget; only a dead worker's reservation lapses, after
+RESERVATION_TTL_SECONDS without renewal (by then the sweeper's re-run has taken it over, or it settled).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import redis
 from llmproxy.jobs.live import LEASES_KEY, LIVE_TTL_SECONDS, live_key
 from llmproxy.jobs.live_lua import RENEW_LUA
 from llmproxy.jobs.timing import ms
+from llmproxy.limits.reservations import DEFAULT_RESERVATION_TTL, limit_keys
 from llmproxy.luascript import LuaScript
 
 log = logging.getLogger(__name__)
@@ -22,17 +28,20 @@ _RENEW = LuaScript(RENEW_LUA)
 class LeaseRenewer:
     """One thread per process renews the leases of every run in progress, in one script call per round."""
 
-    def __init__(self, client: redis.Redis, lease_seconds: float) -> None:
+    def __init__(
+        self, client: redis.Redis, lease_seconds: float, reservation_seconds: float = DEFAULT_RESERVATION_TTL
+    ) -> None:
         self._client = client
         self._lease = lease_seconds
-        self._runs: dict[str, int] = {}
+        self._reservation = reservation_seconds
+        self._runs: dict[str, tuple[int, str | None]] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def hold(self, job_id: str, run: int) -> None:
-        """Keep renewing this run's lease until `release`."""
+    def hold(self, job_id: str, run: int, key_id: str | None = None) -> None:
+        """Keep renewing this run's lease until `release`, and the cost reservation it holds on `key_id`'s limits."""
         with self._lock:
-            self._runs[job_id] = run
+            self._runs[job_id] = (run, key_id)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="lease-renewer", daemon=True)
                 self._thread.start()
@@ -43,9 +52,9 @@ class LeaseRenewer:
             self._runs.pop(job_id, None)
 
     @contextmanager
-    def holding(self, job_id: str, run: int) -> Iterator[None]:
-        """Renew this run's lease for the duration of the block."""
-        self.hold(job_id, run)
+    def holding(self, job_id: str, run: int, key_id: str | None = None) -> Iterator[None]:
+        """Renew this run's lease (and its reservation on `key_id`'s limits) for the duration of the block."""
+        self.hold(job_id, run, key_id)
         try:
             yield
         finally:
@@ -57,15 +66,19 @@ class LeaseRenewer:
             runs = list(self._runs.items())
         if not runs:
             return
-        reply = _RENEW(
-            self._client,
-            [LEASES_KEY, *(live_key(job_id) for job_id, _ in runs)],
-            [ms(self._lease), ms(LIVE_TTL_SECONDS), *(v for job_id, run in runs for v in (job_id, run))],
-        )
+        keys = [LEASES_KEY]
+        args: list[str | int] = [ms(self._lease), ms(LIVE_TTL_SECONDS), ms(self._reservation)]
+        for job_id, (run, key_id) in runs:
+            keys.append(live_key(job_id))
+            if key_id is not None:
+                limits = limit_keys(key_id)
+                keys += [limits.costdl, limits.cost, limits.sums]
+            args += [job_id, run, 0 if key_id is None else 1]
+        reply = _RENEW(self._client, keys, args)
         with self._lock:
-            for (job_id, run), ours in zip(runs, reply, strict=True):
-                if not ours and self._runs.get(job_id) == run:
-                    log.warning("job %s run %d lost its lease; another run may take it over", job_id, run)
+            for (job_id, held), ours in zip(runs, reply, strict=True):
+                if not ours and self._runs.get(job_id) == held:
+                    log.warning("job %s run %d lost its lease; another run may take it over", job_id, held[0])
                     self._runs.pop(job_id, None)
 
     def _loop(self) -> None:

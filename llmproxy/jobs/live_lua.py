@@ -58,24 +58,36 @@ return {'claimed', run, job, redis.call('EXISTS', KEYS[4]), redis.call('GET', KE
 """
 )
 
-# KEYS: leases, then the live hash of each job. ARGV: lease_ms, ttl_ms, then each job's id and run.
-# Returns 1 per job still ours (its lease moved on), 0 per job that is not.
+# KEYS: leases, then for each job its live hash and, if it holds a cost reservation, its key's `costdl`, `cost`
+# and `sums` (llmproxy.limits.reservations). ARGV: lease_ms, ttl_ms, reservation_ms, then each job's id, run
+# and 1|0 (reservation keys given). Returns 1 per job still ours (its lease moved on, and its reservation
+# with it), 0 per job that is not. A reservation already settled, released or purged stays gone.
 RENEW_LUA = (
     _CLOCK
     + """
-local until_ = clock() + tonumber(ARGV[1])
-local out = {}
-for i = 2, #KEYS do
-  local id, run = ARGV[2 * i - 1], ARGV[2 * i]
-  local st = redis.call('HMGET', KEYS[i], 'status', 'run')
+local now = clock()
+local until_, held = now + tonumber(ARGV[1]), now + tonumber(ARGV[3])
+local function extend(key, ttl)
+  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+end
+local out, k = {}, 2
+for i = 4, #ARGV, 3 do
+  local id, run, reserved = ARGV[i], ARGV[i + 1], ARGV[i + 2] == '1'
+  local st = redis.call('HMGET', KEYS[k], 'status', 'run')
   if st[1] == 'in_progress' and st[2] == run then
-    redis.call('HSET', KEYS[i], 'lease', until_)
+    redis.call('HSET', KEYS[k], 'lease', until_)
     redis.call('ZADD', KEYS[1], until_, id)
-    redis.call('PEXPIRE', KEYS[i], ARGV[2])
+    redis.call('PEXPIRE', KEYS[k], ARGV[2])
+    local deadline = reserved and redis.call('ZSCORE', KEYS[k + 1], id)
+    if deadline and tonumber(deadline) < held then
+      redis.call('ZADD', KEYS[k + 1], held, id)
+      for j = 1, 3 do extend(KEYS[k + j], tonumber(ARGV[3]) + 1000) end
+    end
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
   end
+  k = k + (reserved and 4 or 1)
 end
 return out
 """

@@ -41,6 +41,7 @@ def pace(session: Session, client: redis.Redis, job: Job, settings: Settings, sn
             chain=allowed_chain(cached_price_chain(snapshots, session, job.model), key.allowed_models),
             default_max_tokens=settings.default_max_tokens,
             share=settings.batch_limit_share,
+            reservation_ttl=settings.reservation_ttl_seconds,
         )
     except ApiError as refusal:
         if refusal.headers.get("Retry-After") and refusal.code == "rate_limit_exceeded":

@@ -19,6 +19,7 @@ class Queue(StrEnum):
 
 RUN_JOB_TASK = "llmproxy.run_job"
 RUN_LINES_TASK = "llmproxy.run_lines"  # several batch lines in one message: Celery's cost per message, shared
+VALIDATE_BATCH_TASK = "llmproxy.validate_batch"  # check a new batch's input file, then store and send its lines
 DISPATCH_BATCH_TASK = "llmproxy.dispatch_batch"
 FINALIZE_BATCH_TASK = "llmproxy.finalize_batch"
 

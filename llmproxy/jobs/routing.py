@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmproxy.billing.cost import Prices
+from llmproxy.chat.output_cap import capped_body
 from llmproxy.chat.stream_assembly import StreamAssembler
 from llmproxy.errors import error_object
 from llmproxy.jobs.upstream_errors import STREAM_INTERRUPTED, attempt_message, caller_error, log_failure
@@ -80,7 +81,7 @@ def _delay(policy: RetryPolicy, retry: int, retry_after: float | None) -> float 
 
 def run_chain(
     steps: list[Step],
-    body: JSON,
+    request: JSON,
     *,
     stream: bool,
     policy: RetryPolicy,
@@ -88,10 +89,12 @@ def run_chain(
     should_stop: Callable[[], bool] = lambda: False,
     sleep: Callable[[float], None] = time.sleep,
     job_id: str = "-",
+    output_cap: int | None = None,
 ) -> ChainResult:
     """Try each step in order; return the first success, a caller error, or every attempt's failure.
 
     Each failure's upstream text is logged under `job_id`; the result carries only our codes and messages.
+    A body without its own output cap is sent with `output_cap` (what its reservation covers per choice).
     """
     result = ChainResult(attempts=[])
     for step in steps:
@@ -99,6 +102,7 @@ def run_chain(
             result.attempts.append(_attempt(step, "no_credentials", None, time.monotonic()))
             continue
         provider = get_provider(step.kind)
+        body = capped_body(request, provider.output_cap_field, output_cap)
         retry = 0
         while True:
             if should_stop():

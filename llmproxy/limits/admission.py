@@ -65,7 +65,9 @@ def insufficient_quota(headers: dict[str, str] | None = None) -> ApiError:
 def worst_case_cost(chain: Sequence[Priced], body: JSON, *, default_max_tokens: int) -> tuple[int, Decimal]:
     """(estimated tokens, highest possible cost): prompt and max completion at the chain's highest prices.
 
-    `chain` holds the models that may serve (anything with input/output_cost_per_1m).
+    `chain` holds the models that may serve (anything with input/output_cost_per_1m). The prompt counts what
+    a provider bills (messages, tool definitions, a response schema); the completion is the output cap sent
+    upstream (the caller's, else `default_max_tokens`) times `n`, so no answer can cost more.
     """
     prompt, completion = estimate_request(body, default_max_tokens=default_max_tokens)
     max_in = max((m.input_cost_per_1m for m in chain), default=Decimal(0))
@@ -108,12 +110,14 @@ def admit(
     share: float = 1.0,
     parallel: int | None = None,
     slot_seconds: float = reservations.DEFAULT_RESERVATION_TTL,
+    reservation_ttl: float = reservations.DEFAULT_RESERVATION_TTL,
 ) -> reservations.Admission | None:
     """Reserve this request's share of the key's limits, or raise 429 saying which limit and for how long.
 
     `chain` is the model's fallback chain (from the process's snapshots: web and worker pass the
     same cached one), whose highest prices bound the request's worst-case cost. With `parallel`,
     the request also holds one of the key's slots in flight (llmproxy.limits.parallel) until it ends.
+    The cost reservation lives `reservation_ttl` seconds, renewed with its job's lease while it runs.
     """
     key_lims = key_limits(key, share, parallel)
     if key_lims is None:
@@ -131,6 +135,7 @@ def admit(
         max_cost_usd=max_cost,
         spent_usd=key.spend_usd or Decimal(0),
         slot_seconds=slot_seconds,
+        reservation_ttl=reservation_ttl,
     )
     if state.allowed:
         return state

@@ -19,7 +19,8 @@ Redis layout for one key (``limit_keys``), all sharing one hash tag:
   tok    zset  request_id -> admitted at (ms)          TPM window ...
   tokn   hash  request_id -> tokens                    ... and its token counts
   cost   hash  request_id -> reserved nano-dollars     outstanding cost reservations
-  costdl zset  request_id -> deadline (ms)             ... purged once past deadline
+  costdl zset  request_id -> deadline (ms)             ... purged once past deadline; a running job's
+                                                        is moved on with its lease (llmproxy.jobs.lease)
   done   zset  request_id -> settled/released at (ms)  makes settle/release idempotent
   sums   hash  tokens, cost                             running totals of tokn and cost
   spent  string  nano-dollars settled so far             see below
@@ -184,7 +185,8 @@ def reserve(
 
     Budget: refused once `spent_usd` + outstanding reservations reaches the
     budget, or would pass it with `max_cost_usd`. The cost reservation lapses
-    after `reservation_ttl` seconds so a dead worker never locks a key out.
+    after `reservation_ttl` seconds unless its job's lease renews it, so a dead
+    worker never locks a key out and a long stream never outlives it.
     Reserving an id already admitted in the window returns allowed and records
     nothing more (a redelivered task is not counted twice). With `limits.parallel`,
     the request also takes one of the key's slots until it ends (the job's finish or

@@ -1,4 +1,4 @@
-"""Retention: delete finished jobs, ended batches and expired files after RETENTION_DAYS (at least 1 day).
+"""Retention: delete finished jobs, ended batches and expired files (chunks too) after RETENTION_DAYS (at least 1 day).
 
 The usage ledger is never deleted: it is the accounting record. Its job_id has no foreign key
 (migration 0002), so a ledger row keeps naming the job it billed after the job is gone, and
@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from llmproxy.batches.file_chunks import delete_chunks
 from llmproxy.batches.states import FINAL_BATCH_STATUSES
 from llmproxy.jobs.states import FINAL_JOB_STATUSES
 from llmproxy.storage.engine import session_scope
@@ -59,6 +60,8 @@ def _delete_in_chunks(
             ids = list(session.scalars(query.limit(ROWS_PER_DELETE)))
             if not ids:
                 break
+            if model is StoredFile:
+                delete_chunks(session, ids)  # a file's bytes go with it (first: they reference its row)
             session.execute(delete(model).where(model.id.in_(ids)).execution_options(synchronize_session=False))
         total += len(ids)
         if len(ids) < ROWS_PER_DELETE:

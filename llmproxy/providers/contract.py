@@ -33,6 +33,9 @@ class Provider(ABC):
     """One upstream protocol. Instances are shared per process; they hold only pooled connections."""
 
     kind: str = ""
+    # The request field that caps completion tokens per choice, which the gateway sets when the caller
+    # did not (llmproxy.chat.output_cap): the one every OpenAI-compatible server knows.
+    output_cap_field: str = "max_tokens"
 
     def __init__(self, http: Http | None = None) -> None:
         self.http = http or Http()

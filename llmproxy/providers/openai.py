@@ -25,6 +25,8 @@ class OpenAIProvider(Provider):
 
     # OpenAI itself always needs a key; openai_compatible servers may run without one.
     requires_api_key = True
+    # OpenAI's reasoning models refuse max_tokens; every OpenAI chat model takes this one.
+    output_cap_field = "max_completion_tokens"
 
     # -- hooks for dialects ------------------------------------------------
 

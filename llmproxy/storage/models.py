@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -108,6 +109,15 @@ class Job(Base):
         Index("ix_jobs_key_created", "api_key_id", "created_at"),
         Index("ix_jobs_status_created", "status", "created_at"),
         Index("ix_jobs_batch_status", "batch_id", "status"),
+        # A batch's lines are created once: a validation that runs twice cannot store a line twice.
+        Index(
+            "ux_jobs_batch_custom_id",
+            "batch_id",
+            "custom_id",
+            unique=True,
+            postgresql_where=text("batch_id IS NOT NULL"),
+            sqlite_where=text("batch_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -167,7 +177,7 @@ class UsageEntry(Base):
 
 
 class StoredFile(Base):
-    """An uploaded batch input, or a batch's output/error file; the content lives in the row."""
+    """An uploaded batch input, or a batch's output/error file; its bytes are its FileChunk rows."""
 
     __tablename__ = "files"
     __table_args__ = (Index("ix_files_key_created", "api_key_id", "created_at"),)
@@ -177,11 +187,20 @@ class StoredFile(Base):
     purpose: Mapped[str] = mapped_column(String(32))
     filename: Mapped[str] = mapped_column(String(512))
     size_bytes: Mapped[int] = mapped_column("bytes", BigInteger)
-    # Deferred: listing files must not load their contents.
-    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     status: Mapped[str] = mapped_column(String(16), default="processed")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class FileChunk(Base):
+    """Up to 1 MiB of a file's bytes (llmproxy.batches.file_chunks): a file is never one value in memory."""
+
+    __tablename__ = "file_chunks"
+
+    # No cascade: whoever deletes a file deletes its chunks first (the foreign key refuses it otherwise).
+    file_id: Mapped[str] = mapped_column(ForeignKey("files.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Batch(Base):

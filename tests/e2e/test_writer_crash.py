@@ -19,8 +19,7 @@ from decimal import Decimal
 import pytest
 import redis as redis_lib
 import requests
-from sqlalchemy import func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
 
 from llmproxy.devtools.stub_responses import Ok
 from llmproxy.devtools.waiting import wait_for
@@ -30,6 +29,7 @@ from llmproxy.jobs.writer import GROUP
 from llmproxy.storage.engine import session_scope
 from llmproxy.storage.models import ApiKey, Batch, Job, UsageEntry
 from tests.support import batching, records
+from tests.support.databases import RowLock
 from tests.support.processes import WebProcess, WorkerProcess, WriterProcess, side_by_side
 
 REQUESTS = 8
@@ -92,24 +92,6 @@ def _pending(client: redis_lib.Redis) -> int:
         return 0
 
 
-class _Lock:
-    """Holds the key's row (PostgreSQL) or the whole database (SQLite) so a writer's transaction waits."""
-
-    def __init__(self, db, key_id: str) -> None:
-        session = db()
-        if session.get_bind().dialect.name == "sqlite":
-            session.execute(text("BEGIN IMMEDIATE"))
-        else:
-            session.execute(select(ApiKey).where(ApiKey.id == key_id).with_for_update())
-        self.session: Session | None = session
-
-    def release(self) -> None:
-        if self.session is not None:
-            self.session.rollback()
-            self.session.close()
-            self.session = None
-
-
 @dataclass
 class _Held:
     """A writer that has read records and waits on the lock inside its transaction."""
@@ -117,7 +99,7 @@ class _Held:
     key_id: str
     job_ids: list[str]
     client: redis_lib.Redis
-    lock: _Lock
+    lock: RowLock
     writer: WriterProcess
     started: list
 
@@ -130,7 +112,10 @@ def _batch_of_lines(db, client: redis_lib.Redis) -> Submit:
 
     def submit(web: WebProcess, secret: str) -> list[str]:
         batch = batching.submit(web.url, secret, batching.file_of(REQUESTS))
-        ids = [j.id for j in batching.batch_jobs(db, batch["id"])]
+        # A worker validates the batch, then stores all its lines at once.
+        ids = wait_for(
+            lambda: [j.id for j in batching.batch_jobs(db, batch["id"])], timeout=30, message="the batch's lines"
+        )
         wait_for(
             lambda: all((j := live.read(client, i)) is not None and j.status == "completed" for i in ids),
             timeout=60,
@@ -152,11 +137,11 @@ def _writer_held_before_commit(
     writer = WriterProcess(e2e_env)
     started = [WorkerProcess(e2e_env, concurrency=4), web := WebProcess(e2e_env, workers=1)]
     client = redis_lib.Redis.from_url(e2e_env["REDIS_URL"])
-    lock: _Lock | None = None
+    lock: RowLock | None = None
     try:
         side_by_side(lambda p: p.start(), started)
         job_ids = (submit or _serve)(web, secret)  # served while nothing is stored
-        lock = _Lock(db, key["id"])
+        lock = RowLock(db, ApiKey, key["id"])
         started.append(writer)
         writer.start()
         # The writer has read the records and cannot commit.

@@ -19,6 +19,9 @@ GOOD = {"ENCRYPTION_KEY": "ab" * 32, "ADMIN_API_KEY": "x" * 20}
         ({**GOOD, "METRICS_TOKEN": "too-short"}, "METRICS_TOKEN"),
         ({**GOOD, "HOST": "127.0.0.1 0.0.0.0"}, "HOST"),
         ({**GOOD, "HOST": "http://example.com"}, "HOST"),
+        ({**GOOD, "DEFAULT_MAX_TOKENS": "0"}, "DEFAULT_MAX_TOKENS"),
+        ({**GOOD, "RESERVATION_TTL_SECONDS": "0"}, "RESERVATION_TTL_SECONDS"),
+        ({**GOOD, "RESERVATION_TTL_SECONDS": "20", "JOB_LEASE_SECONDS": "30"}, "RESERVATION_TTL_SECONDS"),
     ],
 )
 def test_bad_settings_name_the_variable(env, name):
@@ -47,3 +50,10 @@ def test_host_is_loopback_unless_set_and_metrics_token_is_optional():
     assert load_settings({**GOOD, "HOST": "[::]"}).host == "::"  # as the Procfile's --bind spells it
     assert load_settings({**GOOD, "METRICS_TOKEN": " " + "m" * 16 + " "}).metrics_token == "m" * 16
     assert load_settings({**GOOD, "METRICS_TOKEN": ""}).metrics_token is None
+
+
+def test_a_reservation_lives_ten_minutes_unrenewed_by_default_and_at_least_a_lease():
+    assert load_settings(GOOD).reservation_ttl_seconds == 600
+    assert (
+        load_settings({**GOOD, "RESERVATION_TTL_SECONDS": "2", "JOB_LEASE_SECONDS": "1"}).reservation_ttl_seconds == 2
+    )

@@ -11,7 +11,7 @@ from llmproxy.batches import cancel, store
 from llmproxy.batches.states import BatchStatus
 from llmproxy.errors import bad_request
 from llmproxy.jobs import events
-from llmproxy.jobs.queues import DISPATCH_BATCH_TASK, FINALIZE_BATCH_TASK
+from llmproxy.jobs.queues import FINALIZE_BATCH_TASK, VALIDATE_BATCH_TASK
 from llmproxy.limits.queued import admit_submission, forget_queued
 from llmproxy.validation import reject_unknown, validate_metadata
 from web.auth import current_key, require_client
@@ -29,39 +29,34 @@ FIELDS = {"input_file_id", "endpoint", "completion_window", "metadata", "output_
 
 @bp.post("")
 def create_batch():
-    """Create a batch from an uploaded file: `in_progress` with one job per line, or `failed` naming bad lines."""
+    """Create a batch from an uploaded file: `validating` at once; a worker checks its lines, then runs or fails it."""
     data = json_body()
     reject_unknown(data, FIELDS)
     for name in ("input_file_id", "endpoint", "completion_window"):
         if not isinstance(data.get(name), str) or not data[name]:
             raise bad_request(f"Missing required parameter: '{name}'", code="missing_field", param=name)
     key = current_key()
-    admitted: list[str] = []
-
-    def admit_lines(job_ids: list[str]) -> None:
-        # Budget left and room among the key's queued jobs, before anything is stored (RPM/TPM wait in the workers).
-        admit_submission(resources().redis, key=key, job_ids=job_ids, settings=resources().settings)
-        admitted.extend(job_ids)
-
+    batch = store.create_batch(
+        db(),
+        key=key,
+        input_file_id=data["input_file_id"],
+        endpoint=data["endpoint"],
+        completion_window=data["completion_window"],
+        metadata=validate_metadata(data.get("metadata")),
+        settings=resources().settings,
+        output_expires_after=data.get("output_expires_after"),
+    )
+    # Budget left, and room among the key's queued jobs: the batch holds one place until its validation admits
+    # its lines (RPM/TPM wait in the workers). Refused: nothing is committed.
+    admit_submission(resources().redis, key=key, job_ids=[batch.id], settings=resources().settings)
     try:
-        batch = store.create_batch(
-            db(),
-            key=key,
-            input_file_id=data["input_file_id"],
-            endpoint=data["endpoint"],
-            completion_window=data["completion_window"],
-            metadata=validate_metadata(data.get("metadata")),
-            settings=resources().settings,
-            output_expires_after=data.get("output_expires_after"),
-            admit_lines=admit_lines,
-        )
         commit()
     except Exception:
-        forget_queued(resources().redis, key.id, admitted)  # counted, but never stored
+        forget_queued(resources().redis, key.id, [batch.id])  # counted, but never stored
         raise
-    if batch.status == BatchStatus.IN_PROGRESS:
-        send_batch_task(DISPATCH_BATCH_TASK, batch.id)
-    return jsonify(store.batch_json(db(), batch))
+    created = store.batch_json(db(), batch)  # as stored: `validating`, whatever the worker does next
+    send_batch_task(VALIDATE_BATCH_TASK, batch.id)
+    return jsonify(created)
 
 
 @bp.get("/<batch_id>")

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+import tempfile
 
 from flask import Blueprint, Response, jsonify, request
 
 from llmproxy.batches import files
+from llmproxy.batches.file_chunks import stream_chunks
+from llmproxy.batches.upload_limits import UploadMeter
 from llmproxy.errors import bad_request
 from web.auth import authenticate_client, current_key
+from web.batch_api import multipart
 from web.context import db, resources
 from web.listing import limit_param, list_response
 
@@ -27,24 +31,54 @@ def _authenticate_and_size():
 
 @bp.post("")
 def upload_file():
-    """Store a batch input file: multipart `file` and `purpose=batch`."""
-    upload = request.files.get("file")
-    if upload is None:
+    """Store a batch input file: multipart `file` and `purpose=batch`, streamed to storage as it arrives."""
+    if request.mimetype != "multipart/form-data":
         raise bad_request(
             "Missing required parameter: 'file' (multipart/form-data)", code="missing_field", param="file"
         )
-    purpose = request.form.get("purpose")
-    if purpose is None:
-        raise bad_request("Missing required parameter: 'purpose'", code="missing_field", param="purpose")
-    row = files.upload_file(
-        db(),
-        api_key_id=current_key().id,
-        purpose=purpose,
-        filename=upload.filename or "upload.jsonl",
-        content=upload.read(),
-        settings=resources().settings,
-    )
+    settings = resources().settings
+    meter = UploadMeter(max_bytes=settings.max_batch_file_bytes, max_lines=settings.max_batch_lines)
+    # The file goes to a temporary file on disk as it arrives (never whole in memory), measured on the way;
+    # it is copied into the database once whole and within the limits, in one short transaction.
+    with tempfile.TemporaryFile(prefix="llmproxy-upload-") as spool:
+
+        def take(data: bytes) -> None:
+            meter.feed(data)
+            spool.write(data)
+
+        form = multipart.receive_form(
+            request.stream,
+            request.mimetype_params.get("boundary", ""),
+            file_field="file",
+            write=take,
+            check=_check_part,
+        )
+        if form.filename is None:
+            raise bad_request(
+                "Missing required parameter: 'file' (multipart/form-data)", code="missing_field", param="file"
+            )
+        if "purpose" not in form.fields:
+            raise bad_request("Missing required parameter: 'purpose'", code="missing_field", param="purpose")
+        size = meter.finish()
+        spool.seek(0)
+        row = files.upload_file(
+            db(),
+            api_key_id=current_key().id,
+            purpose=form.fields["purpose"],
+            filename=form.filename or "upload.jsonl",
+            source=spool,
+            size=size,
+            settings=settings,
+        )
     return jsonify(files.file_json(row))
+
+
+def _check_part(name: str, value: str) -> None:
+    # Refuse a bad purpose or file name as soon as it arrives, not after the file was read.
+    if name == "purpose":
+        files.check_purpose(value)
+    elif name == "file":
+        files.check_filename(value)
 
 
 @bp.get("")
@@ -73,13 +107,17 @@ def get_file(file_id):
 
 @bp.get("/<file_id>/content")
 def file_content(file_id):
-    """The file's bytes (JSONL)."""
+    """The file's bytes (JSONL), streamed a chunk at a time."""
     row = files.get_own_file(db(), current_key().id, file_id)
     safe_name = re.sub(r"[^A-Za-z0-9._-]", "_", row.filename) or "file.jsonl"
     return Response(
-        row.content,
+        stream_chunks(resources().session_factory, row.id),
         mimetype="application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="{safe_name}"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="{safe_name}"',
+            # A download cut short (the file was deleted meanwhile) is then visibly short to the client.
+            "Content-Length": str(row.size_bytes),
+        },
     )
 
 

@@ -60,6 +60,7 @@ def chat_completions() -> Response:
         default_max_tokens=settings.default_max_tokens,
         parallel=parallel,
         slot_seconds=slot.seconds,
+        reservation_ttl=settings.reservation_ttl_seconds,
     )
     release_connection()  # from here on the request needs no database: the job lives in Redis until it ends
     job = LiveJob(

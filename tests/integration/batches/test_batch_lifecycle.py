@@ -1,13 +1,15 @@
 """Batch internals that need no worker: dispatch in chunks, lost-line detection, finalizing exactly once
 (also when many try at once, or when a finalizer died), and retention (the ledger stays)."""
 
+import io
 import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+import redis as redis_lib
+from sqlalchemy import func, select, update
 
-from llmproxy.batches import dispatch, files, store
+from llmproxy.batches import dispatch, file_chunks, files, store, validation
 from llmproxy.batches import results as batche_results
 from llmproxy.config import ConfigError, load_settings
 from llmproxy.jobs.queues import Queue
@@ -15,20 +17,26 @@ from llmproxy.jobs.states import JobStatus
 from llmproxy.jobs.store import create_job
 from llmproxy.ops import retention
 from llmproxy.storage.engine import session_scope
-from llmproxy.storage.models import ApiKey, Batch, Job, StoredFile, UsageEntry
+from llmproxy.storage.models import ApiKey, Batch, FileChunk, Job, StoredFile, UsageEntry
 from llmproxy.storage.timestamps import utcnow
 from tests.support import batching as b
 
 
 def make_batch(db, settings, key_id: str, n: int) -> str:
-    """A batch stored straight through llmproxy (nothing is sent to any queue)."""
+    """A batch stored and validated straight through llmproxy (nothing is sent to any queue)."""
+    content = b.file_of(n)
     with session_scope(db) as session:
         key = session.get(ApiKey, key_id)
         source = files.upload_file(
-            session, api_key_id=key_id, purpose="batch", filename="in.jsonl", content=b.file_of(n), settings=settings
+            session,
+            api_key_id=key_id,
+            purpose="batch",
+            filename="in.jsonl",
+            source=io.BytesIO(content),
+            size=len(content),
+            settings=settings,
         )
-        session.flush()
-        return store.create_batch(
+        batch_id = store.create_batch(
             session,
             key=key,
             input_file_id=source.id,
@@ -37,6 +45,16 @@ def make_batch(db, settings, key_id: str, n: int) -> str:
             metadata=None,
             settings=settings,
         ).id
+    client = redis_lib.Redis.from_url(settings.redis_url)
+    try:
+        assert validation.validate_batch(db, client, batch_id, settings=settings) == "in_progress"
+    finally:
+        client.close()
+    return batch_id
+
+
+def file_bytes(session, file_id: str) -> bytes:
+    return b"".join(file_chunks.iter_chunks(session, file_id))
 
 
 def end_lines(db, batch_id: str, failed: int = 0) -> None:
@@ -170,8 +188,8 @@ def test_finalized_exactly_once_when_many_try(db, settings, make_key):
         outputs = list(session.scalars(select(StoredFile).where(StoredFile.purpose == "batch_output")))
         assert {f.id for f in outputs} == {batch.output_file_id, batch.error_file_id}
         output, errors = (
-            b.parse(session.get(StoredFile, batch.output_file_id).content),
-            b.parse(session.get(StoredFile, batch.error_file_id).content),
+            b.parse(file_bytes(session, batch.output_file_id)),
+            b.parse(file_bytes(session, batch.error_file_id)),
         )
     assert len(output) == 26 and len(errors) == 4
     assert len({x["custom_id"] for x in output + errors}) == 30
@@ -226,6 +244,8 @@ def test_retention_keeps_the_ledger(db, settings, make_key):
         session.execute(update(StoredFile).values(expires_at=utcnow() - timedelta(seconds=1)))
     counts = retention.purge(db, retention_days=30)
     assert counts == {"batches": 1, "jobs": 2, "files": 3}  # 2 inputs, the ended batch's output
+    with session_scope(db) as session:  # their bytes went with them
+        assert session.scalar(select(func.count()).select_from(FileChunk)) == 0
     with session_scope(db) as session:
         assert session.get(Batch, ended) is None and session.get(Batch, running) is not None
         assert session.get(Job, lines[0]) is not None  # its batch still runs

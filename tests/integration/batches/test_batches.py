@@ -219,7 +219,7 @@ def test_two_thousand_lines_under_upstream_failures(client, make_key, upstream, 
     upstream.script("gpt-3.5-turbo", *[s if s is not None else Ok() for s in script])
     started = time.monotonic()
     r = create(client, secret, b.file_of(n))
-    assert r.status_code == 200 and r.json["status"] == "in_progress", r.json
+    assert r.status_code == 200 and r.json["status"] == "validating", r.json
     batch = b.wait_batch(getter(client, secret), r.json["id"], timeout=300)
     elapsed = time.monotonic() - started
     print(f"\n{n}-line batch: {elapsed:.1f} s ({n / elapsed:.0f} lines/s)")
@@ -232,7 +232,7 @@ def test_two_thousand_lines_under_upstream_failures(client, make_key, upstream, 
     assert set(billed.values()) == {1} and len(billed) == len(output)
 
 
-def test_bad_file_fails_the_batch_and_creates_no_job(client, make_key, db):
+def test_bad_file_fails_the_batch_and_creates_no_job(client, make_key, db, worker):
     secret, key = make_key()
     lines = [
         b.line("ok"),
@@ -246,8 +246,8 @@ def test_bad_file_fails_the_batch_and_creates_no_job(client, make_key, db):
         b.line("e", messages=[]),
     ]
     r = create(client, secret, b.jsonl(lines))
-    assert r.status_code == 200
-    batch = r.json
+    assert r.status_code == 200 and r.json["status"] == "validating"
+    batch = b.wait_batch(getter(client, secret), r.json["id"])  # a worker reads the lines
     assert batch["status"] == "failed" and batch["failed_at"] and batch["output_file_id"] is None
     errors = batch["errors"]["data"]
     assert batch["errors"]["object"] == "list"

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from llmproxy.storage.engine import session_scope
 from llmproxy.storage.models import ApiKey, Job, UsageEntry
+from tests.support.batching import wait_batch
 
 # (fields over a valid body, the param the validator names, whether the JSON parser refuses it first)
 BAD = [
@@ -64,7 +65,9 @@ def batch_line(client, secret, body):
     )
     assert upload.status_code == 200, upload.json
     fields = {"input_file_id": upload.json["id"], "endpoint": "/v1/chat/completions", "completion_window": "24h"}
-    batch = client.post("/v1/batches", json=fields, headers=auth(secret)).json
+    created = client.post("/v1/batches", json=fields, headers=auth(secret)).json
+    assert created["status"] == "validating", created  # a worker reads the lines, off the web thread
+    batch = wait_batch(lambda i: client.get(f"/v1/batches/{i}", headers=auth(secret)).json, created["id"])
     assert batch["status"] == "failed", batch
     [error] = batch["errors"]["data"]
     return 400, error

@@ -125,15 +125,19 @@ def test_a_spent_budget_refuses_jobs_and_batches_at_submit_as_it_refuses_a_reque
     assert upstream.chat_bodies() == []
 
 
-def test_a_disallowed_model_or_a_revoked_key_is_refused_at_submit(client, make_key, admin_headers, upstream, db):
+def test_a_disallowed_model_or_a_revoked_key_is_refused_at_submit(
+    client, make_key, admin_headers, upstream, db, worker
+):
     secret, key = make_key(name="narrow", models=["gpt-4"])
     for r in (
         client.post("/v1/jobs", json={"body": BODY}, headers=auth(secret)),
         client.post("/v1/chat/completions", json=BODY, headers={**auth(secret), "Prefer": "respond-async"}),
     ):
         assert r.status_code == 403 and r.json["error"]["code"] == "model_not_allowed"
-    batch = create_batch(client, secret, b.jsonl([b.line("one")]))
-    assert batch.json["status"] == "failed" and batch.json["errors"]["data"][0]["code"] == "model_not_allowed"
+    created = create_batch(client, secret, b.jsonl([b.line("one")]))
+    # A batch's lines are checked by a worker (the batch is `validating` until then).
+    batch = b.wait_batch(lambda i: client.get(f"/v1/batches/{i}", headers=auth(secret)).json, created.json["id"])
+    assert batch["status"] == "failed" and batch["errors"]["data"][0]["code"] == "model_not_allowed"
     assert records.jobs(db) == []
     assert client.delete(f"/admin/keys/{key['id']}", headers=admin_headers).status_code == 200
     revoked = client.post("/v1/jobs", json={"body": {**BODY, "model": "gpt-4"}}, headers=auth(secret))

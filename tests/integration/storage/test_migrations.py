@@ -1,13 +1,9 @@
 """Migrations go up from empty and back down, on SQLite and on PostgreSQL when TEST_DATABASE_URL points at it."""
 
-import os
-import secrets
+from sqlalchemy import create_engine, inspect
 
-import pytest
-from sqlalchemy import create_engine, inspect, text
-
-from llmproxy.config import normalize_database_url
 from llmproxy.storage import migrate
+from tests.support.databases import needs_postgresql, scratch_postgresql
 
 TABLES = {"providers", "models", "api_keys", "key_credentials", "jobs", "usage_ledger", "files", "batches"}
 
@@ -27,21 +23,10 @@ def test_sqlite_up_down_up(tmp_path):
     _round_trip(f"sqlite:///{tmp_path}/m.db")
 
 
-@pytest.mark.skipif(
-    not (os.environ.get("TEST_DATABASE_URL") or "").startswith("postgres"), reason="TEST_DATABASE_URL is not PostgreSQL"
-)
+@needs_postgresql
 def test_postgresql_up_down_up():
-    base = normalize_database_url(os.environ["TEST_DATABASE_URL"])
-    name = f"llmproxy_mig_{secrets.token_hex(4)}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        _round_trip(base.rsplit("/", 1)[0] + "/" + name)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgresql() as url:
+        _round_trip(url)
 
 
 def test_migrations_match_the_models(tmp_path):
