@@ -55,6 +55,7 @@ class Settings:
     retention_days: float = 30.0
     default_max_parallel_requests: int | None = None  # a key's requests in flight; None: no cap
     default_max_queued_jobs: int | None = 100_000  # a key's async jobs and batch lines not yet ended; None: no cap
+    default_file_storage_bytes: int | None = 10 * 1024**3  # a key's uploaded, unexpired files; None: no quota
     provider_keys: Mapping[str, str] = field(default_factory=dict)
 
     def with_(self, **changes: Any) -> Settings:
@@ -194,6 +195,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         retention_days=_retention(env),
         default_max_parallel_requests=_cap(env, "DEFAULT_MAX_PARALLEL_REQUESTS", None),
         default_max_queued_jobs=_cap(env, "DEFAULT_MAX_QUEUED_JOBS", 100_000),
+        default_file_storage_bytes=_cap(env, "DEFAULT_FILE_STORAGE_BYTES", 10 * 1024**3),
         provider_keys=provider_keys,
     )
 

@@ -109,3 +109,28 @@ def _start_heartbeat(sender=None, **_kwargs) -> None:
 @signals.worker_shutdown.connect
 def _stop_heartbeat(**_kwargs) -> None:
     _heartbeat_stop.set()
+
+
+# A process manager SIGKILLs what still runs about 30 s after its SIGTERM. Celery's warm shutdown waits
+# for running tasks without limit, and its cold one (a second Ctrl-C) cannot stop a thread-pool task at
+# all, so a job on a slow provider would keep the process past that. Running jobs get this long to end;
+# then the process exits as a crash would, which loses nothing: each job's lease lapses and the sweeper
+# re-sends it to another worker (a batch line's message is redelivered too).
+STOP_GRACE_SECONDS = 20.0
+_exit_timer: list[threading.Timer] = []
+
+
+def _exit_now(grace: float) -> None:
+    # StreamHandler flushes each line; no logging.shutdown(), whose handler locks a stuck thread might hold.
+    log.warning("tasks still running %.0f s after the shutdown signal; exiting, their jobs will be re-sent", grace)
+    os._exit(1)
+
+
+@signals.worker_shutting_down.connect
+def _exit_after_grace(**_kwargs) -> None:
+    # Sent from the signal handler of the first SIGTERM/SIGINT (later ones change nothing here).
+    if not _exit_timer:
+        timer = threading.Timer(STOP_GRACE_SECONDS, _exit_now, args=(STOP_GRACE_SECONDS,))
+        timer.daemon = True  # a worker whose tasks ended exits at once, without waiting for this
+        _exit_timer.append(timer)
+        timer.start()

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from llmproxy.batches.file_chunks import ChunkWriter, delete_chunks
+from llmproxy.batches.storage_quota import check_quota_after_upload
 from llmproxy.batches.upload_limits import file_too_large
 from llmproxy.config import Settings
 from llmproxy.errors import bad_request, not_found
@@ -111,6 +112,8 @@ def upload_file(
     """Store an uploaded batch input file, copied from `source` a chunk at a time (the caller commits).
 
     The caller measured the file as it arrived (llmproxy.batches.upload_limits); `size` is its length.
+    The key's storage quota is checked again once the file is written (413, nothing stored): see
+    llmproxy.batches.storage_quota.check_quota_after_upload.
     """
     check_purpose(purpose)
     check_filename(filename)
@@ -126,6 +129,7 @@ def upload_file(
     writer = ChunkWriter(session, row.id)
     writer.copy_from(source)
     row.size_bytes = writer.close()
+    check_quota_after_upload(session, api_key_id=api_key_id, size=row.size_bytes, settings=settings)
     return row
 
 

@@ -1,4 +1,5 @@
-"""The limits of an uploaded batch file, checked while its bytes arrive: size, non-blank lines, not empty.
+"""The limits of an uploaded batch file, checked while its bytes arrive: size, the key's storage quota,
+non-blank lines, not empty.
 
 An upload over a limit is refused at the byte that crosses it, not after the whole body was read.
 Lines are counted as at validation: a line break is a newline, a line with only whitespace is blank.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from llmproxy.batches.storage_quota import StorageRoom
 from llmproxy.errors import ApiError, bad_request
 
 # A line that holds something: from a line start, blanks (no newline) then a non-blank byte.
@@ -23,18 +25,21 @@ def file_too_large(max_bytes: int) -> ApiError:
 class UploadMeter:
     """Measures a file as its bytes pass by: feed() refuses it as soon as it is over a limit."""
 
-    def __init__(self, *, max_bytes: int, max_lines: int) -> None:
+    def __init__(self, *, max_bytes: int, max_lines: int, room: StorageRoom | None = None) -> None:
         self.max_bytes = max_bytes
         self.max_lines = max_lines
+        self.room = room  # the key's storage quota left when the upload began; None: no quota
         self.size = 0
         self.lines = 0
         self._line_counted = False  # the line under way (not ended by a newline yet) is counted already
 
     def feed(self, data: bytes) -> None:
-        """Count these bytes; 413 `file_too_large` or 400 `too_many_lines` once over a limit."""
+        """Count these bytes; 413 `file_too_large`, 413 `storage_quota_exceeded` or 400 `too_many_lines` once over."""
         self.size += len(data)
         if self.size > self.max_bytes:
             raise file_too_large(self.max_bytes)
+        if self.room is not None:
+            self.room.check(self.size)
         first_break = data.find(b"\n")
         head_end = len(data) if first_break < 0 else first_break
         if not self._line_counted and _NON_BLANK.search(data, 0, head_end):

@@ -33,6 +33,7 @@ def key_json(key: ApiKey) -> JSON:
         "models": key.allowed_models,
         "max_parallel_requests": key.max_parallel_requests,
         "max_queued_jobs": key.max_queued_jobs,
+        "max_file_storage_bytes": key.max_file_storage_bytes,
         "created_at": to_epoch(key.created_at),
         "revoked_at": to_epoch(key.revoked_at),
         "active": key.revoked_at is None,
@@ -122,17 +123,30 @@ def revoke_key(session: Session, key: ApiKey) -> None:
         key.revoked_at = utcnow()
 
 
-KEY_FIELDS = {"name", "rpm_limit", "tpm_limit", "budget_usd", "models", "max_parallel_requests", "max_queued_jobs"}
+KEY_FIELDS = {
+    "name",
+    "rpm_limit",
+    "tpm_limit",
+    "budget_usd",
+    "models",
+    "max_parallel_requests",
+    "max_queued_jobs",
+    "max_file_storage_bytes",
+}
+MAX_STORAGE_BYTES = 2**63 - 1  # a BIGINT
 
 
 def apply_key_fields(session: Session, key: ApiKey, data: JSON) -> None:
-    """Validate and set a key's editable fields (name, limits, budget, allowed models, fair-use caps)."""
+    """Validate and set a key's editable fields (name, limits, budget, allowed models, fair-use caps, file quota)."""
     v.reject_unknown(data, KEY_FIELDS)
     if "name" in data:
         key.name = v.string(data, "name", max_len=200) or ""
     for field in ("rpm_limit", "tpm_limit", "max_parallel_requests", "max_queued_jobs"):
         if field in data:
             setattr(key, field, v.optional_int(data, field, minimum=1))
+    if "max_file_storage_bytes" in data:
+        # 0 is this key's "no quota" (null falls back to the deployment's default).
+        key.max_file_storage_bytes = v.optional_int(data, "max_file_storage_bytes", maximum=MAX_STORAGE_BYTES)
     if "budget_usd" in data:
         key.budget_usd = v.optional_decimal(data, "budget_usd")
     if "models" in data:

@@ -83,6 +83,8 @@ class ApiKey(Base):
     # Fair use; NULL means the deployment's default (DEFAULT_MAX_PARALLEL_REQUESTS, DEFAULT_MAX_QUEUED_JOBS).
     max_parallel_requests: Mapped[int | None] = mapped_column(Integer)
     max_queued_jobs: Mapped[int | None] = mapped_column(Integer)
+    # Bytes of uploaded files the key may keep; NULL: DEFAULT_FILE_STORAGE_BYTES; 0: no quota for this key.
+    max_file_storage_bytes: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

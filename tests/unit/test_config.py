@@ -57,3 +57,9 @@ def test_a_reservation_lives_ten_minutes_unrenewed_by_default_and_at_least_a_lea
     assert (
         load_settings({**GOOD, "RESERVATION_TTL_SECONDS": "2", "JOB_LEASE_SECONDS": "1"}).reservation_ttl_seconds == 2
     )
+
+
+def test_the_file_storage_quota_defaults_to_10_gib_and_0_turns_it_off():
+    assert load_settings(GOOD).default_file_storage_bytes == 10 * 1024**3
+    assert load_settings({**GOOD, "DEFAULT_FILE_STORAGE_BYTES": "5000"}).default_file_storage_bytes == 5000
+    assert load_settings({**GOOD, "DEFAULT_FILE_STORAGE_BYTES": "0"}).default_file_storage_bytes is None

@@ -7,13 +7,13 @@ import tempfile
 
 from flask import Blueprint, Response, jsonify, request
 
-from llmproxy.batches import files
+from llmproxy.batches import files, storage_quota
 from llmproxy.batches.file_chunks import stream_chunks
 from llmproxy.batches.upload_limits import UploadMeter
 from llmproxy.errors import bad_request
 from web.auth import authenticate_client, current_key
 from web.batch_api import multipart
-from web.context import db, resources
+from web.context import db, release_connection, resources
 from web.listing import limit_param, list_response
 
 bp = Blueprint("files", __name__, url_prefix="/v1/files")
@@ -37,7 +37,13 @@ def upload_file():
             "Missing required parameter: 'file' (multipart/form-data)", code="missing_field", param="file"
         )
     settings = resources().settings
-    meter = UploadMeter(max_bytes=settings.max_batch_file_bytes, max_lines=settings.max_batch_lines)
+    key_id = current_key().id
+    meter = UploadMeter(
+        max_bytes=settings.max_batch_file_bytes,
+        max_lines=settings.max_batch_lines,
+        room=storage_quota.storage_room(db(), key_id, settings),
+    )
+    release_connection()  # a slow upload holds no connection (the storing transaction checks the quota again)
     # The file goes to a temporary file on disk as it arrives (never whole in memory), measured on the way;
     # it is copied into the database once whole and within the limits, in one short transaction.
     with tempfile.TemporaryFile(prefix="llmproxy-upload-") as spool:
@@ -63,7 +69,7 @@ def upload_file():
         spool.seek(0)
         row = files.upload_file(
             db(),
-            api_key_id=current_key().id,
+            api_key_id=key_id,
             purpose=form.fields["purpose"],
             filename=form.filename or "upload.jsonl",
             source=spool,

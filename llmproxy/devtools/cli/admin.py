@@ -54,6 +54,9 @@ def keys_group() -> None:
 @click.option("--model", "models", multiple=True, help="Allowed model (repeat); default all.")
 @click.option("--max-parallel", "max_parallel_requests", type=int, help="Requests in flight at once.")
 @click.option("--max-queued", "max_queued_jobs", type=int, help="Async jobs and batch lines not yet ended.")
+@click.option(
+    "--max-file-storage", "max_file_storage_bytes", type=int, help="Bytes of uploaded files kept; 0: no quota."
+)
 @with_session
 def keys_create(
     session: Session,
@@ -83,6 +86,9 @@ def keys_list(session: Session, _settings: Settings) -> None:
 @click.option("--budget", "budget_usd")
 @click.option("--max-parallel", "max_parallel_requests", type=int, help="Requests in flight at once.")
 @click.option("--max-queued", "max_queued_jobs", type=int, help="Async jobs and batch lines not yet ended.")
+@click.option(
+    "--max-file-storage", "max_file_storage_bytes", type=int, help="Bytes of uploaded files kept; 0: no quota."
+)
 @with_session
 def keys_update(session: Session, _settings: Settings, /, key_id: str, **options: Any) -> None:
     """Change a key's name, limits or budget."""

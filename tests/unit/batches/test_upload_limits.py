@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from llmproxy.batches.storage_quota import StorageRoom
 from llmproxy.batches.upload_limits import UploadMeter
 from llmproxy.errors import ApiError
 
@@ -56,3 +57,12 @@ def test_an_empty_file_is_refused_at_its_end():
             measured([content]).finish()
         assert (empty.value.status, empty.value.code) == (400, "empty_file")
     assert measured([b"x\n"]).finish() == 2
+
+
+def test_the_storage_quota_stops_the_upload_at_the_byte_that_crosses_it():
+    meter = UploadMeter(max_bytes=10_000, max_lines=100, room=StorageRoom(limit=1000, used=990))
+    meter.feed(b"x" * 10)  # exactly the room left
+    with pytest.raises(ApiError) as over:
+        meter.feed(b"y")
+    assert (over.value.status, over.value.code, over.value.param) == (413, "storage_quota_exceeded", "file")
+    assert "1000 bytes" in over.value.message and "990 are in use" in over.value.message
