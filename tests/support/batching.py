@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import requests
@@ -33,6 +34,25 @@ def jsonl(lines: list) -> bytes:
 def file_of(n: int, prefix: str = "req", **kwargs) -> bytes:
     """A file of n valid lines, custom_ids prefix-0 … prefix-(n-1)."""
     return jsonl([line(f"{prefix}-{i}", **kwargs) for i in range(n)])
+
+
+def upload_file(client, secret: str, content: bytes, purpose: str = "batch", name: str = "in.jsonl", **kwargs):
+    """POST /v1/files through a Flask test client (multipart, as the SDK sends it); the response."""
+    return client.post(
+        "/v1/files",
+        headers={"Authorization": f"Bearer {secret}"},
+        content_type="multipart/form-data",
+        data={"purpose": purpose, "file": (io.BytesIO(content), name)},
+        **kwargs,
+    )
+
+
+def create_batch(client, secret: str, content: bytes, **fields):
+    """Upload `content` and POST /v1/batches for it through a Flask test client; the batch response."""
+    up = upload_file(client, secret, content)
+    assert up.status_code == 200, up.json
+    body = {"input_file_id": up.json["id"], "endpoint": "/v1/chat/completions", "completion_window": "24h", **fields}
+    return client.post("/v1/batches", headers={"Authorization": f"Bearer {secret}"}, json=body)
 
 
 def submit(base_url: str, secret: str, content: bytes, **fields) -> dict:

@@ -23,15 +23,7 @@ def auth(secret):
 
 
 def create(client, secret, content: bytes):
-    up = client.post(
-        "/v1/files",
-        headers=auth(secret),
-        content_type="multipart/form-data",
-        data={"purpose": "batch", "file": (io.BytesIO(content), "in.jsonl")},
-    )
-    assert up.status_code == 200, up.json
-    body = {"input_file_id": up.json["id"], "endpoint": "/v1/chat/completions", "completion_window": "24h"}
-    created = client.post("/v1/batches", headers=auth(secret), json=body)
+    created = b.create_batch(client, secret, content)
     assert created.status_code == 200, created.json
     return created.json
 

@@ -1,7 +1,6 @@
 """OpenAI's Batch API: the SDK unchanged, a 2,000-line batch under upstream failures, bad files, cancel,
 expiry, isolation between keys, and the submitter CLI."""
 
-import io
 import os
 import subprocess
 import sys
@@ -34,16 +33,7 @@ def getter(client, secret):
     return lambda batch_id: client.get(f"/v1/batches/{batch_id}", headers=auth(secret)).json
 
 
-def create(client, secret, content: bytes, **fields):
-    up = client.post(
-        "/v1/files",
-        headers=auth(secret),
-        content_type="multipart/form-data",
-        data={"purpose": "batch", "file": (io.BytesIO(content), "in.jsonl")},
-    )
-    assert up.status_code == 200, up.json
-    body = {"input_file_id": up.json["id"], "endpoint": "/v1/chat/completions", "completion_window": "24h", **fields}
-    return client.post("/v1/batches", headers=auth(secret), json=body)
+create = b.create_batch
 
 
 def content(client, secret, file_id):

@@ -13,6 +13,7 @@ from llmproxy.batches import file_chunks
 from llmproxy.batches.files import FileBuilder
 from llmproxy.storage.engine import session_scope
 from llmproxy.storage.models import FileChunk, StoredFile
+from tests.support import batching
 
 ADMIN = {"Authorization": "Bearer admin-test-key-0123456789"}
 MIB = file_chunks.CHUNK_BYTES
@@ -36,13 +37,7 @@ def awkward_file(size: int) -> bytes:
 
 
 def upload(client, secret, content, **kwargs):
-    return client.post(
-        "/v1/files",
-        headers=auth(secret),
-        content_type="multipart/form-data",
-        data={"purpose": "batch", "file": (io.BytesIO(content), "big.jsonl")},
-        **kwargs,
-    )
+    return batching.upload_file(client, secret, content, name="big.jsonl", **kwargs)
 
 
 def chunk_sizes(db, file_id: str) -> list[int]:

@@ -16,6 +16,7 @@ from llmproxy.errors import ApiError
 from llmproxy.storage.engine import session_scope
 from llmproxy.storage.models import FileChunk, StoredFile
 from llmproxy.storage.timestamps import utcnow
+from tests.support import batching
 from tests.support.cli import cli
 
 
@@ -30,13 +31,7 @@ def jsonl(size: int) -> bytes:
     return head + b"x" * (size - len(head) - len(tail)) + tail
 
 
-def upload(client, secret, content: bytes):
-    return client.post(
-        "/v1/files",
-        headers=auth(secret),
-        content_type="multipart/form-data",
-        data={"purpose": "batch", "file": (io.BytesIO(content), "in.jsonl")},
-    )
+upload = batching.upload_file
 
 
 def stored(db) -> tuple[int, int]:

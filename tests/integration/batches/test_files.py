@@ -5,6 +5,8 @@ import json
 
 import pytest
 
+from tests.support import batching
+
 LINE = {
     "custom_id": "a",
     "method": "POST",
@@ -22,13 +24,7 @@ def jsonl(n: int, pad: int = 0) -> bytes:
     return "".join(json.dumps(line) + "\n" for line in lines).encode()
 
 
-def upload(client, secret, content: bytes, purpose="batch", name="in.jsonl"):
-    return client.post(
-        "/v1/files",
-        headers=auth(secret),
-        content_type="multipart/form-data",
-        data={"purpose": purpose, "file": (io.BytesIO(content), name)},
-    )
+upload = batching.upload_file
 
 
 def test_upload_read_list_download_delete(client, make_key):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import threading
 
 import requests
@@ -155,13 +154,4 @@ def test_fair_use_fields_are_edited_and_shown_like_the_other_limits(client, make
     assert client.get(f"/admin/keys/{key['id']}", headers=admin_headers).json["max_parallel_requests"] == 4
 
 
-def create_batch(client, secret, content: bytes):
-    up = client.post(
-        "/v1/files",
-        headers=auth(secret),
-        content_type="multipart/form-data",
-        data={"purpose": "batch", "file": (io.BytesIO(content), "in.jsonl")},
-    )
-    assert up.status_code == 200, up.json
-    body = {"input_file_id": up.json["id"], "endpoint": "/v1/chat/completions", "completion_window": "24h"}
-    return client.post("/v1/batches", headers=auth(secret), json=body)
+create_batch = b.create_batch
