@@ -21,8 +21,23 @@ def auth(secret):
     return {"Authorization": f"Bearer {secret}"}
 
 
+class OpenStream:
+    """A streaming response whose first chunk has arrived, kept open until `close()`.
+
+    It holds on to its line iterator: once that iterator is garbage, urllib3 closes the connection (a generator
+    closed mid-read counts as an error), and the gateway would see the caller go away.
+    """
+
+    def __init__(self, response, lines):
+        self.response = response
+        self.lines = lines
+
+    def close(self):
+        self.response.close()
+
+
 def open_stream(live, secret):
-    """A streaming request whose first chunk has arrived (the request is in flight); returns (response, job id)."""
+    """A streaming request whose first chunk has arrived (the request is in flight); returns (stream, job id)."""
     response = requests.post(
         live + "/v1/chat/completions",
         json={**BODY, "stream": True},
@@ -33,7 +48,7 @@ def open_stream(live, secret):
     assert response.status_code == 200, response.text
     lines = response.iter_lines()
     assert next(line for line in lines if line).startswith(b"data: ")
-    return response, response.headers["x-request-id"]
+    return OpenStream(response, lines), response.headers["x-request-id"]
 
 
 def in_flight(rds, key_id):
