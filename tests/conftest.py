@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import tempfile
 
 import pytest
@@ -32,9 +31,8 @@ from llmproxy.storage.models import (
     StoredFile,
     UsageEntry,
 )
-from tests.support.processes import WorkerProcess, WriterProcess
+from tests.support.processes import ADMIN_KEY, WorkerProcess, WriterProcess, base_env
 
-ADMIN_KEY = "admin-test-key-0123456789"
 SCRATCH_DB = 15  # limits/unit tests flush this Redis database; the app and workers use the URL's
 
 
@@ -92,18 +90,7 @@ def _drop_all_tables(url: str) -> None:
 @pytest.fixture(scope="session")
 def env(database_url, redis_url):
     """The environment every process of the test session runs with."""
-    return {
-        "ENCRYPTION_KEY": secrets.token_hex(32),
-        "ADMIN_API_KEY": ADMIN_KEY,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "RETRY_BASE_SECONDS": "0.01",
-        "RETRY_MAX_SECONDS": "2",
-        "UPSTREAM_READ_TIMEOUT": "3",
-        "UPSTREAM_CONNECT_TIMEOUT": "2",
-        "JOB_LEASE_SECONDS": "3",
-        "SYNC_TIMEOUT_SECONDS": "30",
-    }
+    return {**base_env(), "DATABASE_URL": database_url, "REDIS_URL": redis_url}
 
 
 @pytest.fixture(scope="session")

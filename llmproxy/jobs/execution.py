@@ -9,10 +9,12 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import redis
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from llmproxy.catalog.snapshots import Snapshots
 from llmproxy.config import Settings
+from llmproxy.errors import dependency_unavailable
 from llmproxy.jobs import events, live
 from llmproxy.jobs.events import Chunk, Done, Served
 from llmproxy.jobs.lease import LeaseRenewer
@@ -96,13 +98,20 @@ def execute_job(
     snapshots.observe(claimed.config_version)  # read by the claim: no round trip of its own
     settle_refusal = False  # pacing refused it before reserving anything
     if refusal is None:
-        with session_scope(session_factory) as session:  # touches the database only when the catalog cache is cold
-            key = job_key(session, job.api_key_id, snapshots)
-            refusal = key_state.refusal(key, job.model)  # revoked, or its model no longer allowed: nothing sent
-            steps = [] if refusal else build_steps(session, job, settings, snapshots, key=key)
+        try:
+            with session_scope(session_factory) as session:  # touches the database only when the catalog cache is cold
+                key = job_key(session, job.api_key_id, snapshots)
+                refusal = key_state.refusal(key, job.model)  # revoked, or its model no longer allowed: nothing sent
+                steps = [] if refusal else build_steps(session, job, settings, snapshots, key=key)
+        except (OperationalError, InterfaceError) as exc:
+            if stored is not None:
+                raise  # nobody waits on it: its lease lapses and the sweeper re-sends it once the database is back
+            # Its caller is waiting, and would wait out the whole outage: answer 503 now (nothing sent, nothing billed).
+            log.warning("job %s answered 503: the database failed (%s)", job_id, exc.__class__.__name__)
+            refusal = dependency_unavailable("The database")
         settle_refusal = True  # what the web or pacing reserved for it is released
     if refusal is not None:
-        # It can never be admitted (budget spent, too large, key revoked, model not allowed): it fails, nothing billed.
+        # It cannot run (budget spent, too large, key revoked, model not allowed, no database): failed, not billed.
         refused = Outcome(status=JobStatus.FAILED, error=refusal.body()["error"], error_status=refusal.status)
         return job.status if live.finish(redis_client, job, run, refused, settle=settle_refusal) else None
     lease = leases.holding(job_id, run, key_id=job.api_key_id)  # renews the job's cost reservation too

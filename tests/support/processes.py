@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -18,6 +19,21 @@ from llmproxy.devtools.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+ADMIN_KEY = "admin-test-key-0123456789"
+
+
+def base_env() -> dict[str, str]:
+    """The settings every test process runs with, but where its database and Redis are (a fresh ENCRYPTION_KEY)."""
+    return {
+        "ENCRYPTION_KEY": secrets.token_hex(32),
+        "ADMIN_API_KEY": ADMIN_KEY,
+        "RETRY_BASE_SECONDS": "0.01",
+        "RETRY_MAX_SECONDS": "2",
+        "UPSTREAM_READ_TIMEOUT": "3",
+        "UPSTREAM_CONNECT_TIMEOUT": "2",
+        "JOB_LEASE_SECONDS": "3",
+        "SYNC_TIMEOUT_SECONDS": "30",
+    }
 
 
 def side_by_side(action, processes) -> None:
