@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 
-.PHONY: run test check setup bench clean
+.PHONY: run test check setup bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ check: $(DEV)
 
 test: check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The fuzz suite alone, long: FUZZ_EXAMPLES cases per operation and mode (`make test` runs a few of each).
+FUZZ_EXAMPLES ?= 500
+fuzz: $(DEV)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/fuzz --timeout=1800 -s $(PYTEST_ARGS)
 
 bench: $(DEV)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)

@@ -8,6 +8,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from llmproxy import json_schema as js
+
+# What `error_object` builds (a job's stored error may carry more members, e.g. the attempts it made).
+ERROR_OBJECT_SCHEMA = js.obj(
+    {
+        "message": js.string(),
+        "type": js.string(),
+        "param": js.nullable(js.string()),
+        "code": js.nullable(js.string()),
+    },
+    required=["message", "type", "param", "code"],
+)
+ERROR_SCHEMA = js.obj({"error": ERROR_OBJECT_SCHEMA}, required=["error"], extra=False)
+
 
 def error_object(
     message: str, *, type: str = "invalid_request_error", code: str | None = None, param: str | None = None

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
+from llmproxy import json_schema as js
 from llmproxy.errors import bad_request
 from llmproxy.jsontypes import JSON
 
@@ -13,6 +17,10 @@ from llmproxy.jsontypes import JSON
 MAX_INT = 2**31 - 1
 MAX_DECIMAL = Decimal(1_000_000)
 MAX_METADATA_PAIRS = 16
+# A decimal given as a string: plain digits with an optional sign, point and exponent (no spaces, underscores,
+# NaN or Infinity, all of which Decimal() would take).
+DECIMAL_TEXT = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?"
+_DECIMAL_TEXT = re.compile(DECIMAL_TEXT)
 
 
 @overload
@@ -50,7 +58,11 @@ def optional_decimal(data: JSON, name: str) -> Decimal | None:
     value = data.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, str))
+        or (isinstance(value, str) and not _DECIMAL_TEXT.fullmatch(value))
+    ):
         raise bad_request(f"'{name}' must be a non-negative number", param=name)
     try:
         number = Decimal(str(value))
@@ -102,3 +114,115 @@ def validate_metadata(metadata: object) -> dict[str, str] | None:
             param="metadata",
         )
     return metadata
+
+
+def validate_metadata_schema() -> js.Schema:
+    """The schema of what `validate_metadata` accepts."""
+    pairs = js.obj(extra=js.string(maxLength=512), max_properties=MAX_METADATA_PAIRS)
+    pairs["propertyNames"] = js.string(maxLength=64)
+    return js.nullable(pairs)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One member of an admin request body: how it is read (checked) and the schema of a value it accepts."""
+
+    read: Callable[[JSON, str], Any]
+    schema: js.Schema  # of a present, non-null value
+    nullable: bool = True  # null is accepted (it then means "none", or "unchanged" where the route says so)
+
+
+def text(max_len: int = 512) -> Field:
+    """A non-empty string (stripped) of at most `max_len` characters."""
+    return Field(
+        lambda data, name: string(data, name, max_len=max_len),
+        js.string(minLength=1, maxLength=max_len, pattern=r"\S"),
+    )
+
+
+def whole(minimum: int = 0, maximum: int = MAX_INT) -> Field:
+    """An integer from `minimum` to `maximum`."""
+    return Field(
+        lambda data, name: optional_int(data, name, minimum=minimum, maximum=maximum), js.integer(minimum, maximum)
+    )
+
+
+def money(*, nullable: bool = True) -> Field:
+    """A non-negative amount of dollars, as a number or a decimal string."""
+    number = js.one_of(js.number(0, float(MAX_DECIMAL)), js.string(pattern=f"^{DECIMAL_TEXT}$"))
+
+    def read(data: JSON, name: str) -> Decimal | None:
+        value = optional_decimal(data, name)
+        if value is None and not nullable:
+            raise bad_request(f"'{name}' must be a non-negative number", param=name)
+        return value
+
+    return Field(read, number, nullable)
+
+
+def flag() -> Field:
+    """true or false."""
+    return Field(optional_bool, js.BOOLEAN)
+
+
+def names() -> Field:
+    """A list of non-empty strings."""
+    return Field(string_list, js.array(js.string(minLength=1)))
+
+
+def secret() -> Field:
+    """Any string (a credential; empty or null removes it)."""
+
+    def read(data: JSON, name: str) -> str | None:
+        value = data.get(name)
+        if value is not None and not isinstance(value, str):
+            raise bad_request(f"'{name}' must be a string or null", param=name)
+        return value
+
+    return Field(read, js.string())
+
+
+def choice(values: Iterable[str]) -> Field:
+    """One of `values`."""
+    allowed = list(values)
+
+    def read(data: JSON, name: str) -> str | None:
+        value = string(data, name)
+        if value is not None and value not in allowed:
+            raise bad_request(f"'{name}' must be one of {', '.join(allowed)}", param=name)
+        return value
+
+    return Field(read, js.enum(allowed))
+
+
+class Body:
+    """The members an admin route's JSON body may have: read one by one, and described as one schema."""
+
+    def __init__(self, fields: Mapping[str, Field], *, required: Iterable[str] = ()) -> None:
+        self.fields = dict(fields)
+        self.required = tuple(required)
+
+    def check_known(self, data: JSON, *, fixed: Iterable[str] = ()) -> None:
+        """Refuse members this body does not have (and those `fixed` by the route, like a name in the path)."""
+        reject_unknown(data, set(self.fields) - set(fixed))
+
+    def read(self, data: JSON, name: str) -> Any:
+        """The member, checked: a 400 naming it when it is not what the field accepts; None when absent or null."""
+        return self.fields[name].read(data, name)
+
+    def require(self, data: JSON, name: str) -> Any:
+        """A member that must be present and not null (400 missing_field), read as `read` does."""
+        if data.get(name) is None:
+            raise bad_request(f"Missing required field '{name}'", code="missing_field", param=name)
+        return self.read(data, name)
+
+    def schema(self, *, creating: bool, fixed: Iterable[str] = ()) -> js.Schema:
+        """The body's schema when creating (required members present, not null) or changing a row."""
+        skip = set(fixed)
+        required = [name for name in self.required if creating and name not in skip]
+        properties = {
+            name: field.schema if name in required or not field.nullable else js.nullable(field.schema)
+            for name, field in self.fields.items()
+            if name not in skip
+        }
+        return js.obj(properties, required=required, extra=False)

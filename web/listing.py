@@ -4,7 +4,26 @@ from __future__ import annotations
 
 from flask import jsonify, request
 
+from llmproxy import json_schema as js
 from llmproxy.errors import bad_request
+
+
+def list_schema(item: js.Schema) -> js.Schema:
+    """The schema of `list_response`'s body for items of this schema."""
+    return js.record(
+        {
+            "object": js.const("list"),
+            "data": js.array(item),
+            "first_id": js.nullable(js.string()),
+            "last_id": js.nullable(js.string()),
+            "has_more": js.BOOLEAN,
+        }
+    )
+
+
+def limit_schema(maximum: int = 100) -> js.Schema:
+    """The schema of what `limit_param` accepts."""
+    return js.integer(1, maximum)
 
 
 def limit_param(default: int = 20, maximum: int = 100) -> int:

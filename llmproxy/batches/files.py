@@ -13,6 +13,7 @@ from typing import BinaryIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from llmproxy import json_schema as js
 from llmproxy.batches.file_chunks import ChunkWriter, delete_chunks
 from llmproxy.batches.storage_quota import check_quota_after_upload
 from llmproxy.batches.upload_limits import file_too_large
@@ -157,6 +158,22 @@ def delete_file(session: Session, row: StoredFile) -> JSON:
     delete_chunks(session, [row.id])
     session.delete(row)
     return {"id": row.id, "object": "file", "deleted": True}
+
+
+FILE_SCHEMA = js.record(
+    {
+        "id": js.string(),
+        "object": js.const("file"),
+        "bytes": js.integer(0),
+        "created_at": js.epoch(),
+        "expires_at": js.epoch(),
+        "filename": js.string(),
+        "purpose": js.string(),
+        "status": js.string(),
+        "status_details": js.NULL,
+    }
+)
+DELETED_FILE_SCHEMA = js.record({"id": js.string(), "object": js.const("file"), "deleted": js.BOOLEAN})
 
 
 def file_json(row: StoredFile) -> JSON:

@@ -13,8 +13,9 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from llmproxy import json_schema as js
 from llmproxy.batches.files import FilePurpose, get_own_file
-from llmproxy.batches.input_file import validate_output_expiry
+from llmproxy.batches.input_file import OUTPUT_EXPIRY_SECONDS, validate_output_expiry
 from llmproxy.batches.states import FINAL_BATCH_STATUSES, BatchStatus
 from llmproxy.config import Settings
 from llmproxy.errors import bad_request, not_found
@@ -25,9 +26,24 @@ from llmproxy.keys.virtual_keys import KeyInfo
 from llmproxy.storage.models import ApiKey, Batch, Job, UsageEntry
 from llmproxy.storage.pagination import page_after
 from llmproxy.storage.timestamps import to_epoch, utcnow
+from llmproxy.validation import validate_metadata_schema
 
 ENDPOINTS = ("/v1/chat/completions",)
 COMPLETION_WINDOWS = ("24h",)
+# What POST /v1/batches takes.
+BATCH_REQUEST_SCHEMA = js.obj(
+    {
+        "input_file_id": js.string(minLength=1),
+        "endpoint": js.enum(ENDPOINTS),
+        "completion_window": js.enum(COMPLETION_WINDOWS),
+        "metadata": validate_metadata_schema(),
+        "output_expires_after": js.nullable(
+            js.record({"anchor": js.const("created_at"), "seconds": js.integer(*OUTPUT_EXPIRY_SECONDS)})
+        ),
+    },
+    required=["input_file_id", "endpoint", "completion_window"],
+    extra=False,
+)
 
 
 def create_batch(
@@ -131,6 +147,47 @@ def request_counts(session: Session, batch: Batch) -> dict[str, int]:
         "completed": counts.get(JobStatus.COMPLETED, 0),
         "failed": counts.get(JobStatus.FAILED, 0),
     }
+
+
+_TOKENS = js.integer(0)
+BATCH_SCHEMA = js.record(
+    {
+        "id": js.string(),
+        "object": js.const("batch"),
+        "endpoint": js.string(),
+        "errors": js.nullable(js.obj()),
+        "input_file_id": js.string(),
+        "completion_window": js.string(),
+        "status": js.enum(status.value for status in BatchStatus),
+        "output_file_id": js.nullable(js.string()),
+        "error_file_id": js.nullable(js.string()),
+        **{
+            f"{moment}_at": js.epoch()
+            for moment in (
+                "created",
+                "in_progress",
+                "expires",
+                "finalizing",
+                "completed",
+                "failed",
+                "expired",
+                "cancelling",
+                "cancelled",
+            )
+        },
+        "request_counts": js.record({"total": _TOKENS, "completed": _TOKENS, "failed": _TOKENS}),
+        "metadata": js.nullable(js.obj(extra=js.string())),
+        "usage": js.record(
+            {
+                "input_tokens": _TOKENS,
+                "input_tokens_details": js.record({"cached_tokens": _TOKENS}),
+                "output_tokens": _TOKENS,
+                "output_tokens_details": js.record({"reasoning_tokens": _TOKENS}),
+                "total_tokens": _TOKENS,
+            }
+        ),
+    }
+)
 
 
 def batch_json(session: Session, batch: Batch) -> JSON:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Date, Select, SQLColumnExpression, cast, func, select
 from sqlalchemy.orm import Session
 
+from llmproxy import json_schema as js
 from llmproxy.errors import bad_request
 from llmproxy.jsontypes import JSON
 from llmproxy.storage.models import ApiKey, UsageEntry
@@ -72,6 +73,33 @@ def _utc_day(session: Session) -> ColumnElement[Any]:
         return cast(func.timezone("UTC", UsageEntry.created_at), Date)
     # SQLite keeps UTC datetimes as text, 'YYYY-MM-DD HH:MM:SS.ffffff'.
     return func.date(UsageEntry.created_at)
+
+
+_COUNT = js.integer(0)
+USAGE_ROW_SCHEMA = js.obj(
+    {
+        "group": js.nullable(js.string()),
+        "name": js.string(),  # grouped by key: the key's name
+        "requests": _COUNT,
+        "prompt_tokens": _COUNT,
+        "completion_tokens": _COUNT,
+        "cost_usd": js.money(),
+    },
+    required=["group", "requests", "prompt_tokens", "completion_tokens", "cost_usd"],
+    extra=False,
+)
+KEY_USAGE_SCHEMA = js.record(
+    {
+        "key": js.record({"id": js.string(), "name": js.string(), "prefix": js.string()}),
+        "limits": js.record(
+            {"rpm": js.nullable(js.integer(1)), "tpm": js.nullable(js.integer(1)), "budget_usd": js.money()}
+        ),
+        "spend_usd": js.money(),
+        "requests": _COUNT,
+        "prompt_tokens": _COUNT,
+        "completion_tokens": _COUNT,
+    }
+)
 
 
 def _row(group: Any, count: int | None, prompt: int | None, completion: int | None, cost: Decimal | None) -> JSON:

@@ -7,12 +7,30 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from llmproxy import json_schema as js
 from llmproxy import validation as v
 from llmproxy.errors import ApiError, bad_request, not_found
 from llmproxy.jsontypes import JSON
 from llmproxy.storage.models import ModelConfig, Provider
 from llmproxy.storage.money import money
 from llmproxy.storage.timestamps import to_epoch
+
+MODEL_SCHEMA = js.record(
+    {
+        "name": js.string(),
+        "object": js.const("model_config"),
+        "provider": js.string(),
+        "upstream_model": js.string(),
+        "fallbacks": js.array(js.string()),
+        "input_cost_per_1m": js.money(),
+        "output_cost_per_1m": js.money(),
+        "cached_input_cost_per_1m": js.money(),
+        "context_window": js.nullable(js.integer(1)),
+        "enabled": js.BOOLEAN,
+        "created_at": js.epoch(),
+        "updated_at": js.epoch(),
+    }
+)
 
 
 def model_json(model: ModelConfig) -> JSON:
@@ -33,17 +51,21 @@ def model_json(model: ModelConfig) -> JSON:
     }
 
 
-MODEL_FIELDS = {
-    "name",
-    "provider",
-    "upstream_model",
-    "fallbacks",
-    "input_cost_per_1m",
-    "output_cost_per_1m",
-    "cached_input_cost_per_1m",
-    "context_window",
-    "enabled",
-}
+# What POST /admin/models and PATCH /admin/models/{name} take (the name is fixed once created).
+MODEL_BODY = v.Body(
+    {
+        "name": v.text(max_len=128),
+        "provider": v.text(max_len=64),
+        "upstream_model": v.text(max_len=128),
+        "fallbacks": v.names(),
+        "input_cost_per_1m": v.money(nullable=False),
+        "output_cost_per_1m": v.money(nullable=False),
+        "cached_input_cost_per_1m": v.money(),
+        "context_window": v.whole(minimum=1),
+        "enabled": v.flag(),
+    },
+    required=("name", "provider"),
+)
 
 
 def get_model(session: Session, name: str) -> ModelConfig:
@@ -82,28 +104,25 @@ def _check_no_loop(session: Session, name: str, fallbacks: list[str]) -> None:
 
 
 def _apply_model_fields(session: Session, model: ModelConfig, data: JSON) -> None:
-    provider_name = v.string(data, "provider", max_len=64)
+    provider_name = MODEL_BODY.read(data, "provider")
     if provider_name is not None:
         provider = session.scalar(select(Provider).where(Provider.name == provider_name))
         if provider is None:
             raise bad_request(f"Unknown provider '{provider_name}'", code="provider_not_found", param="provider")
         model.provider = provider
         model.provider_id = provider.id
-    upstream = v.string(data, "upstream_model", max_len=128)
+    upstream = MODEL_BODY.read(data, "upstream_model")
     if upstream is not None:
         model.upstream_model = upstream
     for price in ("input_cost_per_1m", "output_cost_per_1m", "cached_input_cost_per_1m"):
         if price in data:
-            value = v.optional_decimal(data, price)
-            if value is None and price != "cached_input_cost_per_1m":
-                raise bad_request(f"'{price}' must be a non-negative number", param=price)
-            setattr(model, price, value)
+            setattr(model, price, MODEL_BODY.read(data, price))
     if "context_window" in data:
-        model.context_window = v.optional_int(data, "context_window", minimum=1)
-    enabled = v.optional_bool(data, "enabled")
+        model.context_window = MODEL_BODY.read(data, "context_window")
+    enabled = MODEL_BODY.read(data, "enabled")
     if enabled is not None:
         model.enabled = enabled
-    fallbacks = v.string_list(data, "fallbacks")
+    fallbacks = MODEL_BODY.read(data, "fallbacks")
     if fallbacks is not None:
         _check_no_loop(session, model.name, fallbacks)
         model.fallbacks = fallbacks
@@ -111,9 +130,9 @@ def _apply_model_fields(session: Session, model: ModelConfig, data: JSON) -> Non
 
 def create_model(session: Session, data: JSON) -> ModelConfig:
     """Add a model; 400 on unknown provider, bad price or a fallback loop."""
-    v.reject_unknown(data, MODEL_FIELDS)
-    name = v.string(data, "name", required=True, max_len=128)
-    v.string(data, "provider", required=True)
+    MODEL_BODY.check_known(data)
+    name = MODEL_BODY.require(data, "name")
+    MODEL_BODY.require(data, "provider")
     if find_model(session, name) is not None:
         raise bad_request(f"Model '{name}' already exists", code="already_exists", param="name")
     model = ModelConfig(
@@ -132,7 +151,7 @@ def create_model(session: Session, data: JSON) -> ModelConfig:
 
 def update_model(session: Session, name: str, data: JSON) -> ModelConfig:
     """Change a model's fields (name is fixed); validated before anything is written."""
-    v.reject_unknown(data, MODEL_FIELDS - {"name"})
+    MODEL_BODY.check_known(data, fixed={"name"})
     model = get_model(session, name)
     with session.no_autoflush:
         _apply_model_fields(session, model, data)

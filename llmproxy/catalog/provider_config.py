@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from llmproxy import json_schema as js
 from llmproxy import validation as v
 from llmproxy.errors import ApiError, bad_request, not_found
 from llmproxy.jsontypes import JSON
@@ -13,6 +14,19 @@ from llmproxy.keys.credentials import provider_context
 from llmproxy.providers import provider_kinds  # importing the package registers every adapter's kind
 from llmproxy.storage.models import ModelConfig, Provider
 from llmproxy.storage.timestamps import to_epoch
+
+PROVIDER_SCHEMA = js.record(
+    {
+        "name": js.string(),
+        "object": js.const("provider"),
+        "kind": js.string(),
+        "api_base": js.string(),
+        "has_api_key": js.BOOLEAN,
+        "enabled": js.BOOLEAN,
+        "created_at": js.epoch(),
+        "updated_at": js.epoch(),
+    }
+)
 
 
 def provider_json(provider: Provider) -> JSON:
@@ -29,7 +43,24 @@ def provider_json(provider: Provider) -> JSON:
     }
 
 
-PROVIDER_FIELDS = {"name", "kind", "api_base", "api_key", "enabled"}
+def _api_base(data: JSON, name: str) -> str | None:
+    value = v.string(data, name, max_len=512)
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise bad_request("'api_base' must be an http(s) URL", param=name)
+    return value
+
+
+# What POST /admin/providers and PATCH /admin/providers/{name} take (the name is fixed once created).
+PROVIDER_BODY = v.Body(
+    {
+        "name": v.text(max_len=64),
+        "kind": v.choice(provider_kinds()),
+        "api_base": v.Field(_api_base, js.string(maxLength=512, pattern="^https?://")),
+        "api_key": v.secret(),
+        "enabled": v.flag(),
+    },
+    required=("name", "kind", "api_base"),
+)
 
 
 def get_provider(session: Session, name: str) -> Provider:
@@ -46,35 +77,28 @@ def list_providers(session: Session) -> list[Provider]:
 
 
 def _apply_provider_fields(provider: Provider, data: JSON, *, encryption_key: bytes) -> None:
-    kind = v.string(data, "kind")
+    kind = PROVIDER_BODY.read(data, "kind")
     if kind is not None:
-        kinds = provider_kinds()
-        if kind not in kinds:
-            raise bad_request(f"'kind' must be one of {', '.join(kinds)}", param="kind")
         provider.kind = kind
-    api_base = v.string(data, "api_base", max_len=512)
+    api_base = PROVIDER_BODY.read(data, "api_base")
     if api_base is not None:
-        if not api_base.startswith(("http://", "https://")):
-            raise bad_request("'api_base' must be an http(s) URL", param="api_base")
         provider.api_base = api_base.rstrip("/")
     if "api_key" in data:
-        secret = data["api_key"]
-        if secret is not None and not isinstance(secret, str):
-            raise bad_request("'api_key' must be a string or null", param="api_key")
+        secret = PROVIDER_BODY.read(data, "api_key")
         provider.api_key_enc = (
             crypto.encrypt(secret, key=encryption_key, context=provider_context(provider.name)) if secret else None
         )
-    enabled = v.optional_bool(data, "enabled")
+    enabled = PROVIDER_BODY.read(data, "enabled")
     if enabled is not None:
         provider.enabled = enabled
 
 
 def create_provider(session: Session, data: JSON, *, encryption_key: bytes) -> Provider:
     """Add a provider; 400 on bad input or a name in use."""
-    v.reject_unknown(data, PROVIDER_FIELDS)
-    name = v.string(data, "name", required=True, max_len=64)
-    v.string(data, "kind", required=True)
-    v.string(data, "api_base", required=True)
+    PROVIDER_BODY.check_known(data)
+    name = PROVIDER_BODY.require(data, "name")
+    PROVIDER_BODY.require(data, "kind")
+    PROVIDER_BODY.require(data, "api_base")
     if session.scalar(select(Provider.id).where(Provider.name == name)) is not None:
         raise bad_request(f"Provider '{name}' already exists", code="already_exists", param="name")
     provider = Provider(name=name, enabled=True)
@@ -86,7 +110,7 @@ def create_provider(session: Session, data: JSON, *, encryption_key: bytes) -> P
 
 def update_provider(session: Session, name: str, data: JSON, *, encryption_key: bytes) -> Provider:
     """Change a provider's fields (name is fixed)."""
-    v.reject_unknown(data, PROVIDER_FIELDS - {"name"})
+    PROVIDER_BODY.check_known(data, fixed={"name"})
     provider = get_provider(session, name)
     _apply_provider_fields(provider, data, encryption_key=encryption_key)
     session.flush()

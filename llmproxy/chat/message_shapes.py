@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from llmproxy import json_schema as js
 from llmproxy.chat.shape_checks import (
     Check,
     check_choice,
@@ -31,8 +32,18 @@ from llmproxy.errors import bad_request
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _IMAGE_DETAIL = ("auto", "low", "high")
 _AUDIO_FORMATS = ("wav", "mp3")
+_PART_TYPES = ("text", "image_url", "input_audio", "file", "refusal")  # which role may send which: see the table
+
+# A message as far as one schema says it (each role's own rules are in the checks below, which are stricter).
+_CONTENT = js.one_of(
+    js.NULL, js.string(), js.array(js.obj({"type": js.enum(_PART_TYPES)}, required=["type"]), min_items=1)
+)
+MESSAGE_SCHEMA = js.obj(
+    {"role": js.enum(ROLES), "name": js.nullable(js.string()), "content": _CONTENT}, required=["role"]
+)
 
 
+@js.describes(js.array(MESSAGE_SCHEMA, min_items=1))
 def check_messages(messages: Any) -> None:
     """`messages`: a non-empty array of messages, each of a known role with that role's content."""
     if messages is None:

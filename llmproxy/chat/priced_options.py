@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from llmproxy import json_schema as js
 from llmproxy.chat.message_shapes import check_text_content
 from llmproxy.chat.shape_checks import check_choice, check_object, check_str, invalid, required
 from llmproxy.errors import ApiError, bad_request
@@ -33,6 +34,7 @@ def _unpriced(param: str, what: str, code: str = "unsupported_parameter") -> Api
     )
 
 
+@js.describes(js.enum(LIST_PRICE_TIERS))
 def check_service_tier(value: Any, param: str) -> None:
     """`service_tier`: only the tiers billed at list price (auto, default)."""
     check_str(value, param)
@@ -45,6 +47,7 @@ def check_service_tier(value: Any, param: str) -> None:
         )
 
 
+@js.describes(js.array(js.enum(("text",))))
 def check_modalities(value: Any, param: str) -> None:
     """`modalities`: an array of 'text' and 'audio', of which only text output is served."""
     if not isinstance(value, list):
@@ -55,12 +58,14 @@ def check_modalities(value: Any, param: str) -> None:
         raise _unpriced(param, "value 'audio' for", code="unsupported_value")
 
 
+@js.describes(js.NOTHING)
 def check_audio(value: Any, param: str) -> None:
     """`audio` (output voice and format): refused, audio output is priced apart."""
     check_object(value, param)
     raise _unpriced(param, "parameter")
 
 
+@js.describes(js.NOTHING)
 def check_prediction(value: Any, param: str) -> None:
     """`prediction` (predicted outputs): refused, rejected prediction tokens are billed beyond the output cap."""
     check_object(value, param)
@@ -69,6 +74,7 @@ def check_prediction(value: Any, param: str) -> None:
     raise _unpriced(param, "parameter")
 
 
+@js.describes(js.NOTHING)
 def check_web_search_options(value: Any, param: str) -> None:
     """`web_search_options`: refused, each search carries a fee besides the tokens."""
     check_object(value, param)

@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Collection
 from typing import Any, TypeAlias
 
+from llmproxy import json_schema as js
 from llmproxy.errors import ApiError, bad_request
 
 # A check of one value: it raises an ApiError naming the parameter, or returns nothing.
@@ -39,12 +40,14 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+@js.describes(js.string())
 def check_str(value: Any, param: str) -> None:
     """A string."""
     if not isinstance(value, str):
         raise invalid(param, "a string")
 
 
+@js.describes(js.BOOLEAN)
 def check_bool(value: Any, param: str) -> None:
     """true or false."""
     if not isinstance(value, bool):
@@ -95,6 +98,7 @@ def member(obj: Any, key: str, where: str) -> dict[str, Any]:
 def int_range(low: int, high: int) -> Check:
     """A check that the value is an integer from `low` to `high`."""
 
+    @js.describes(js.integer(low, high))
     def check(value: Any, param: str) -> None:
         if not is_int(value) or not low <= value <= high:
             raise invalid(param, f"an integer from {low} to {high}")
@@ -105,6 +109,7 @@ def int_range(low: int, high: int) -> Check:
 def number_range(low: float, high: float) -> Check:
     """A check that the value is a number from `low` to `high`."""
 
+    @js.describes(js.number(low, high))
     def check(value: Any, param: str) -> None:
         if not is_number(value) or not low <= value <= high:
             raise invalid(param, f"a number from {low:g} to {high:g}")

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+from llmproxy import json_schema as js
 from llmproxy.jsontypes import JSON
+
+# OpenAI's chat.completion as far as the gateway vouches for it: the provider fills the rest.
+CHAT_COMPLETION_SCHEMA = js.obj(
+    {
+        "id": js.string(),
+        "object": js.const("chat.completion"),
+        "created": js.integer(),
+        "model": js.string(),
+        "choices": js.array(js.obj({"index": js.integer(0), "message": js.obj(), "finish_reason": js.ANY})),
+        "usage": js.nullable(js.obj()),
+    },
+    required=["id", "object", "choices"],
+)
 
 # Text a delta may carry besides `content`: a refusal, and reasoning as some providers stream it.
 _TEXT_FIELDS = ("refusal", "reasoning_content", "reasoning")

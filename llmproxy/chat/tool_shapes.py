@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from llmproxy import json_schema as js
 from llmproxy.chat.shape_checks import (
+    NAME_PATTERN,
     check_bool,
     check_choice,
     check_name,
@@ -21,6 +23,18 @@ MAX_TOOLS = 128  # OpenAI: "A max of 128 functions are supported."
 _TOOL_CHOICE_MODES = ("none", "auto", "required")
 
 
+_FUNCTION = js.obj(
+    {
+        "name": js.string(pattern=f"^{NAME_PATTERN.pattern}$"),
+        "description": js.nullable(js.string()),
+        "parameters": js.nullable(js.obj()),
+        "strict": js.nullable(js.BOOLEAN),
+    },
+    required=["name"],
+)
+
+
+@js.describes(js.array(js.obj({"type": js.enum(("function", "custom"))}, required=["type"]), max_items=MAX_TOOLS))
 def check_tools(tools: Any, param: str) -> None:
     """`tools`: at most 128 function tools (a name, a description, `parameters` an object) or custom tools."""
     if not isinstance(tools, list) or len(tools) > MAX_TOOLS:
@@ -42,6 +56,7 @@ def check_tools(tools: Any, param: str) -> None:
             check_choice(kind, f"{where}.type", ("function", "custom"))
 
 
+@js.describes(js.array(_FUNCTION, max_items=MAX_TOOLS))
 def check_functions(functions: Any, param: str) -> None:
     """`functions` (deprecated form of `tools`): at most 128 function definitions."""
     if not isinstance(functions, list) or len(functions) > MAX_TOOLS:
@@ -61,6 +76,12 @@ def _function_definition(function: dict[str, Any], where: str) -> None:
         check_bool(function["strict"], f"{where}.strict")
 
 
+@js.describes(
+    js.one_of(
+        js.enum(_TOOL_CHOICE_MODES),
+        js.obj({"type": js.enum(("function", "custom", "allowed_tools"))}, required=["type"]),
+    )
+)
 def check_tool_choice(choice: Any, param: str) -> None:
     """`tool_choice`: none, auto, required, or an object naming a function, a custom tool or allowed tools."""
     if isinstance(choice, str):
@@ -84,6 +105,7 @@ def check_tool_choice(choice: Any, param: str) -> None:
         check_choice(kind, f"{param}.type", ("function", "custom", "allowed_tools"))
 
 
+@js.describes(js.one_of(js.enum(("none", "auto")), js.obj({"name": js.string()}, required=["name"])))
 def check_function_call(choice: Any, param: str) -> None:
     """`function_call` (deprecated form of `tool_choice`): none, auto or {"name": ...}."""
     if isinstance(choice, str):
@@ -94,6 +116,7 @@ def check_function_call(choice: Any, param: str) -> None:
         raise invalid(param, "'none', 'auto' or an object with a 'name'")
 
 
+@js.describes(js.obj({"type": js.enum(("text", "json_object", "json_schema"))}, required=["type"]))
 def check_response_format(value: Any, param: str) -> None:
     """`response_format`: text, json_object, or json_schema with a name and a schema object."""
     if not isinstance(value, dict):

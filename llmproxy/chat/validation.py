@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from llmproxy import json_schema as js
 from llmproxy.catalog.chains import ChainEntry
 from llmproxy.catalog.model_config import find_model
 from llmproxy.chat.message_shapes import check_messages
@@ -44,7 +45,7 @@ from llmproxy.errors import ApiError, bad_request, forbidden
 from llmproxy.jsontypes import JSON
 from llmproxy.keys.virtual_keys import KeyInfo
 from llmproxy.storage.models import ApiKey, ModelConfig
-from llmproxy.validation import validate_metadata
+from llmproxy.validation import validate_metadata, validate_metadata_schema
 
 # What a `lookup` may answer with: a catalog row, or the first entry of a cached chain.
 Model = ModelConfig | ChainEntry
@@ -55,12 +56,14 @@ MAX_OUTPUT_TOKENS = 2**31 - 1  # far beyond any model's output limit
 INT64 = (-(2**63), 2**63 - 1)
 
 
+@js.describes(js.integer(1, MAX_OUTPUT_TOKENS))
 def _output_cap(value: Any, param: str) -> None:
     # Bounded so that a reservation (this times `n`) stays an exact integer in Redis.
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_OUTPUT_TOKENS:
         raise bad_request(f"'{param}' must be a positive integer of at most {MAX_OUTPUT_TOKENS}", param=param)
 
 
+@js.describes(js.one_of(js.string(), js.array(js.string(), max_items=MAX_STOP)))
 def _stop(value: Any, param: str) -> None:
     if isinstance(value, str):
         return
@@ -68,6 +71,7 @@ def _stop(value: Any, param: str) -> None:
         raise invalid(param, f"a string or an array of at most {MAX_STOP} strings")
 
 
+@js.describes({**js.obj(extra=js.number(-100, 100)), "propertyNames": js.string(pattern="^[0-9]+$")})
 def _logit_bias(value: Any, param: str) -> None:
     if not isinstance(value, dict):
         raise invalid(param, "an object mapping token ids to biases from -100 to 100")
@@ -76,6 +80,7 @@ def _logit_bias(value: Any, param: str) -> None:
             raise invalid(f"{param}.{token}", "a token id (digits) mapped to a bias from -100 to 100")
 
 
+@js.describes(js.obj({flag: js.nullable(js.BOOLEAN) for flag in ("include_usage", "include_obfuscation")}))
 def _stream_options(value: Any, param: str) -> None:
     if not isinstance(value, dict):
         raise bad_request("'stream_options' must be an object", param=param)
@@ -84,6 +89,7 @@ def _stream_options(value: Any, param: str) -> None:
             check_bool(value[flag], f"{param}.{flag}")
 
 
+@js.describes(validate_metadata_schema())
 def _metadata(value: Any, param: str) -> None:
     validate_metadata(value)
 
@@ -123,6 +129,17 @@ _FIELDS: dict[str, Check] = {
     "prediction": check_prediction,
     "web_search_options": check_web_search_options,
 }
+
+
+def chat_request_schema() -> js.Schema:
+    """The schema of a chat-completion body, assembled from the checks above (other members pass through)."""
+    properties = {
+        "model": js.string(minLength=1),
+        "messages": js.schema_of(check_messages),
+        "stream": js.BOOLEAN,
+        **{name: js.nullable(js.schema_of(check)) for name, check in _FIELDS.items()},
+    }
+    return js.obj(properties, required=["model", "messages"])
 
 
 def validate_chat_request(

@@ -2,11 +2,45 @@
 
 from __future__ import annotations
 
+from llmproxy import json_schema as js
+from llmproxy.errors import ERROR_OBJECT_SCHEMA
+from llmproxy.jobs.states import JobStatus
 from llmproxy.jobs.upstream_errors import public_attempts
 from llmproxy.jsontypes import JSON
 from llmproxy.storage.models import Job
 from llmproxy.storage.money import money
 from llmproxy.storage.timestamps import to_epoch
+
+ATTEMPT_SCHEMA = js.obj(
+    {
+        "provider": js.nullable(js.string()),
+        "model": js.nullable(js.string()),
+        "outcome": js.nullable(js.string()),
+        "status_code": js.nullable(js.integer()),
+        "latency_ms": js.nullable(js.number()),
+        "message": js.string(),
+    },
+    required=["provider", "model", "outcome", "status_code", "latency_ms"],
+    extra=False,
+)
+JOB_SCHEMA = js.record(
+    {
+        "id": js.string(),
+        "object": js.const("job"),
+        "model": js.string(),
+        "status": js.enum(status.value for status in JobStatus),
+        "created_at": js.epoch(),
+        "started_at": js.epoch(),
+        "completed_at": js.epoch(),
+        "metadata": js.obj(extra=js.string()),
+        "batch_id": js.nullable(js.string()),
+        "result": js.nullable(js.obj()),  # the chat completion
+        "error": js.nullable(ERROR_OBJECT_SCHEMA),
+        "usage": js.nullable(js.obj()),
+        "cost_usd": js.money(),
+        "attempts": js.array(ATTEMPT_SCHEMA),
+    }
+)
 
 
 def job_json(job: Job) -> JSON:

@@ -6,12 +6,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from llmproxy import json_schema as js
 from llmproxy.errors import ApiError, bad_request
 from llmproxy.jobs.store import find_by_idempotency_key
 from llmproxy.storage.models import Job
-from llmproxy.validation import reject_unknown, validate_metadata
+from llmproxy.validation import reject_unknown, validate_metadata, validate_metadata_schema
 
 MAX_IDEMPOTENCY_KEY = 255
+IDEMPOTENCY_KEY_SCHEMA = js.string(minLength=1, maxLength=MAX_IDEMPOTENCY_KEY)
 
 
 def validate_idempotency_key(value: str | None) -> str | None:
@@ -34,6 +36,11 @@ def replayed_job(session: Session, *, api_key_id: str, idempotency_key: str, fin
 def idempotency_conflict() -> ApiError:
     """409: a request with the same Idempotency-Key is being stored right now."""
     return ApiError(409, "A request with this Idempotency-Key is in flight; retry shortly", code="idempotency_conflict")
+
+
+def chat_job_schema(chat_request: js.Schema) -> js.Schema:
+    """The schema of a `POST /v1/jobs` body, around this chat request schema."""
+    return js.obj({"body": chat_request, "metadata": validate_metadata_schema()}, required=["body"], extra=False)
 
 
 def chat_job_body(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str] | None]:

@@ -10,6 +10,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from llmproxy import json_schema as js
 from llmproxy import validation as v
 from llmproxy.errors import bad_request, not_found
 from llmproxy.ids import new_id
@@ -17,6 +18,28 @@ from llmproxy.jsontypes import JSON
 from llmproxy.storage.models import ApiKey, ModelConfig
 from llmproxy.storage.money import money
 from llmproxy.storage.timestamps import to_epoch, utcnow
+
+KEY_SCHEMA = js.record(
+    {
+        "id": js.string(),
+        "object": js.const("api_key"),
+        "name": js.string(),
+        "prefix": js.string(),
+        "rpm_limit": js.nullable(js.integer(1)),
+        "tpm_limit": js.nullable(js.integer(1)),
+        "budget_usd": js.money(),
+        "spend_usd": js.money(),
+        "models": js.nullable(js.array(js.string())),
+        "max_parallel_requests": js.nullable(js.integer(1)),
+        "max_queued_jobs": js.nullable(js.integer(1)),
+        "max_file_storage_bytes": js.nullable(js.integer(0)),
+        "created_at": js.epoch(),
+        "revoked_at": js.epoch(),
+        "active": js.BOOLEAN,
+    }
+)
+# A key just created: the secret is shown this once.
+NEW_KEY_SCHEMA = js.record({**KEY_SCHEMA["properties"], "key": js.string()})
 
 
 def key_json(key: ApiKey) -> JSON:
@@ -123,34 +146,36 @@ def revoke_key(session: Session, key: ApiKey) -> None:
         key.revoked_at = utcnow()
 
 
-KEY_FIELDS = {
-    "name",
-    "rpm_limit",
-    "tpm_limit",
-    "budget_usd",
-    "models",
-    "max_parallel_requests",
-    "max_queued_jobs",
-    "max_file_storage_bytes",
-}
 MAX_STORAGE_BYTES = 2**63 - 1  # a BIGINT
+
+# What POST /admin/keys and PATCH /admin/keys/{id} take; `max_file_storage_bytes` 0 is this key's "no quota"
+# (null falls back to the deployment's default).
+KEY_BODY = v.Body(
+    {
+        "name": v.text(max_len=200),
+        "rpm_limit": v.whole(minimum=1),
+        "tpm_limit": v.whole(minimum=1),
+        "budget_usd": v.money(),
+        "models": v.names(),
+        "max_parallel_requests": v.whole(minimum=1),
+        "max_queued_jobs": v.whole(minimum=1),
+        "max_file_storage_bytes": v.whole(maximum=MAX_STORAGE_BYTES),
+    }
+)
 
 
 def apply_key_fields(session: Session, key: ApiKey, data: JSON) -> None:
     """Validate and set a key's editable fields (name, limits, budget, allowed models, fair-use caps, file quota)."""
-    v.reject_unknown(data, KEY_FIELDS)
+    KEY_BODY.check_known(data)
     if "name" in data:
-        key.name = v.string(data, "name", max_len=200) or ""
-    for field in ("rpm_limit", "tpm_limit", "max_parallel_requests", "max_queued_jobs"):
+        key.name = KEY_BODY.read(data, "name") or ""
+    for field in ("rpm_limit", "tpm_limit", "max_parallel_requests", "max_queued_jobs", "max_file_storage_bytes"):
         if field in data:
-            setattr(key, field, v.optional_int(data, field, minimum=1))
-    if "max_file_storage_bytes" in data:
-        # 0 is this key's "no quota" (null falls back to the deployment's default).
-        key.max_file_storage_bytes = v.optional_int(data, "max_file_storage_bytes", maximum=MAX_STORAGE_BYTES)
+            setattr(key, field, KEY_BODY.read(data, field))
     if "budget_usd" in data:
-        key.budget_usd = v.optional_decimal(data, "budget_usd")
+        key.budget_usd = KEY_BODY.read(data, "budget_usd")
     if "models" in data:
-        models = v.string_list(data, "models")
+        models = KEY_BODY.read(data, "models")
         known = set(session.scalars(select(ModelConfig.name).where(ModelConfig.name.in_(models or []))))
         for name in models or []:
             if name not in known:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
+from llmproxy import json_schema as js
 from llmproxy.catalog import provider_config
 from llmproxy.errors import bad_request, forbidden, unauthorized
 from llmproxy.keys import virtual_keys
 from llmproxy.keys.credentials import save_credential, saved_providers
-from llmproxy.keys.virtual_keys import key_json
+from llmproxy.keys.virtual_keys import KEY_BODY, KEY_SCHEMA, key_json
 from llmproxy.validation import reject_unknown
 from web.auth import authenticate_admin, bearer_token, is_admin_token
 from web.context import announce_config_change, db, resources
 from web.jsonbody import json_body
+from web.openapi.operation import Auth, json_reply, operation
 
 bp = Blueprint("compat", __name__, url_prefix="/api")
 
@@ -26,9 +28,25 @@ def _announce_changes(response):
 
 
 _SAVE_FIELDS = {"openaiKey": "openai", "mistralKey": "mistral"}
+_SAVE_SCHEMA = js.obj(
+    {name: js.nullable(js.string()) for name in ("virtualKey", *_SAVE_FIELDS)},
+    extra=False,
+)
+_SAVED_SCHEMA = js.record({"message": js.string(), "key_id": js.string(), "saved_providers": js.array(js.string())})
 
 
 @bp.post("/generate-virtual-key")
+@operation(
+    auth=Auth.ADMIN,
+    body=KEY_BODY.schema(creating=True),
+    body_required=False,
+    replies={
+        201: json_reply(
+            "The new key's secret as `virtualKey`, with the key.",
+            js.record({"virtualKey": js.string(), **KEY_SCHEMA["properties"]}),
+        )
+    },
+)
 def generate_virtual_key():
     """Admin: create a key, answered in the original proxy's shape plus the key's id."""
     authenticate_admin()
@@ -37,6 +55,7 @@ def generate_virtual_key():
 
 
 @bp.post("/save-keys")
+@operation(auth=Auth.KEY_OR_ADMIN, body=_SAVE_SCHEMA, replies={200: json_reply("Saved.", _SAVED_SCHEMA)})
 def save_keys():
     """Store the caller's own provider keys, encrypted; an empty string removes one."""
     data = json_body()
@@ -59,7 +78,7 @@ def save_keys():
         if named and named != token:
             raise forbidden("A virtual key may only save provider keys for itself", "not_your_key")
     fields = {name: value for name, value in data.items() if name in _SAVE_FIELDS}
-    reject_unknown(data, {*_SAVE_FIELDS, "virtualKey"})
+    reject_unknown(data, set(_SAVE_SCHEMA["properties"]))
     if not fields:
         raise bad_request("Nothing to save: send openaiKey and/or mistralKey", code="missing_field")
     for field, value in fields.items():

@@ -6,15 +6,25 @@ from decimal import Decimal
 
 from flask import Blueprint, jsonify, request
 
+from llmproxy import json_schema as js
 from llmproxy.billing import usage_reports
 from llmproxy.keys import virtual_keys
 from llmproxy.limits import reservations
 from llmproxy.storage.money import money
 from web.auth import authenticate_admin, authenticate_client
 from web.context import db, resources
+from web.openapi.operation import Auth, json_reply, operation
 
 # No url_prefix: the two routes live under different prefixes and authenticate differently.
 bp = Blueprint("usage", __name__)
+_COUNT = js.nullable(js.integer())
+_KEY_USAGE = js.record(
+    {
+        **usage_reports.KEY_USAGE_SCHEMA["properties"],
+        "remaining": js.record({"requests": _COUNT, "tokens": _COUNT, "budget_usd": js.money()}),
+    }
+)
+_WHEN = js.string()  # unix seconds or an ISO date or datetime (naive = UTC)
 
 
 def _remaining(key) -> dict:
@@ -31,6 +41,7 @@ def _remaining(key) -> dict:
 
 
 @bp.get("/api/usage")
+@operation(auth=Auth.KEY, replies={200: json_reply("This key's limits, spend and totals.", _KEY_USAGE)})
 def key_usage():
     """The calling key's limits, spend and ledger totals; never another key's."""
     key = virtual_keys.get_key(db(), authenticate_client().id)  # fresh spend, not the cached snapshot
@@ -38,6 +49,16 @@ def key_usage():
 
 
 @bp.get("/admin/usage")
+@operation(
+    auth=Auth.ADMIN,
+    query={"group_by": js.enum(usage_reports.GROUPS), "since": _WHEN, "until": _WHEN},
+    replies={
+        200: json_reply(
+            "Ledger totals per group.",
+            js.record({"object": js.const("list"), "data": js.array(usage_reports.USAGE_ROW_SCHEMA)}),
+        )
+    },
+)
 def usage_report():
     """Ledger totals grouped by key, model, provider or UTC day over [since, until)."""
     authenticate_admin()

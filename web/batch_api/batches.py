@@ -7,8 +7,10 @@ import logging
 import redis
 from flask import Blueprint, jsonify, request
 
+from llmproxy import json_schema as js
 from llmproxy.batches import cancel, store
 from llmproxy.batches.states import BatchStatus
+from llmproxy.batches.store import BATCH_REQUEST_SCHEMA, BATCH_SCHEMA
 from llmproxy.errors import bad_request
 from llmproxy.jobs import events
 from llmproxy.jobs.queues import FINALIZE_BATCH_TASK, VALIDATE_BATCH_TASK
@@ -18,20 +20,22 @@ from web.auth import current_key, require_client
 from web.context import commit, db, resources
 from web.dispatch import send_batch_task
 from web.jsonbody import json_body
-from web.listing import limit_param, list_response
+from web.listing import limit_param, limit_schema, list_response, list_schema
+from web.openapi.operation import Auth, json_reply, operation
 
 log = logging.getLogger(__name__)
 bp = Blueprint("batches", __name__, url_prefix="/v1/batches")
 bp.before_request(require_client)
 
-FIELDS = {"input_file_id", "endpoint", "completion_window", "metadata", "output_expires_after"}
+_THE_BATCH = {200: json_reply("The batch.", BATCH_SCHEMA)}
 
 
 @bp.post("")
+@operation(auth=Auth.KEY, body=BATCH_REQUEST_SCHEMA, replies=_THE_BATCH)
 def create_batch():
     """Create a batch from an uploaded file: `validating` at once; a worker checks its lines, then runs or fails it."""
     data = json_body()
-    reject_unknown(data, FIELDS)
+    reject_unknown(data, set(BATCH_REQUEST_SCHEMA["properties"]))
     for name in ("input_file_id", "endpoint", "completion_window"):
         if not isinstance(data.get(name), str) or not data[name]:
             raise bad_request(f"Missing required parameter: '{name}'", code="missing_field", param=name)
@@ -60,12 +64,18 @@ def create_batch():
 
 
 @bp.get("/<batch_id>")
+@operation(auth=Auth.KEY, replies=_THE_BATCH)
 def get_batch(batch_id):
     """The batch object, with live request counts while it runs."""
     return jsonify(store.batch_json(db(), store.get_own_batch(db(), current_key().id, batch_id)))
 
 
 @bp.get("")
+@operation(
+    auth=Auth.KEY,
+    query={"after": js.string(), "limit": limit_schema()},
+    replies={200: json_reply("This key's batches, newest first.", list_schema(BATCH_SCHEMA))},
+)
 def list_batches():
     """This key's batches, newest first: ?after=&limit=."""
     page, has_more = store.list_batches(db(), current_key().id, limit=limit_param(), after=request.args.get("after"))
@@ -73,6 +83,7 @@ def list_batches():
 
 
 @bp.post("/<batch_id>/cancel")
+@operation(auth=Auth.KEY, replies=_THE_BATCH)
 def cancel_batch(batch_id):
     """Cancel: queued lines at once, running ones finish; `cancelling`, then `cancelled` with partial results."""
     batch = store.get_own_batch(db(), current_key().id, batch_id)

@@ -7,6 +7,7 @@ import tempfile
 
 from flask import Blueprint, Response, jsonify, request
 
+from llmproxy import json_schema as js
 from llmproxy.batches import files, storage_quota
 from llmproxy.batches.file_chunks import stream_chunks
 from llmproxy.batches.upload_limits import UploadMeter
@@ -14,11 +15,17 @@ from llmproxy.errors import bad_request
 from web.auth import authenticate_client, current_key
 from web.batch_api import multipart
 from web.context import db, release_connection, resources
-from web.listing import limit_param, list_response
+from web.listing import limit_param, limit_schema, list_response, list_schema
+from web.openapi.operation import Auth, Reply, json_reply, operation
 
 bp = Blueprint("files", __name__, url_prefix="/v1/files")
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and the purpose field around the file
 MAX_LIST = 10_000
+_UPLOAD = js.obj(
+    {"file": js.string(contentMediaType="application/jsonl"), "purpose": js.enum((files.FilePurpose.BATCH.value,))},
+    required=["file", "purpose"],
+)
+_THE_FILE = {200: json_reply("The file.", files.FILE_SCHEMA)}
 
 
 @bp.before_request
@@ -30,6 +37,7 @@ def _authenticate_and_size():
 
 
 @bp.post("")
+@operation(auth=Auth.KEY, body=_UPLOAD, body_media="multipart/form-data", replies=_THE_FILE)
 def upload_file():
     """Store a batch input file: multipart `file` and `purpose=batch`, streamed to storage as it arrives."""
     if request.mimetype != "multipart/form-data":
@@ -88,6 +96,16 @@ def _check_part(name: str, value: str) -> None:
 
 
 @bp.get("")
+@operation(
+    auth=Auth.KEY,
+    query={
+        "purpose": js.string(),
+        "limit": limit_schema(MAX_LIST),
+        "order": js.enum(("asc", "desc")),
+        "after": js.string(),
+    },
+    replies={200: json_reply("This key's files.", list_schema(files.FILE_SCHEMA))},
+)
 def list_files():
     """This key's files: ?purpose=&limit=&order=asc|desc&after=."""
     limit = limit_param(default=MAX_LIST, maximum=MAX_LIST)
@@ -106,12 +124,14 @@ def list_files():
 
 
 @bp.get("/<file_id>")
+@operation(auth=Auth.KEY, replies=_THE_FILE)
 def get_file(file_id):
     """The file object."""
     return jsonify(files.file_json(files.get_own_file(db(), current_key().id, file_id)))
 
 
 @bp.get("/<file_id>/content")
+@operation(auth=Auth.KEY, replies={200: Reply("The file's bytes.", {"application/octet-stream": js.string()})})
 def file_content(file_id):
     """The file's bytes (JSONL), streamed a chunk at a time."""
     row = files.get_own_file(db(), current_key().id, file_id)
@@ -128,6 +148,7 @@ def file_content(file_id):
 
 
 @bp.delete("/<file_id>")
+@operation(auth=Auth.KEY, replies={200: json_reply("Deleted.", files.DELETED_FILE_SCHEMA)})
 def delete_file(file_id):
     """Delete the file; OpenAI's deletion object."""
     return jsonify(files.delete_file(db(), files.get_own_file(db(), current_key().id, file_id)))

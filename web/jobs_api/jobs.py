@@ -5,23 +5,26 @@ from __future__ import annotations
 import redis
 from flask import Blueprint, Response, request
 
+from llmproxy import json_schema as js
 from llmproxy.batches.store import get_own_batch
+from llmproxy.chat.validation import chat_request_schema
 from llmproxy.errors import bad_request
 from llmproxy.ids import new_id
 from llmproxy.jobs import events, live
 from llmproxy.jobs.lookup import as_they_are_now, find_own_job
 from llmproxy.jobs.queues import Queue
-from llmproxy.jobs.serialize import job_json
+from llmproxy.jobs.serialize import JOB_SCHEMA, job_json
 from llmproxy.jobs.states import FINAL_JOB_STATUSES, JobStatus
 from llmproxy.jobs.store import cancel_job as cancel_queued_job
 from llmproxy.jobs.store import list_jobs as list_own_jobs
-from llmproxy.jobs.submission import chat_job_body
+from llmproxy.jobs.submission import IDEMPOTENCY_KEY_SCHEMA, chat_job_body, chat_job_schema
 from llmproxy.limits.parallel import Slot, parallel_cap
 from llmproxy.limits.reservations import release
 from web.auth import current_key, require_client
 from web.context import commit, db, release_connection, resources
 from web.jsonbody import json_body
-from web.listing import limit_param, list_response
+from web.listing import limit_param, limit_schema, list_response, list_schema
+from web.openapi.operation import Auth, json_reply, operation
 from web.slots import slot_held
 from web.submission import job_response, submit_job
 
@@ -29,9 +32,17 @@ bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 bp.before_request(require_client)
 
 MAX_WAIT_SECONDS = 60
+WAIT_SCHEMA = js.number(0, MAX_WAIT_SECONDS)
+_THE_JOB = {200: json_reply("The job.", JOB_SCHEMA)}
 
 
 @bp.post("")
+@operation(
+    auth=Auth.KEY,
+    body=chat_job_schema(chat_request_schema()),
+    headers={"Idempotency-Key": IDEMPOTENCY_KEY_SCHEMA},
+    replies={202: json_reply("Stored and queued.", JOB_SCHEMA, Location="Where to poll the job.")},
+)
 def create_job() -> Response:
     """Submit a chat completion as a job: 202 + job + Location."""
     body, metadata = chat_job_body(json_body())
@@ -52,6 +63,7 @@ def wait_seconds(raw: str | None) -> float:
 
 
 @bp.get("/<job_id>")
+@operation(auth=Auth.KEY, query={"wait": WAIT_SCHEMA}, replies=_THE_JOB)
 def get_job(job_id: str) -> Response:
     """The job; ?wait=N long-polls until it ends or N seconds pass."""
     key_id = current_key().id
@@ -68,6 +80,16 @@ def get_job(job_id: str) -> Response:
 
 
 @bp.get("")
+@operation(
+    auth=Auth.KEY,
+    query={
+        "status": js.enum(status.value for status in JobStatus),
+        "batch_id": js.string(),
+        "limit": limit_schema(),
+        "after": js.string(),
+    },
+    replies={200: json_reply("This key's jobs, newest first.", list_schema(JOB_SCHEMA))},
+)
 def list_jobs() -> Response:
     """This key's jobs, newest first: ?status=&batch_id=&limit=&after=."""
     status = request.args.get("status")
@@ -85,6 +107,7 @@ def list_jobs() -> Response:
 
 
 @bp.post("/<job_id>/cancel")
+@operation(auth=Auth.KEY, replies=_THE_JOB)
 def cancel_job(job_id: str) -> Response:
     """Cancel a queued job now; ask a running one to stop."""
     client = resources().redis

@@ -6,13 +6,17 @@ import time
 
 from flask import Blueprint, Response, g, request
 
+from llmproxy import json_schema as js
 from llmproxy.catalog.chains import allowed_chain, cached_price_chain
-from llmproxy.chat.validation import validate_chat_request, wants_usage_chunk
+from llmproxy.chat.stream_assembly import CHAT_COMPLETION_SCHEMA
+from llmproxy.chat.validation import chat_request_schema, validate_chat_request, wants_usage_chunk
 from llmproxy.ids import new_job_id
 from llmproxy.jobs import events
 from llmproxy.jobs.events import FINAL_EVENTS
 from llmproxy.jobs.live_job import LiveJob
 from llmproxy.jobs.queues import Queue
+from llmproxy.jobs.serialize import JOB_SCHEMA
+from llmproxy.jobs.submission import IDEMPOTENCY_KEY_SCHEMA
 from llmproxy.limits import reservations
 from llmproxy.limits.admission import admit, ratelimit_headers
 from llmproxy.limits.parallel import Slot, parallel_cap
@@ -23,6 +27,7 @@ from web.jsonbody import json_body
 from web.openai_api.answers import final_response, still_running, sync_timeout
 from web.openai_api.prefer import parse_prefer, prefer_wait
 from web.openai_api.sse import sse_response
+from web.openapi.operation import Auth, Reply, json_reply, operation
 from web.slots import free_slot
 from web.submission import submit_job
 
@@ -32,6 +37,23 @@ bp.before_request(require_client)
 
 @bp.post("/v1/chat/completions")
 @bp.post("/chat/completions")
+@operation(
+    auth=Auth.KEY,
+    body=chat_request_schema(),
+    headers={"Prefer": js.string(), "Idempotency-Key": IDEMPOTENCY_KEY_SCHEMA},
+    replies={
+        200: Reply(
+            "The chat completion; with `stream: true`, server-sent `chat.completion.chunk` events.",
+            {"application/json": CHAT_COMPLETION_SCHEMA, "text/event-stream": js.string()},
+            {"x-request-id": "The job that served the request."},
+        ),
+        202: json_reply(
+            "Stored as a job (`Prefer: respond-async`), or still running when `Prefer: wait=N` ran out.",
+            JOB_SCHEMA,
+            Location="Where to poll the job.",
+        ),
+    },
+)
 def chat_completions() -> Response:
     """OpenAI's chat completions, served through the queue (streamed or not)."""
     key = current_key()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hmac
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import text
 
+from llmproxy import json_schema as js
 from llmproxy.errors import ApiError
 from llmproxy.jobs.queues import Queue, queue_depth
 from llmproxy.jobs.records import RECORDS_STREAM
@@ -15,17 +16,32 @@ from llmproxy.telemetry import metrics
 from llmproxy.telemetry.heartbeats import live_consumers
 from web.auth import bearer_token
 from web.context import db, resources
+from web.openapi.document import build_document
+from web.openapi.operation import Auth, Reply, json_reply, operation
 
 bp = Blueprint("ops", __name__)
 
 
+_READINESS = js.obj(
+    {"status": js.enum(("ready", "unavailable")), "missing": js.array(js.string())}, required=["status"], extra=False
+)
+
+
 @bp.get("/healthz")
+@operation(auth=Auth.NONE, replies={200: json_reply("The process serves.", js.record({"status": js.const("ok")}))})
 def healthz():
     """200 while the process serves."""
     return jsonify({"status": "ok"})
 
 
 @bp.get("/readyz")
+@operation(
+    auth=Auth.NONE,
+    replies={
+        200: json_reply("Ready to serve.", _READINESS),
+        503: json_reply("Not ready; `missing` names what lacks (to METRICS_TOKEN holders if one is set).", _READINESS),
+    },
+)
 def readyz():
     """200 when the database and Redis answer, each queue has a worker and a writer runs; else 503 naming what lacks."""
     problems: list[str] = []
@@ -51,6 +67,10 @@ def readyz():
 
 
 @bp.get("/metrics")
+@operation(
+    auth=Auth.METRICS,
+    replies={200: Reply("Prometheus text exposition.", {"text/plain": js.string()})},
+)
 def prometheus_metrics():
     """Prometheus text: requests, upstream attempts, queue depth, job latency, tokens and cost by model."""
     if not _may_see_metrics():
@@ -70,6 +90,16 @@ def prometheus_metrics():
     backlog = int(client.xlen(RECORDS_STREAM))
     text = metrics.render(client, queue_depths=depths, records_backlog=backlog)
     return Response(text, mimetype="text/plain; version=0.0.4")
+
+
+@bp.get("/openapi.json")
+@operation(auth=Auth.NONE, replies={200: json_reply("The OpenAPI 3.1 document.", js.obj({"openapi": js.string()}))})
+def openapi_document():
+    """This API's OpenAPI 3.1 document, generated from the routes' own schemas."""
+    document = current_app.extensions.get("openapi_document")
+    if document is None:  # built once per process: the routes do not change while it runs
+        document = current_app.extensions["openapi_document"] = build_document(current_app)
+    return jsonify(document)
 
 
 def _may_see_metrics() -> bool:
