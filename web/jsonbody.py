@@ -11,9 +11,9 @@ from llmproxy.json_input import JsonInputError, parse_json
 def json_body(*, optional: bool = False) -> dict:
     """The body as a JSON object; 400 invalid_json otherwise (too deep, NUL, lone surrogates, NaN included)."""
     raw = request.get_data(cache=True)
-    if not raw.strip():
-        if optional:
-            return {}
+    if not raw and optional:
+        return {}
+    if not raw.strip():  # blank is not a JSON document: only a body that is absent may stand for {}
         raise bad_request("We could not parse the JSON body of your request: the body is empty", code="invalid_json")
     try:
         data = parse_json(raw)

@@ -80,6 +80,11 @@ def test_generate_virtual_key_needs_admin(client, make_key, admin_headers):
     )
     created = client.post("/api/generate-virtual-key", headers=admin_headers)
     assert created.status_code == 201
+    # No body stands for {}; a blank one is not JSON (found by the fuzz suite), and creates nothing.
+    for route in ("/api/generate-virtual-key", "/admin/keys"):
+        blank = client.post(route, data="\n\n", content_type="application/json", headers=admin_headers)
+        _assert_error(blank, 400, "invalid_request_error", "invalid_json")
+    assert len(client.get("/admin/keys", headers=admin_headers).json["data"]) == 2
     assert created.json["virtualKey"].startswith("sk-") and created.json["id"].startswith("key_")
     assert (
         client.get("/v1/models", headers={"Authorization": f"Bearer {created.json['virtualKey']}"}).status_code == 200
