@@ -164,9 +164,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("ADMIN_API_KEY is malformed: it must be at least 16 characters")
     if env.get("IV"):
         log.warning("IV is set but ignored: every stored value gets its own nonce")
-    provider_keys = {
-        name: env[var] for name, var in (("openai", "OPENAI_API_KEY"), ("mistral", "MISTRAL_API_KEY")) if env.get(var)
-    }
+    env_keys = (("openai", "OPENAI_API_KEY"), ("mistral", "MISTRAL_API_KEY"), ("anthropic", "ANTHROPIC_API_KEY"))
+    provider_keys = {name: env[var] for name, var in env_keys if env.get(var)}
     return Settings(
         encryption_key=bytes.fromhex(key_hex),
         admin_api_key=admin,

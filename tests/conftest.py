@@ -210,7 +210,7 @@ def upstream(stub, db, settings):
     """The stub, reset, with the default providers pointed at it and given default keys."""
     stub.reset()
     with session_scope(db) as session:
-        for name, url in (("openai", stub.url), ("mistral", stub.mistral_url)):
+        for name, url in (("openai", stub.url), ("mistral", stub.mistral_url), ("anthropic", stub.anthropic_url)):
             update_provider(
                 session,
                 name,

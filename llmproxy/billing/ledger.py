@@ -77,6 +77,8 @@ def _ledger_row(charge: Charge) -> dict[str, object]:
         "input_cost_per_1m": charge.prices.input_per_1m,
         "output_cost_per_1m": charge.prices.output_per_1m,
         "cached_input_cost_per_1m": charge.prices.cached_input_per_1m,
+        "cache_write_tokens": charge.usage.cache_write_tokens,
+        "cache_write_cost_per_1m": charge.prices.cache_write_per_1m,
         "cost_usd": charge.cost_usd,
         "latency_ms": charge.latency_ms,
         "outcome": charge.outcome,

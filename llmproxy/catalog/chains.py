@@ -51,6 +51,7 @@ class ChainEntry:
     input_cost_per_1m: Decimal
     output_cost_per_1m: Decimal
     cached_input_cost_per_1m: Decimal | None
+    cache_write_cost_per_1m: Decimal | None
     provider_key: str | None = field(default=None, repr=False)  # decrypted; never printed
 
     @property
@@ -80,6 +81,7 @@ def load_chain(session: Session, name: str, *, encryption_key: bytes | None) -> 
                 input_cost_per_1m=model.input_cost_per_1m,
                 output_cost_per_1m=model.output_cost_per_1m,
                 cached_input_cost_per_1m=model.cached_input_cost_per_1m,
+                cache_write_cost_per_1m=model.cache_write_cost_per_1m,
                 provider_key=key,
             )
         )

@@ -28,12 +28,16 @@ class ModelSpec(TypedDict):
     fallbacks: NotRequired[list[str]]
     input_cost_per_1m: str
     output_cost_per_1m: str
+    cached_input_cost_per_1m: NotRequired[str]
+    cache_write_cost_per_1m: NotRequired[str]
     context_window: int
 
 
 DEFAULT_PROVIDERS: list[ProviderSpec] = [
     {"name": "openai", "kind": "openai", "api_base": "https://api.openai.com/v1"},
     {"name": "mistral", "kind": "mistral", "api_base": "https://api.mistral.ai/v1"},
+    # The base is the URL before /v1/messages; its key comes from ANTHROPIC_API_KEY or the admin API.
+    {"name": "anthropic", "kind": "anthropic", "api_base": "https://api.anthropic.com"},
 ]
 
 # The original proxy's seeded models; its per-1K prices × 1000 = per 1M.
@@ -82,6 +86,25 @@ DEFAULT_MODELS: list[ModelSpec] = [
         "output_cost_per_1m": "24",
         "context_window": 32000,
     },
+    # Anthropic's list prices: cache reads 0.1× input, 5-minute cache writes 1.25× input.
+    {
+        "name": "claude-sonnet-4-5",
+        "provider": "anthropic",
+        "input_cost_per_1m": "3",
+        "output_cost_per_1m": "15",
+        "cached_input_cost_per_1m": "0.3",
+        "cache_write_cost_per_1m": "3.75",
+        "context_window": 200000,
+    },
+    {
+        "name": "claude-haiku-4-5",
+        "provider": "anthropic",
+        "input_cost_per_1m": "1",
+        "output_cost_per_1m": "5",
+        "cached_input_cost_per_1m": "0.1",
+        "cache_write_cost_per_1m": "1.25",
+        "context_window": 200000,
+    },
 ]
 
 
@@ -106,9 +129,15 @@ def seed_defaults(session: Session) -> int:
                     enabled=True,
                     input_cost_per_1m=Decimal(spec["input_cost_per_1m"]),
                     output_cost_per_1m=Decimal(spec["output_cost_per_1m"]),
+                    cached_input_cost_per_1m=_price(spec.get("cached_input_cost_per_1m")),
+                    cache_write_cost_per_1m=_price(spec.get("cache_write_cost_per_1m")),
                     context_window=spec["context_window"],
                 )
             )
             added += 1
     session.flush()
     return added
+
+
+def _price(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)

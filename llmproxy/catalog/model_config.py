@@ -25,6 +25,7 @@ MODEL_SCHEMA = js.record(
         "input_cost_per_1m": js.money(),
         "output_cost_per_1m": js.money(),
         "cached_input_cost_per_1m": js.money(),
+        "cache_write_cost_per_1m": js.money(),
         "context_window": js.nullable(js.integer(1)),
         "enabled": js.BOOLEAN,
         "created_at": js.epoch(),
@@ -44,6 +45,7 @@ def model_json(model: ModelConfig) -> JSON:
         "input_cost_per_1m": money(model.input_cost_per_1m),
         "output_cost_per_1m": money(model.output_cost_per_1m),
         "cached_input_cost_per_1m": money(model.cached_input_cost_per_1m),
+        "cache_write_cost_per_1m": money(model.cache_write_cost_per_1m),
         "context_window": model.context_window,
         "enabled": model.enabled,
         "created_at": to_epoch(model.created_at),
@@ -61,6 +63,7 @@ MODEL_BODY = v.Body(
         "input_cost_per_1m": v.money(nullable=False),
         "output_cost_per_1m": v.money(nullable=False),
         "cached_input_cost_per_1m": v.money(),
+        "cache_write_cost_per_1m": v.money(),
         "context_window": v.whole(minimum=1),
         "enabled": v.flag(),
     },
@@ -114,7 +117,7 @@ def _apply_model_fields(session: Session, model: ModelConfig, data: JSON) -> Non
     upstream = MODEL_BODY.read(data, "upstream_model")
     if upstream is not None:
         model.upstream_model = upstream
-    for price in ("input_cost_per_1m", "output_cost_per_1m", "cached_input_cost_per_1m"):
+    for price in ("input_cost_per_1m", "output_cost_per_1m", "cached_input_cost_per_1m", "cache_write_cost_per_1m"):
         if price in data:
             setattr(model, price, MODEL_BODY.read(data, price))
     if "context_window" in data:

@@ -30,6 +30,7 @@ PER_TOKEN_PRICES = {
     "input_cost_per_token": "input_cost_per_1m",
     "output_cost_per_token": "output_cost_per_1m",
     "cache_read_input_token_cost": "cached_input_cost_per_1m",
+    "cache_creation_input_token_cost": "cache_write_cost_per_1m",
 }
 # Entries of other modes (embedding, image_generation, audio…) are priced per other units.
 SERVED_MODES = (None, "chat", "completion")

@@ -1,4 +1,4 @@
-"""The stub upstream's HTTP side: the request handler (OpenAI and Mistral dialects, control routes), the server."""
+"""The stub upstream's HTTP side: the handler (OpenAI, Mistral and Anthropic dialects, control routes), the server."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
+from llmproxy.devtools import stub_anthropic
 from llmproxy.devtools.stub_bodies import completion_body, stream_chunks, tool_calls_of
 from llmproxy.devtools.stub_responses import (
     INVALID_BODY,
@@ -112,6 +113,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/mistral/"):
             dialect, path = "mistral", path[len("/mistral") :]
         body = self._read_json() if method == "POST" else None
+        if path.startswith("/anthropic/"):
+            self._anthropic(method, path[len("/anthropic") :], body)
+            return
         if path == "/v1/models" and method == "GET":
             stub._record(method, self.path, self.headers, None, self._client())
             models = sorted(set(KNOWN_MODELS) | stub._scripted_models())
@@ -157,11 +161,49 @@ class _Handler(BaseHTTPRequestHandler):
         calls = tool_calls_of(behaviour)
         if body.get("stream"):
             events = stream_chunks(body, model, content, finish, usage, dialect, tool_calls=calls)
-            self._stream(body, model, behaviour, events)
+            payloads = [b"data: " + json.dumps(e).encode() + b"\n\n" for e in events]
+            self._stream(model, behaviour, [*payloads, b"data: [DONE]\n\n"])
         else:
             self._send_json(200, completion_body(model, content, finish, usage, dialect, tool_calls=calls))
 
-    def _stream(self, body: JSON, model: str, behaviour: Behaviour, events: list[JSON]) -> None:
+    def _anthropic(self, method: str, path: str, body: Any) -> None:
+        """POST /v1/messages in Anthropic's dialect: its key header, checks, answers and events."""
+        stub = self.server.stub
+        if path != "/v1/messages" or method != "POST":
+            self._send_json(404, stub_anthropic.error(404, f"No route {method} {path}"))
+            return
+        stub._record(method, self.path, self.headers, None if body is INVALID_BODY else body, self._client())
+        if body is INVALID_BODY or not isinstance(body, dict):
+            self._send_json(400, stub_anthropic.error(400, "There was an issue with the JSON body."))
+            return
+        fixed = stub_anthropic.fixed_answer(body, self.headers.get("x-api-key", ""))
+        if fixed is not None:
+            self._send_json(*fixed)
+            return
+        model = str(body.get("model", ""))
+        behaviour = stub._next_behaviour(model)
+        stub._sleep(stub.latency)
+        if isinstance(behaviour, (Hang, Slow)):
+            stub._sleep(behaviour.seconds)
+        if isinstance(behaviour, Fail):
+            headers = dict(behaviour.headers)
+            if behaviour.retry_after is not None:
+                headers["retry-after"] = behaviour.retry_after
+            self._send_json(behaviour.status, behaviour.body or stub_anthropic.error(behaviour.status), headers)
+            return
+        if isinstance(behaviour, BreakStream) and not body.get("stream"):
+            self._abort()
+            return
+        content, finish, usage = answer_for(body, behaviour)
+        calls = tool_calls_of(behaviour)
+        cache = (behaviour.cache_read_tokens, behaviour.cache_write_tokens) if isinstance(behaviour, Ok) else (0, 0)
+        if body.get("stream"):
+            payloads = stub_anthropic.stream_payloads(model, content, finish, usage, calls, cache)
+            self._stream(model, behaviour, payloads)
+        else:
+            self._send_json(200, stub_anthropic.message_body(model, content, finish, usage, calls, cache))
+
+    def _stream(self, model: str, behaviour: Behaviour, payloads: list[bytes]) -> None:
         stub = self.server.stub
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
@@ -172,8 +214,6 @@ class _Handler(BaseHTTPRequestHandler):
         cut = behaviour.after_chunks if isinstance(behaviour, BreakStream) else None
         malformed = isinstance(behaviour, BreakStream) and behaviour.malformed
         pause = behaviour.pause_after if isinstance(behaviour, Ok) else None
-        payloads = [b"data: " + json.dumps(e).encode() + b"\n\n" for e in events]
-        payloads.append(b"data: [DONE]\n\n")
         sent = 0
         try:
             for payload in payloads:
@@ -181,6 +221,11 @@ class _Handler(BaseHTTPRequestHandler):
                     if malformed:
                         bad = b'data: {"id": "chatcmpl-broken", "choices": [\n\n'
                         self.wfile.write(b"%x\r\n%s\r\n" % (len(bad), bad))
+                    elif isinstance(behaviour, BreakStream) and behaviour.error_type:
+                        event = {"type": "error", "error": {"type": behaviour.error_type, "message": "stub error"}}
+                        bad = b"event: error\ndata: " + json.dumps(event).encode() + b"\n\n"
+                        self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(bad), bad))
+                        return
                     self._abort()
                     return
                 if delay and sent:

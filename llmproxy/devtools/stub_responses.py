@@ -26,6 +26,8 @@ class Ok:
     pieces). fill=True reports the whole output cap as completion tokens (the request's max_completion_tokens
     or max_tokens, times n; UNCAPPED_FILL without a cap): a model that talks until it is stopped.
     pause_after=K stops a stream after K events until the test calls `StubUpstream.resume()`.
+    cache_read_tokens / cache_write_tokens: the Anthropic dialect's cache usage (prompt_tokens stays the
+    uncached input, as Anthropic's input_tokens is).
     """
 
     content: str | None = None
@@ -37,6 +39,8 @@ class Ok:
     tool_calls: list[JSON] | None = None
     fill: bool = False
     pause_after: int | None = None
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 @dataclass
@@ -75,13 +79,15 @@ class BreakStream:
     """Streams: send `after_chunks` events then drop the connection; non-streams: drop at once.
 
     malformed=True sends a broken `data:` line (not JSON) instead of dropping. `content` and `tool_calls`
-    are what the stream was saying when it broke (as Ok's).
+    are what the stream was saying when it broke (as Ok's). error_type (Anthropic dialect) sends an `error`
+    event of that type (e.g. "overloaded_error") instead of dropping.
     """
 
     after_chunks: int = 0
     malformed: bool = False
     content: str | None = None
     tool_calls: list[JSON] | None = None
+    error_type: str | None = None
 
 
 @dataclass

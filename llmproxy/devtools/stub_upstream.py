@@ -18,6 +18,8 @@ model_not_found. No Authorization header at all is accepted (an auth-less local 
 
 Under ``/mistral/v1`` the stub speaks Mistral's dialect: unknown request fields get 422,
 usage rides on the final stream chunk (no stream_options), errors use Mistral's flat shape.
+Under ``/anthropic`` it speaks Anthropic's Messages API (``POST /anthropic/v1/messages``, key in
+``x-api-key``): see stub_anthropic.py.
 """
 
 from __future__ import annotations
@@ -106,6 +108,11 @@ class StubUpstream:
     def mistral_url(self) -> str:
         """The api_base of the Mistral dialect."""
         return self.base_url + "/mistral/v1"
+
+    @property
+    def anthropic_url(self) -> str:
+        """The api_base of the Anthropic dialect (the URL before /v1/messages)."""
+        return self.base_url + "/anthropic"
 
     # -- scripting and inspection -----------------------------------------
 

@@ -62,10 +62,12 @@ def encode_charge(outcome: Outcome) -> str:
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
             "cached_prompt_tokens": usage.cached_prompt_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
             "estimated": usage.estimated,
             "input_per_1m": money(prices.input_per_1m),
             "output_per_1m": money(prices.output_per_1m),
             "cached_input_per_1m": money(prices.cached_input_per_1m),
+            "cache_write_per_1m": money(prices.cache_write_per_1m),
             "cost_usd": money(outcome.cost_usd),
             "latency_ms": outcome.latency_ms,
         }
@@ -129,9 +131,19 @@ class Record:
                 model_requested=job["model"],
                 model_served=c["model_served"],
                 provider_served=c["provider_served"],
-                usage=Usage(c["prompt_tokens"], c["completion_tokens"], c["cached_prompt_tokens"], c["estimated"]),
+                # .get(): a record appended before cache writes were recorded has neither field.
+                usage=Usage(
+                    c["prompt_tokens"],
+                    c["completion_tokens"],
+                    c["cached_prompt_tokens"],
+                    c["estimated"],
+                    cache_write_tokens=c.get("cache_write_tokens") or 0,
+                ),
                 prices=Prices(
-                    Decimal(c["input_per_1m"]), Decimal(c["output_per_1m"]), _decimal(c["cached_input_per_1m"])
+                    Decimal(c["input_per_1m"]),
+                    Decimal(c["output_per_1m"]),
+                    _decimal(c["cached_input_per_1m"]),
+                    _decimal(c.get("cache_write_per_1m")),
                 ),
                 cost_usd=Decimal(c["cost_usd"]),
                 latency_ms=c["latency_ms"],

@@ -72,7 +72,12 @@ def build_steps(
                 provider=entry.provider,
                 kind=entry.kind,
                 endpoint=endpoint,
-                prices=Prices(entry.input_cost_per_1m, entry.output_cost_per_1m, entry.cached_input_cost_per_1m),
+                prices=Prices(
+                    entry.input_cost_per_1m,
+                    entry.output_cost_per_1m,
+                    entry.cached_input_cost_per_1m,
+                    entry.cache_write_cost_per_1m,
+                ),
             )
         )
     return steps

@@ -58,6 +58,8 @@ class ModelConfig(Base):
     input_cost_per_1m: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     output_cost_per_1m: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     cached_input_cost_per_1m: Mapped[Decimal | None] = mapped_column(Money)
+    # Writing a prompt cache entry (Anthropic) costs more than plain input; NULL: the input price.
+    cache_write_cost_per_1m: Mapped[Decimal | None] = mapped_column(Money)
     context_window: Mapped[int | None] = mapped_column(Integer)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -172,6 +174,8 @@ class UsageEntry(Base):
     input_cost_per_1m: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     output_cost_per_1m: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     cached_input_cost_per_1m: Mapped[Decimal | None] = mapped_column(Money)
+    cache_write_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_write_cost_per_1m: Mapped[Decimal | None] = mapped_column(Money)
     cost_usd: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     latency_ms: Mapped[int | None] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(String(32))

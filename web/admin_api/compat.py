@@ -27,7 +27,7 @@ def _announce_changes(response):
     return response
 
 
-_SAVE_FIELDS = {"openaiKey": "openai", "mistralKey": "mistral"}
+_SAVE_FIELDS = {"openaiKey": "openai", "mistralKey": "mistral", "anthropicKey": "anthropic"}
 _SAVE_SCHEMA = js.obj(
     {name: js.nullable(js.string()) for name in ("virtualKey", *_SAVE_FIELDS)},
     extra=False,
@@ -80,7 +80,7 @@ def save_keys():
     fields = {name: value for name, value in data.items() if name in _SAVE_FIELDS}
     reject_unknown(data, set(_SAVE_SCHEMA["properties"]))
     if not fields:
-        raise bad_request("Nothing to save: send openaiKey and/or mistralKey", code="missing_field")
+        raise bad_request("Nothing to save: send openaiKey, mistralKey and/or anthropicKey", code="missing_field")
     for field, value in fields.items():
         if value is not None and not isinstance(value, str):
             raise bad_request(f"'{field}' must be a string", param=field)

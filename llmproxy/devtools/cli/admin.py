@@ -192,6 +192,7 @@ def _model_options(func: F) -> F:
             click.option("--input-per-1m", "input_cost_per_1m"),
             click.option("--output-per-1m", "output_cost_per_1m"),
             click.option("--cached-input-per-1m", "cached_input_cost_per_1m"),
+            click.option("--cache-write-per-1m", "cache_write_cost_per_1m"),
             click.option("--context-window", type=int),
             click.option("--enabled/--disabled", default=None),
         ]
@@ -237,6 +238,7 @@ def models_edit(session: Session, _settings: Settings, /, name: str, **options: 
 @click.option("--input-per-1m", "input_cost_per_1m", required=True)
 @click.option("--output-per-1m", "output_cost_per_1m", required=True)
 @click.option("--cached-input-per-1m", "cached_input_cost_per_1m")
+@click.option("--cache-write-per-1m", "cache_write_cost_per_1m")
 @with_session
 def models_set_price(session: Session, _settings: Settings, /, name: str, **prices: Any) -> None:
     """Set a model's prices in USD per 1M tokens."""

@@ -40,7 +40,16 @@ def test_key_models_restrict_model_list(client, make_key):
 
 def test_defaults_are_seeded_with_prices_per_million(client, admin_headers):
     models = {m["name"]: m for m in client.get("/admin/models", headers=admin_headers).json["data"]}
-    assert set(models) == {"gpt-3.5-turbo", "gpt-4", "mistral-tiny", "mistral-small", "mistral-medium", "mistral-large"}
+    assert set(models) == {
+        "gpt-3.5-turbo",
+        "gpt-4",
+        "mistral-tiny",
+        "mistral-small",
+        "mistral-medium",
+        "mistral-large",
+        "claude-sonnet-4-5",
+        "claude-haiku-4-5",
+    }
     assert models["gpt-3.5-turbo"]["fallbacks"] == ["mistral-tiny"]
     assert models["gpt-4"]["fallbacks"] == ["mistral-large"]
     assert (models["gpt-3.5-turbo"]["input_cost_per_1m"], models["gpt-3.5-turbo"]["output_cost_per_1m"]) == ("1.5", "2")
@@ -48,6 +57,10 @@ def test_defaults_are_seeded_with_prices_per_million(client, admin_headers):
         "0.15",
         "0.75",
     )
+    claude = models["claude-sonnet-4-5"]
+    assert (claude["provider"], claude["input_cost_per_1m"], claude["output_cost_per_1m"]) == ("anthropic", "3", "15")
+    assert (claude["cached_input_cost_per_1m"], claude["cache_write_cost_per_1m"]) == ("0.3", "3.75")
+    assert models["gpt-4"]["cache_write_cost_per_1m"] is None
     providers = {p["name"]: p for p in client.get("/admin/providers", headers=admin_headers).json["data"]}
     assert providers["openai"]["api_base"] == "https://api.openai.com/v1"
     assert providers["mistral"]["api_base"] == "https://api.mistral.ai/v1"
@@ -156,3 +169,14 @@ def test_malformed_json_on_completions(client, make_key):
     secret, _ = make_key()
     r = client.post("/v1/chat/completions", data="{oops", headers={"Authorization": f"Bearer {secret}"})
     assert r.status_code == 400 and r.json["error"]["code"] == "invalid_json"
+
+
+def test_cache_write_price_is_set_shown_and_cleared(client, admin_headers):
+    r = client.patch("/admin/models/gpt-4", json={"cache_write_cost_per_1m": "37.5"}, headers=admin_headers)
+    assert r.status_code == 200, r.json
+    assert r.json["cache_write_cost_per_1m"] == "37.5"
+    assert client.get("/admin/models/gpt-4", headers=admin_headers).json["cache_write_cost_per_1m"] == "37.5"
+    bad = client.patch("/admin/models/gpt-4", json={"cache_write_cost_per_1m": "-1"}, headers=admin_headers)
+    assert bad.status_code == 400 and bad.json["error"]["param"] == "cache_write_cost_per_1m"
+    cleared = client.patch("/admin/models/gpt-4", json={"cache_write_cost_per_1m": None}, headers=admin_headers)
+    assert cleared.json["cache_write_cost_per_1m"] is None

@@ -96,6 +96,15 @@ def test_load_skips_sample_spec_and_parses_exact_decimals():
             prices_import.load_prices(bad)
 
 
+def test_cache_creation_price_is_the_cache_write_price():
+    entries = prices_import.load_prices(
+        '{"claude-x": {"input_cost_per_token": 3e-06, "output_cost_per_token": 1.5e-05,'
+        ' "cache_read_input_token_cost": 3e-07, "cache_creation_input_token_cost": 3.75e-06}}'
+    )
+    fields = prices_import.entry_fields(entries["claude-x"])
+    assert (fields["cached_input_cost_per_1m"], fields["cache_write_cost_per_1m"]) == (Decimal("0.3"), Decimal("3.75"))
+
+
 @pytest.mark.parametrize(
     "spec",
     [
@@ -139,7 +148,12 @@ def test_import_updates_configured_models_only(db):
     assert report["skipped"] == [
         {"model": "mistral-small", "entry": "mistral/mistral-small", "reason": "no per-token input and output prices"}
     ]
-    assert report["models_without_entry"] == ["mistral-large", "mistral-medium"]
+    assert report["models_without_entry"] == [
+        "claude-haiku-4-5",
+        "claude-sonnet-4-5",
+        "mistral-large",
+        "mistral-medium",
+    ]
     assert report["added"] == [] and report["entries_not_configured"] == 4
     assert model_row(db, "gpt-3.5-turbo")[:4] == (Decimal("0.17"), Decimal("1.5"), None, 16385)
     assert model_row(db, "mistral-tiny")[:4] == (Decimal("0.25"), Decimal("0.25"), Decimal("0.012345678901"), 8191)

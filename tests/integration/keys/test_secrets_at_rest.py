@@ -22,13 +22,20 @@ def test_no_plaintext_secrets_in_rows(client, admin_headers, db):
     client.patch("/admin/providers/openai", json={"api_key": "sk-provider-default-SECRET"}, headers=admin_headers)
     r = client.post(
         "/api/save-keys",
-        json={"openaiKey": "sk-caller-openai-SECRET", "mistralKey": "mistral-SECRET"},
+        json={"openaiKey": "sk-caller-openai-SECRET", "mistralKey": "mistral-SECRET", "anthropicKey": "ant-SECRET"},
         headers={"Authorization": f"Bearer {secret}"},
     )
     assert r.status_code == 200
     assert "SECRET" not in r.get_data(as_text=True)
     dump = raw_dump(db)
-    for plain in (secret, secret[10:], "sk-provider-default-SECRET", "sk-caller-openai-SECRET", "mistral-SECRET"):
+    for plain in (
+        secret,
+        secret[10:],
+        "sk-provider-default-SECRET",
+        "sk-caller-openai-SECRET",
+        "mistral-SECRET",
+        "ant-SECRET",
+    ):
         assert plain not in dump
     assert created["prefix"] in dump  # the display prefix only
     for listing in ("/admin/providers", "/admin/keys"):
@@ -38,9 +45,10 @@ def test_no_plaintext_secrets_in_rows(client, admin_headers, db):
 def test_save_keys_stores_encrypted_and_empty_string_removes(client, make_key, db, settings):
     secret, key = make_key()
     auth = {"Authorization": f"Bearer {secret}"}
-    assert client.post("/api/save-keys", json={"openaiKey": "sk-a", "mistralKey": "m-b"}, headers=auth).json[
-        "saved_providers"
-    ] == ["mistral", "openai"]
+    saved = client.post(
+        "/api/save-keys", json={"openaiKey": "sk-a", "mistralKey": "m-b", "anthropicKey": "a-c"}, headers=auth
+    )
+    assert saved.json["saved_providers"] == ["anthropic", "mistral", "openai"]
     with db() as s:
         sealed = s.execute(
             text(
@@ -51,7 +59,10 @@ def test_save_keys_stores_encrypted_and_empty_string_removes(client, make_key, d
     assert (
         crypto.decrypt(sealed, key=settings.encryption_key, context=credential_context(key["id"], "openai")) == "sk-a"
     )
-    assert client.post("/api/save-keys", json={"openaiKey": ""}, headers=auth).json["saved_providers"] == ["mistral"]
+    assert client.post("/api/save-keys", json={"openaiKey": ""}, headers=auth).json["saved_providers"] == [
+        "anthropic",
+        "mistral",
+    ]
 
 
 def test_a_key_cannot_save_keys_for_another(client, make_key, db):

@@ -100,3 +100,34 @@ def test_usage_as_openai_round_trips():
     }
     assert usage_from_openai(Usage(12, 5, 8).as_openai()) == Usage(12, 5, 8)
     assert "prompt_tokens_details" not in Usage(12, 5).as_openai()
+
+
+def test_cache_writes_are_priced_at_the_cache_write_price():
+    prices = Prices(Decimal("3"), Decimal("15"), cached_input_per_1m=Decimal("0.3"), cache_write_per_1m=Decimal("3.75"))
+    usage = Usage(prompt_tokens=1000, completion_tokens=100, cached_prompt_tokens=600, cache_write_tokens=300)
+    # (100 uncached × 3 + 600 reads × 0.3 + 300 writes × 3.75 + 100 × 15) / 1M
+    assert compute_cost(usage, prices) == Decimal("0.003105")
+
+
+def test_cache_writes_are_priced_as_input_without_a_cache_write_price():
+    usage = Usage(prompt_tokens=1000, completion_tokens=100, cached_prompt_tokens=400, cache_write_tokens=200)
+    # 400 uncached × 2.50 + 400 cached × 1.25 + 200 writes × 2.50 + 100 × 10.00, per 1M
+    assert compute_cost(usage, PRICES) == Decimal("0.0030")
+
+
+def test_cache_writes_are_read_from_prompt_tokens_details_and_round_trip():
+    usage = usage_from_openai(
+        {
+            "prompt_tokens": 360,
+            "completion_tokens": 1,
+            "prompt_tokens_details": {"cached_tokens": 300, "cache_write_tokens": 50},
+        }
+    )
+    assert usage == Usage(360, 1, 300, cache_write_tokens=50)
+    assert usage_from_openai(usage.as_openai()) == usage
+    assert usage.as_openai()["prompt_tokens_details"] == {"cached_tokens": 300, "cache_write_tokens": 50}
+    # A report claiming more cached parts than prompt tokens bills no more prompt than it claims.
+    odd = usage_from_openai(
+        {"prompt_tokens": 10, "prompt_tokens_details": {"cached_tokens": 8, "cache_write_tokens": 9}}
+    )
+    assert odd == Usage(10, 0, 8, cache_write_tokens=2)

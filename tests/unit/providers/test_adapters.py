@@ -55,7 +55,7 @@ def adapter(request, stub):
 
 
 def test_registry_lists_kinds_and_shares_one_instance_per_kind():
-    assert provider_kinds() == ["mistral", "openai", "openai_compatible"]
+    assert provider_kinds() == ["anthropic", "mistral", "openai", "openai_compatible"]
     assert get_provider("openai") is get_provider("openai")
     assert isinstance(get_provider("mistral"), MistralProvider)
     assert type(get_provider("openai_compatible")) is OpenAICompatibleProvider
