@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
@@ -137,25 +138,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._chat(body, dialect)
 
     def _chat(self, body: JSON, dialect: str) -> None:
-        stub = self.server.stub
         auth = self.headers.get("Authorization", "")
         fixed = fixed_answer(body, auth[7:] if auth.startswith("Bearer ") else "", dialect)
         if fixed is not None:
             self._send_json(*fixed)
             return
         model = str(body.get("model", ""))
-        behaviour = stub._next_behaviour(model)
-        stub._sleep(stub.latency)
-        if isinstance(behaviour, (Hang, Slow)):
-            stub._sleep(behaviour.seconds)
-        if isinstance(behaviour, Fail):
-            headers = dict(behaviour.headers)
-            if behaviour.retry_after is not None:
-                headers["Retry-After"] = behaviour.retry_after
-            self._send_json(behaviour.status, behaviour.body or error_body(behaviour.status, dialect), headers)
-            return
-        if isinstance(behaviour, BreakStream) and not body.get("stream"):
-            self._abort()
+        behaviour = self._delay_or_fail(body, lambda status: error_body(status, dialect), "Retry-After")
+        if behaviour is None:
             return
         content, finish, usage = answer_for(body, behaviour)
         calls = tool_calls_of(behaviour)
@@ -181,18 +171,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(*fixed)
             return
         model = str(body.get("model", ""))
-        behaviour = stub._next_behaviour(model)
-        stub._sleep(stub.latency)
-        if isinstance(behaviour, (Hang, Slow)):
-            stub._sleep(behaviour.seconds)
-        if isinstance(behaviour, Fail):
-            headers = dict(behaviour.headers)
-            if behaviour.retry_after is not None:
-                headers["retry-after"] = behaviour.retry_after
-            self._send_json(behaviour.status, behaviour.body or stub_anthropic.error(behaviour.status), headers)
-            return
-        if isinstance(behaviour, BreakStream) and not body.get("stream"):
-            self._abort()
+        behaviour = self._delay_or_fail(body, stub_anthropic.error, "retry-after")
+        if behaviour is None:
             return
         content, finish, usage = answer_for(body, behaviour)
         calls = tool_calls_of(behaviour)
@@ -202,6 +182,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream(model, behaviour, payloads)
         else:
             self._send_json(200, stub_anthropic.message_body(model, content, finish, usage, calls, cache))
+
+    def _delay_or_fail(self, body: JSON, error_for: Callable[[int], JSON], retry_after_header: str) -> Behaviour | None:
+        """The next scripted behaviour for the body's model, after its delay; None when it already answered
+        (a scripted failure in this dialect's error shape, or a connection dropped instead of a whole answer)."""
+        stub = self.server.stub
+        behaviour = stub._next_behaviour(str(body.get("model", "")))
+        stub._sleep(stub.latency)
+        if isinstance(behaviour, (Hang, Slow)):
+            stub._sleep(behaviour.seconds)
+        if isinstance(behaviour, Fail):
+            headers = dict(behaviour.headers)
+            if behaviour.retry_after is not None:
+                headers[retry_after_header] = behaviour.retry_after
+            self._send_json(behaviour.status, behaviour.body or error_for(behaviour.status), headers)
+            return None
+        if isinstance(behaviour, BreakStream) and not body.get("stream"):
+            self._abort()
+            return None
+        return behaviour
 
     def _stream(self, model: str, behaviour: Behaviour, payloads: list[bytes]) -> None:
         stub = self.server.stub

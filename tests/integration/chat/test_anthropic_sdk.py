@@ -16,19 +16,9 @@ import pytest
 from llmproxy.devtools.stub_responses import BreakStream, Fail, Ok
 from llmproxy.storage.money import MONEY_QUANTUM
 from tests.support import records
+from tests.support.chat_samples import PNG, TOOLS
 
 CLAUDE = "claude-sonnet-4-5"
-PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Weather in a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-        },
-    }
-]
 
 
 @pytest.fixture

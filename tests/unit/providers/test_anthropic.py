@@ -21,21 +21,11 @@ from llmproxy.providers import (
     get_provider,
 )
 from llmproxy.providers.anthropic_response import StreamTranslator, completion_from_message
+from tests.support.chat_samples import PNG, TOOLS
 
 KEY = "sk-ant-test-secret-0123456789"
 FAST = Timeouts(connect=2.0, read=10.0)
 BODY = {"model": "proxy-claude", "max_tokens": 100, "messages": [{"role": "user", "content": "hello there"}]}
-PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Weather in a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-        },
-    }
-]
 
 
 @pytest.fixture
