@@ -29,6 +29,16 @@ class Priced(Protocol):
     def output_cost_per_1m(self) -> Decimal:
         """USD per 1M completion tokens."""
 
+    @property
+    def cache_write_cost_per_1m(self) -> Decimal | None:
+        """USD per 1M prompt tokens written to the provider's prompt cache (None: the input price)."""
+
+
+def prompt_price(model: Priced) -> Decimal:
+    """The most a prompt token of this model can cost: a token written to the cache may cost more than input."""
+    write = model.cache_write_cost_per_1m
+    return model.input_cost_per_1m if write is None else max(model.input_cost_per_1m, write)
+
 
 def key_limits(key: ApiKey | KeyInfo, share: float = 1.0, parallel: int | None = None) -> reservations.KeyLimits | None:
     """The key's limits (rates scaled by `share`), or None when it has none (nothing to check).
@@ -70,7 +80,7 @@ def worst_case_cost(chain: Sequence[Priced], body: JSON, *, default_max_tokens: 
     upstream (the caller's, else `default_max_tokens`) times `n`, so no answer can cost more.
     """
     prompt, completion = estimate_request(body, default_max_tokens=default_max_tokens)
-    max_in = max((m.input_cost_per_1m for m in chain), default=Decimal(0))
+    max_in = max((prompt_price(m) for m in chain), default=Decimal(0))
     max_out = max((m.output_cost_per_1m for m in chain), default=Decimal(0))
     return prompt + completion, (prompt * max_in + completion * max_out) / ONE_MILLION
 

@@ -30,6 +30,7 @@ def key(rpm: int | None = None, tpm: int | None = None, budget: str | None = Non
 class Priced:
     input_cost_per_1m: Decimal
     output_cost_per_1m: Decimal
+    cache_write_cost_per_1m: Decimal | None = None
 
 
 # -- key_limits --------------------------------------------------------------------
@@ -99,6 +100,18 @@ def test_the_order_of_the_chain_does_not_matter():
     body = {"model": "gpt-4", "messages": MESSAGES}
     assert worst_case_cost(CHAIN, body, default_max_tokens=512) == worst_case_cost(
         CHAIN[::-1], body, default_max_tokens=512
+    )
+
+
+def test_a_prompt_may_be_billed_as_cache_writes_above_the_input_price():
+    # Anthropic bills prompt tokens written to its cache at 1.25× input: the worst case prices the prompt so.
+    claude = Priced(Decimal("3"), Decimal("15"), cache_write_cost_per_1m=Decimal("3.75"))
+    body = {"model": "claude", "messages": MESSAGES, "max_tokens": 10}
+    tokens, cost = worst_case_cost([claude], body, default_max_tokens=512)
+    assert (tokens, cost) == (9 + 10, (9 * Decimal("3.75") + 10 * Decimal("15")) / Decimal(1_000_000))
+    cheaper_writes = Priced(Decimal("3"), Decimal("15"), cache_write_cost_per_1m=Decimal("1"))
+    assert worst_case_cost([cheaper_writes], body, default_max_tokens=512)[1] == (
+        (9 * Decimal("3") + 10 * Decimal("15")) / Decimal(1_000_000)
     )
 
 
