@@ -16,13 +16,18 @@ touched it lately: paced lines run at least every 30 s and each run touches a ma
 line untouched for `stale_seconds` (BATCH_LOST_AFTER_SECONDS, a minute by default) has no message
 left and is sent again. A duplicate message costs nothing: claiming a job is
 idempotent and the ledger's unique job_id bills it once.
+
+After Redis lost its data, the queue-empty rule alone would hold lost lines back for as long as new work
+keeps the queue busy. So Redis keeps the time its data began (DATA_SINCE_KEY, written by the first sweep
+that finds it missing): a line sent before then cannot have a message in this Redis, and is sent again
+without waiting for the queue to empty (a key evicted or deleted by hand only costs duplicate messages).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import redis
 from sqlalchemy import and_, func, or_, select, update
@@ -37,6 +42,7 @@ from llmproxy.storage.models import ApiKey, Batch, Job
 from llmproxy.storage.timestamps import utcnow
 
 TOUCHED_KEY = "llmproxy:batch:touched"  # sorted set: job id -> unix time a task last ran for it
+DATA_SINCE_KEY = "llmproxy:redis:data-since"  # unix time this Redis's data began: it is lost with the data
 IDS_PER_STATEMENT = 500
 MIN_WINDOW, MAX_WINDOW = 10, 1000
 
@@ -141,34 +147,43 @@ def touch(client: redis.Redis, job_ids: list[str]) -> None:
     client.zadd(TOUCHED_KEY, dict.fromkeys(job_ids, now))
 
 
+def redis_data_since(client: redis.Redis) -> datetime:
+    """When this Redis's data began: the time recorded by the first look after it was empty (now, if this is it)."""
+    client.set(DATA_SINCE_KEY, repr(time.time()), nx=True)
+    return datetime.fromtimestamp(float(client.get(DATA_SINCE_KEY) or time.time()), UTC)
+
+
 def lost_lines(
     session_factory: sessionmaker[Session], client: redis.Redis, *, stale_seconds: float, limit: int = 1000
 ) -> list[str]:
     """Queued batch-queue jobs with no live message (see the module docstring)."""
-    cutoff = utcnow() - timedelta(seconds=stale_seconds)
+    data_since = redis_data_since(client)
+    cutoff = max(utcnow() - timedelta(seconds=stale_seconds), data_since)
+    # Single jobs of the batch queue are sent by the web itself and never stamped: their creation is their send.
+    sent_at = func.coalesce(Job.enqueued_at, Job.created_at)
     with session_scope(session_factory) as session:
-        candidates = list(
-            session.scalars(
-                select(Job.id)
-                .where(
-                    Job.status == JobStatus.QUEUED,
-                    Job.queue == Queue.BATCH,
-                    or_(
-                        Job.enqueued_at < cutoff,
-                        # Single jobs of the batch queue are sent by the web itself and never stamped.
-                        and_(Job.enqueued_at.is_(None), Job.batch_id.is_(None), Job.created_at < cutoff),
-                    ),
-                )
-                .limit(limit)
+        rows = session.execute(
+            select(Job.id, sent_at)
+            .where(
+                Job.status == JobStatus.QUEUED,
+                Job.queue == Queue.BATCH,
+                or_(Job.enqueued_at < cutoff, and_(Job.enqueued_at.is_(None), Job.batch_id.is_(None))),
+                sent_at < cutoff,
             )
-        )
-        if not candidates:
+            .limit(limit)
+        ).all()
+        if not rows:
             return []
+        candidates = [job_id for job_id, _ in rows]
+        if queue_depth(client, Queue.BATCH) == 0:
+            looked = candidates
+        else:  # their messages may still wait there, unless they were sent before Redis's data began
+            looked = [job_id for job_id, sent in rows if _aware(sent) < data_since]
         lost: list[str] = []
-        if queue_depth(client, Queue.BATCH) == 0:  # else their messages may still wait there: look again later
+        if looked:
             recent = time.time() - stale_seconds
-            scores = client.zmscore(TOUCHED_KEY, candidates)
-            lost = [job_id for job_id, score in zip(candidates, scores) if score is None or score < recent]
+            scores = client.zmscore(TOUCHED_KEY, looked)
+            lost = [job_id for job_id, score in zip(looked, scores) if score is None or score < recent]
             # A line a worker claimed runs (or ended) in Redis while its row says queued: not lost. A dead
             # worker's line is the lease sweep's (llmproxy.jobs.live.due).
             started = live.started(client, lost) if lost else set()
@@ -183,6 +198,11 @@ def lost_lines(
             )
     client.zremrangebyscore(TOUCHED_KEY, 0, time.time() - max(3600.0, stale_seconds * 4))
     return lost
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive UTC datetimes.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def requeue_lost(

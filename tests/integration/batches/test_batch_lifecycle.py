@@ -3,6 +3,7 @@
 
 import io
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -129,6 +130,7 @@ def test_a_failed_send_puts_the_lines_back(db, settings, make_key, rds):
 def test_lost_lines(db, settings, make_key, redis_client):
     secret, key = make_key()
     batch_id = make_batch(db, settings, key["id"], 6)
+    redis_client.set(dispatch.DATA_SINCE_KEY, time.time() - 3 * 3600)  # this Redis has kept its data for 3 h
     # Lines waiting for the window (never sent) are not lost.
     assert dispatch.lost_lines(db, redis_client, stale_seconds=0) == []
     sent: list[str] = []
@@ -162,6 +164,27 @@ def test_lost_lines(db, settings, make_key, redis_client):
     # Lines that ended are never lost.
     end_lines(db, batch_id)
     assert dispatch.lost_lines(db, redis_client, stale_seconds=0) == [single_id]
+
+
+def test_lines_sent_before_redis_lost_its_data_are_sent_again_at_once_busy_queue_or_not(
+    db, settings, make_key, redis_client
+):
+    _, key = make_key()
+    batch_id = make_batch(db, settings, key["id"], 4)
+    sent: list[str] = []
+    dispatch.top_up(db, batch_id, send=sent.extend)
+    # Sent a second ago: within BATCH_LOST_AFTER_SECONDS, and other work keeps the queue busy.
+    redis_client.lpush(Queue.BATCH, "work submitted after the restart")
+    redis_client.set(dispatch.DATA_SINCE_KEY, time.time() - 3600)
+    assert dispatch.lost_lines(db, redis_client, stale_seconds=60) == []  # their messages may still be queued
+    # Redis restarts empty (the marker goes with its data): what was sent before cannot be in it.
+    redis_client.delete(dispatch.DATA_SINCE_KEY)
+    redis_client.lpush(Queue.BATCH, "work submitted after the restart")
+    resent: list[str] = []
+    assert dispatch.requeue_lost(db, redis_client, stale_seconds=60, send=resent.extend) == 4
+    assert sorted(resent) == sorted(sent)
+    # Sent again now, after the data began: from here on the ordinary rules apply.
+    assert dispatch.lost_lines(db, redis_client, stale_seconds=60) == []
 
 
 def test_finalized_exactly_once_when_many_try(db, settings, make_key):
