@@ -309,6 +309,26 @@ def test_an_openai_model_falls_back_to_a_claude_model(claude, client, admin_head
     assert row.cost_usd == exact((10, "1"), (5, "5"))
 
 
+def test_a_claude_model_falls_back_to_an_openai_model(claude, client, admin_headers, upstream, worker, db):
+    sdk, _ = claude
+    r = client.patch("/admin/models/claude-haiku-4-5", json={"fallbacks": ["gpt-4"]}, headers=admin_headers)
+    assert r.status_code == 200, r.json
+    upstream.script("claude-haiku-4-5", Fail(529), Fail(529), Fail(529))
+    upstream.script("gpt-4", Ok(content="GPT stepped in", prompt_tokens=10, completion_tokens=5))
+
+    raw = sdk.chat.completions.with_raw_response.create(
+        model="claude-haiku-4-5", messages=[{"role": "user", "content": "Hi"}]
+    )
+
+    completion = raw.parse()
+    assert (completion.model, completion.choices[0].message.content) == ("gpt-4", "GPT stepped in")
+    assert raw.headers["x-llmproxy-provider"] == "openai"
+    assert outcomes(db, raw.headers["x-request-id"])[-1] == ("openai", "gpt-4", "ok", 200)
+    assert {o[0] for o in outcomes(db, raw.headers["x-request-id"])[:-1]} == {"anthropic"}
+    row = records.recorded_ledger(db, raw.headers["x-request-id"])
+    assert (row.model_requested, row.model_served, row.provider_served) == ("claude-haiku-4-5", "gpt-4", "openai")
+
+
 def test_an_error_event_after_content_ends_the_stream_with_an_error_and_bills_what_was_sent(
     claude, upstream, worker, db
 ):
