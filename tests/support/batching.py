@@ -8,9 +8,10 @@ import json
 import requests
 from sqlalchemy import func, select
 
+from llmproxy.batches import files, store
 from llmproxy.devtools.waiting import wait_for
 from llmproxy.storage.engine import session_scope
-from llmproxy.storage.models import Job, UsageEntry
+from llmproxy.storage.models import ApiKey, Job, UsageEntry
 
 FINAL = ("completed", "failed", "expired", "cancelled")
 
@@ -121,3 +122,26 @@ def check_results(batch: dict, output: list[dict], errors: list[dict], custom_id
     counts = batch["request_counts"]
     assert counts["total"] == len(custom_ids) and counts["completed"] == len(output)
     assert counts["failed"] == sum(1 for x in errors if x["response"] is not None)
+
+
+def stored_batch(db, settings, key_id: str, content: bytes) -> str:
+    """A `validating` batch stored through llmproxy, with no task sent (as if its message was lost)."""
+    with session_scope(db) as session:
+        source = files.upload_file(
+            session,
+            api_key_id=key_id,
+            purpose="batch",
+            filename="in.jsonl",
+            source=io.BytesIO(content),
+            size=len(content),
+            settings=settings,
+        )
+        return store.create_batch(
+            session,
+            key=session.get(ApiKey, key_id),
+            input_file_id=source.id,
+            endpoint="/v1/chat/completions",
+            completion_window="24h",
+            metadata=None,
+            settings=settings,
+        ).id

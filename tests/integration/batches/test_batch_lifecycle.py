@@ -1,7 +1,6 @@
 """Batch internals that need no worker: dispatch in chunks, lost-line detection, finalizing exactly once
 (also when many try at once, or when a finalizer died), and retention (the ledger stays)."""
 
-import io
 import threading
 import time
 from datetime import timedelta
@@ -10,7 +9,7 @@ import pytest
 import redis as redis_lib
 from sqlalchemy import func, select, update
 
-from llmproxy.batches import dispatch, file_chunks, files, store, validation
+from llmproxy.batches import dispatch, file_chunks, validation
 from llmproxy.batches import results as batche_results
 from llmproxy.config import ConfigError, load_settings
 from llmproxy.jobs.queues import Queue
@@ -25,27 +24,7 @@ from tests.support import batching as b
 
 def make_batch(db, settings, key_id: str, n: int) -> str:
     """A batch stored and validated straight through llmproxy (nothing is sent to any queue)."""
-    content = b.file_of(n)
-    with session_scope(db) as session:
-        key = session.get(ApiKey, key_id)
-        source = files.upload_file(
-            session,
-            api_key_id=key_id,
-            purpose="batch",
-            filename="in.jsonl",
-            source=io.BytesIO(content),
-            size=len(content),
-            settings=settings,
-        )
-        batch_id = store.create_batch(
-            session,
-            key=key,
-            input_file_id=source.id,
-            endpoint="/v1/chat/completions",
-            completion_window="24h",
-            metadata=None,
-            settings=settings,
-        ).id
+    batch_id = b.stored_batch(db, settings, key_id, b.file_of(n))
     client = redis_lib.Redis.from_url(settings.redis_url)
     try:
         assert validation.validate_batch(db, client, batch_id, settings=settings) == "in_progress"

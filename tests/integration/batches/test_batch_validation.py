@@ -3,13 +3,12 @@ batch with OpenAI's `errors`; admission of the lines, reruns after a dead worker
 
 from __future__ import annotations
 
-import io
 import threading
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
 
-from llmproxy.batches import files, store, validation
+from llmproxy.batches import validation
 from llmproxy.limits.queued import admit_submission
 from llmproxy.limits.reservations import limit_keys
 from llmproxy.storage.engine import session_scope
@@ -30,29 +29,6 @@ def create(client, secret, content: bytes):
 
 def getter(client, secret):
     return lambda batch_id: client.get(f"/v1/batches/{batch_id}", headers=auth(secret)).json
-
-
-def stored_batch(db, settings, key_id: str, content: bytes) -> str:
-    """A `validating` batch stored through llmproxy, with no task sent (as if its message was lost)."""
-    with session_scope(db) as session:
-        source = files.upload_file(
-            session,
-            api_key_id=key_id,
-            purpose="batch",
-            filename="in.jsonl",
-            source=io.BytesIO(content),
-            size=len(content),
-            settings=settings,
-        )
-        return store.create_batch(
-            session,
-            key=session.get(ApiKey, key_id),
-            input_file_id=source.id,
-            endpoint="/v1/chat/completions",
-            completion_window="24h",
-            metadata=None,
-            settings=settings,
-        ).id
 
 
 def jobs_of(db, batch_id: str) -> list[tuple[str, str]]:
@@ -125,7 +101,7 @@ def test_the_queued_jobs_cap_counts_the_lines_at_validation(client, make_key, up
 
 def test_a_rerun_after_a_dead_validation_admits_its_lines_once(db, settings, make_key, rds):
     _, key = make_key(max_queued_jobs=4)
-    batch_id = stored_batch(db, settings, key["id"], b.file_of(4))
+    batch_id = b.stored_batch(db, settings, key["id"], b.file_of(4))
     # A run admitted the lines and died before its commit: they count, but were never stored.
     with session_scope(db) as session:
         admit_submission(
@@ -139,7 +115,7 @@ def test_a_rerun_after_a_dead_validation_admits_its_lines_once(db, settings, mak
 
 def test_two_validations_at_once_store_each_line_once(db, settings, make_key, rds):
     _, key = make_key()
-    batch_id = stored_batch(db, settings, key["id"], b.file_of(300))
+    batch_id = b.stored_batch(db, settings, key["id"], b.file_of(300))
     outcomes: list = []
     barrier = threading.Barrier(2)
 
@@ -162,7 +138,7 @@ def test_two_validations_at_once_store_each_line_once(db, settings, make_key, rd
 
 def test_the_sweeper_resends_a_validation_nobody_runs(db, settings, make_key, rds):
     _, key = make_key()
-    batch_id = stored_batch(db, settings, key["id"], b.file_of(2))
+    batch_id = b.stored_batch(db, settings, key["id"], b.file_of(2))
     assert validation.stalled_validations(db, rds, stale_seconds=60) == []  # its message may still be on its way
     with session_scope(db) as session:
         session.execute(update(Batch).where(Batch.id == batch_id).values(created_at=utcnow() - timedelta(hours=1)))
@@ -175,7 +151,7 @@ def test_the_sweeper_resends_a_validation_nobody_runs(db, settings, make_key, rd
 
 def test_cancelling_a_validating_batch_ends_it_before_any_line_exists(client, make_key, db, settings, rds):
     secret, key = make_key()
-    batch_id = stored_batch(db, settings, key["id"], b.file_of(3))
+    batch_id = b.stored_batch(db, settings, key["id"], b.file_of(3))
     with session_scope(db) as session:  # the place the web gives a validating batch
         admit_submission(rds, key=session.get(ApiKey, key["id"]), job_ids=[batch_id], settings=settings)
     cancelled = client.post(f"/v1/batches/{batch_id}/cancel", headers=auth(secret)).json
@@ -189,7 +165,7 @@ def test_cancelling_a_validating_batch_ends_it_before_any_line_exists(client, ma
 
 def test_a_key_revoked_before_validation_fails_the_batch(client, make_key, admin_headers, db, settings, rds):
     _, key = make_key()
-    batch_id = stored_batch(db, settings, key["id"], b.file_of(2))
+    batch_id = b.stored_batch(db, settings, key["id"], b.file_of(2))
     assert client.delete(f"/admin/keys/{key['id']}", headers=admin_headers).status_code == 200
     assert validation.validate_batch(db, rds, batch_id, settings=settings) == "failed"
     with session_scope(db) as session:

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import pytest
 
 from llmproxy.chat.validation import validate_chat_request
 from llmproxy.errors import ApiError
-from llmproxy.keys.virtual_keys import KeyInfo
+from tests.unit.chat.test_validation import key
 
-KEY = KeyInfo(
-    id="key_1",
-    name="k",
-    prefix="sk-abcdefg",
-    rpm_limit=None,
-    tpm_limit=None,
-    budget_usd=None,
-    spend_usd=Decimal(0),
-    allowed_models=None,
-)
+KEY = key()
 
 
 class Catalog:
