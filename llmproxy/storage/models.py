@@ -52,6 +52,8 @@ class ModelConfig(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
+    # What the model does: "chat" (chat completions) or "embedding" (embeddings); a request for the other is refused.
+    mode: Mapped[str] = mapped_column(String(16), default="chat", server_default="chat")
     provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="RESTRICT"))
     upstream_model: Mapped[str] = mapped_column(String(128))
     fallbacks: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -129,6 +131,8 @@ class Job(Base):
     model: Mapped[str] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(16), default="queued")
     queue: Mapped[str] = mapped_column(String(16), default="interactive")
+    # Which API the request is for: "chat" (chat completions) or "embeddings".
+    operation: Mapped[str] = mapped_column(String(16), default="chat", server_default="chat")
     stream: Mapped[bool] = mapped_column(Boolean, default=False)
     request: Mapped[dict[str, Any]] = mapped_column(JSON)
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
