@@ -11,7 +11,7 @@ from web import context, errors, url_guard
 from web.admin_api import admin, compat, usage
 from web.batch_api import batches, files
 from web.jobs_api import jobs
-from web.openai_api import chat, models
+from web.openai_api import chat, embeddings, models
 from web.ops_api import ops
 
 BLUEPRINTS = (
@@ -21,6 +21,7 @@ BLUEPRINTS = (
     usage.bp,
     models.bp,
     chat.bp,
+    embeddings.bp,
     jobs.bp,
     files.bp,
     batches.bp,

@@ -7,7 +7,6 @@ from typing import Any
 from flask import Response, jsonify, request
 from sqlalchemy.exc import IntegrityError
 
-from llmproxy.chat.validation import validate_chat_request
 from llmproxy.errors import bad_request
 from llmproxy.ids import new_job_id
 from llmproxy.jobs.queues import Queue
@@ -15,6 +14,7 @@ from llmproxy.jobs.serialize import job_json
 from llmproxy.jobs.store import create_job, request_fingerprint
 from llmproxy.jobs.submission import idempotency_conflict, replayed_job, validate_idempotency_key
 from llmproxy.limits.queued import admit_submission, forget_queued
+from llmproxy.operations import Operation, validate_request
 from llmproxy.storage.models import Job
 from web.auth import current_key
 from web.context import commit, db, resources
@@ -31,14 +31,18 @@ def job_response(job: Job, status: int = 200) -> Response:
     return response
 
 
-def submit_job(body: dict[str, Any], metadata: dict[str, str] | None, *, queue: Queue = Queue.BATCH) -> Response:
+def submit_job(
+    body: dict[str, Any], metadata: dict[str, str] | None, *, operation: str, queue: Queue = Queue.BATCH
+) -> Response:
     """Store a job for the caller (honouring Idempotency-Key), enqueue it, answer 202 with the job."""
     key = current_key()
     if body.get("stream"):
         raise bad_request("Streaming is not available for jobs; poll the job instead", param="stream")
-    validate_chat_request(db(), key, body)
+    validate_request(operation, db(), key, body)
     idem = validate_idempotency_key(request.headers.get("Idempotency-Key"))
-    fingerprint = request_fingerprint({"body": body, "metadata": metadata})
+    # The same body sent to another API is another request; chat keeps the fingerprint it always had.
+    described = {"body": body, "metadata": metadata} | ({} if operation == Operation.CHAT else {"operation": operation})
+    fingerprint = request_fingerprint(described)
     if idem and (existing := replayed_job(db(), api_key_id=key.id, idempotency_key=idem, fingerprint=fingerprint)):
         return job_response(existing, 202)
     # Budget left and room among the key's queued jobs (RPM/TPM wait in the workers): refused, nothing is stored.
@@ -50,6 +54,7 @@ def submit_job(body: dict[str, Any], metadata: dict[str, str] | None, *, queue: 
             api_key=key,
             body=body,
             queue=queue,
+            operation=operation,
             metadata=metadata,
             idempotency_key=idem,
             request_hash=fingerprint,

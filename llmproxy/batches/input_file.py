@@ -14,11 +14,11 @@ from typing import BinaryIO
 from sqlalchemy.orm import Session
 
 from llmproxy.catalog.model_config import find_model
-from llmproxy.chat.validation import validate_chat_request
 from llmproxy.errors import ApiError, bad_request
 from llmproxy.json_input import JsonInputError, parse_json
 from llmproxy.jsontypes import JSON
 from llmproxy.keys.virtual_keys import KeyInfo
+from llmproxy.operations import OPERATION_OF_URL, validate_request
 from llmproxy.storage.models import ApiKey, ModelConfig
 
 MAX_REPORTED_ERRORS = 100
@@ -132,11 +132,11 @@ def parse_line(
         raise LineError("invalid_url", f"'url' must be the batch's endpoint '{endpoint}'", "url")
     body = data.get("body")
     if not isinstance(body, dict):
-        raise LineError("invalid_body", "'body' must be a chat completion request object", "body")
+        raise LineError("invalid_body", "'body' must be a request object", "body")
     if body.get("stream"):
         raise LineError("invalid_body", "Streaming is not available in a batch", "body.stream")
     try:
-        validate_chat_request(session, key, body, lookup=lookup)
+        validate_request(OPERATION_OF_URL[endpoint], session, key, body, lookup=lookup)
     except ApiError as invalid:
         raise LineError(
             invalid.code or "invalid_body", invalid.message, f"body.{invalid.param}" if invalid.param else "body"

@@ -23,12 +23,13 @@ from llmproxy.ids import new_id
 from llmproxy.jobs.states import JobStatus
 from llmproxy.jsontypes import JSON
 from llmproxy.keys.virtual_keys import KeyInfo
+from llmproxy.operations import OPERATION_OF_URL
 from llmproxy.storage.models import ApiKey, Batch, Job, UsageEntry
 from llmproxy.storage.pagination import page_after
 from llmproxy.storage.timestamps import to_epoch, utcnow
 from llmproxy.validation import validate_metadata_schema
 
-ENDPOINTS = ("/v1/chat/completions",)
+ENDPOINTS = tuple(OPERATION_OF_URL)  # every API a job can serve: chat completions, embeddings
 COMPLETION_WINDOWS = ("24h",)
 # What POST /v1/batches takes.
 BATCH_REQUEST_SCHEMA = js.obj(

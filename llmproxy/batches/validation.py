@@ -37,6 +37,7 @@ from llmproxy.jobs.states import JobStatus
 from llmproxy.jsontypes import JSON
 from llmproxy.keys import key_state
 from llmproxy.limits.queued import admit_submission, forget_queued
+from llmproxy.operations import OPERATION_OF_URL
 from llmproxy.storage.engine import rowcount, session_scope
 from llmproxy.storage.models import ApiKey, Batch, Job, StoredFile
 from llmproxy.storage.timestamps import utcnow
@@ -130,6 +131,7 @@ def _insert_lines(session: Session, client: redis.Redis, batch: Batch, ids: list
                 model=body["model"],
                 status=JobStatus.QUEUED,
                 queue=Queue.BATCH,
+                operation=OPERATION_OF_URL[batch.endpoint],
                 stream=False,
                 request=body,
                 meta=None,

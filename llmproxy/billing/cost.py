@@ -50,6 +50,10 @@ class Usage:
             usage["prompt_tokens_details"] = details
         return usage
 
+    def as_openai_embeddings(self) -> JSON:
+        """OpenAI's usage object of an embeddings response (nothing is generated)."""
+        return {"prompt_tokens": self.prompt_tokens, "total_tokens": self.prompt_tokens + self.completion_tokens}
+
 
 def usage_from_openai(usage: object) -> Usage | None:
     """Read OpenAI's (or a compatible provider's) usage object; None if it is missing or unusable."""

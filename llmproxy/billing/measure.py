@@ -6,11 +6,15 @@ from llmproxy.billing.cost import Usage, usage_from_openai
 from llmproxy.jsontypes import JSON
 
 
-def measure_usage(response: JSON, request: JSON, model: str) -> Usage:
+def measure_usage(response: JSON, request: JSON, model: str, operation: str = "chat") -> Usage:
     """The provider's reported usage, else our own count of everything it would bill (marked estimated)."""
     reported = usage_from_openai(response.get("usage"))
     if reported is not None:
         return reported
+    if operation == "embeddings":
+        from llmproxy.embeddings.tokens import count_input_tokens
+
+        return Usage(prompt_tokens=count_input_tokens(request.get("input"), model), estimated=True)
     from llmproxy.chat.tokens import count_completion_tokens, count_request_prompt_tokens
 
     # Everything the provider would charge: the prompt with its tool definitions and schema, and every

@@ -52,6 +52,7 @@ class ChainEntry:
     output_cost_per_1m: Decimal
     cached_input_cost_per_1m: Decimal | None
     cache_write_cost_per_1m: Decimal | None
+    mode: str = "chat"  # what the model does: "chat" or "embedding"
     provider_key: str | None = field(default=None, repr=False)  # decrypted; never printed
 
     @property
@@ -82,6 +83,7 @@ def load_chain(session: Session, name: str, *, encryption_key: bytes | None) -> 
                 output_cost_per_1m=model.output_cost_per_1m,
                 cached_input_cost_per_1m=model.cached_input_cost_per_1m,
                 cache_write_cost_per_1m=model.cache_write_cost_per_1m,
+                mode=model.mode,
                 provider_key=key,
             )
         )

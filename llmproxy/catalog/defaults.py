@@ -25,6 +25,7 @@ class ModelSpec(TypedDict):
 
     name: str
     provider: str
+    mode: NotRequired[str]  # "chat" unless said
     fallbacks: NotRequired[list[str]]
     input_cost_per_1m: str
     output_cost_per_1m: str
@@ -105,6 +106,31 @@ DEFAULT_MODELS: list[ModelSpec] = [
         "cache_write_cost_per_1m": "1.25",
         "context_window": 200000,
     },
+    # Embedding models: input is all they bill.
+    {
+        "name": "text-embedding-3-small",
+        "provider": "openai",
+        "mode": "embedding",
+        "input_cost_per_1m": "0.02",
+        "output_cost_per_1m": "0",
+        "context_window": 8191,
+    },
+    {
+        "name": "text-embedding-3-large",
+        "provider": "openai",
+        "mode": "embedding",
+        "input_cost_per_1m": "0.13",
+        "output_cost_per_1m": "0",
+        "context_window": 8191,
+    },
+    {
+        "name": "mistral-embed",
+        "provider": "mistral",
+        "mode": "embedding",
+        "input_cost_per_1m": "0.1",
+        "output_cost_per_1m": "0",
+        "context_window": 8192,
+    },
 ]
 
 
@@ -123,6 +149,7 @@ def seed_defaults(session: Session) -> int:
             session.add(
                 ModelConfig(
                     name=spec["name"],
+                    mode=spec.get("mode", "chat"),
                     provider_id=provider.id,
                     upstream_model=spec["name"],
                     fallbacks=spec.get("fallbacks", []),

@@ -11,14 +11,19 @@ from llmproxy import json_schema as js
 from llmproxy import validation as v
 from llmproxy.errors import ApiError, bad_request, not_found
 from llmproxy.jsontypes import JSON
+from llmproxy.providers import get_provider
 from llmproxy.storage.models import ModelConfig, Provider
 from llmproxy.storage.money import money
 from llmproxy.storage.timestamps import to_epoch
+
+CHAT, EMBEDDING = "chat", "embedding"
+MODES = (CHAT, EMBEDDING)  # what a model does: chat completions or embeddings
 
 MODEL_SCHEMA = js.record(
     {
         "name": js.string(),
         "object": js.const("model_config"),
+        "mode": js.enum(MODES),
         "provider": js.string(),
         "upstream_model": js.string(),
         "fallbacks": js.array(js.string()),
@@ -39,6 +44,7 @@ def model_json(model: ModelConfig) -> JSON:
     return {
         "name": model.name,
         "object": "model_config",
+        "mode": model.mode,
         "provider": model.provider.name,
         "upstream_model": model.upstream_model,
         "fallbacks": list(model.fallbacks or []),
@@ -57,6 +63,7 @@ def model_json(model: ModelConfig) -> JSON:
 MODEL_BODY = v.Body(
     {
         "name": v.text(max_len=128),
+        "mode": v.choice(MODES),
         "provider": v.text(max_len=64),
         "upstream_model": v.text(max_len=128),
         "fallbacks": v.names(),
@@ -125,10 +132,35 @@ def _apply_model_fields(session: Session, model: ModelConfig, data: JSON) -> Non
     enabled = MODEL_BODY.read(data, "enabled")
     if enabled is not None:
         model.enabled = enabled
+    mode = MODEL_BODY.read(data, "mode")
+    if mode is not None:
+        model.mode = mode
     fallbacks = MODEL_BODY.read(data, "fallbacks")
     if fallbacks is not None:
         _check_no_loop(session, model.name, fallbacks)
         model.fallbacks = fallbacks
+    _check_mode(session, model, param="mode" if "mode" in data else "provider")
+
+
+def _check_mode(session: Session, model: ModelConfig, *, param: str) -> None:
+    """An embedding model needs a provider that serves embeddings; a chain never mixes chat and embedding models."""
+    if model.mode == EMBEDDING and not get_provider(model.provider.kind).embeds:
+        raise bad_request(f"Provider '{model.provider.name}' ({model.provider.kind}) serves no embeddings", param=param)
+    others = {m.name: m for m in list_models(session) if m.name != model.name}
+    for name in model.fallbacks or []:
+        if name in others and others[name].mode != model.mode:
+            raise bad_request(
+                f"Fallback '{name}' is a {others[name].mode} model; a {model.mode} model falls back to its kind only",
+                code="mode_mismatch",
+                param="fallbacks",
+            )
+    for other in others.values():
+        if model.name in (other.fallbacks or []) and other.mode != model.mode:
+            raise bad_request(
+                f"Model '{other.name}' ({other.mode}) falls back to this one, which must stay a {other.mode} model",
+                code="mode_mismatch",
+                param="mode",
+            )
 
 
 def create_model(session: Session, data: JSON) -> ModelConfig:
@@ -140,6 +172,7 @@ def create_model(session: Session, data: JSON) -> ModelConfig:
         raise bad_request(f"Model '{name}' already exists", code="already_exists", param="name")
     model = ModelConfig(
         name=name,
+        mode=CHAT,
         upstream_model=name,
         fallbacks=[],
         enabled=True,

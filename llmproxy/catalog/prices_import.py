@@ -32,8 +32,8 @@ PER_TOKEN_PRICES = {
     "cache_read_input_token_cost": "cached_input_cost_per_1m",
     "cache_creation_input_token_cost": "cache_write_cost_per_1m",
 }
-# Entries of other modes (embedding, image_generation, audio…) are priced per other units.
-SERVED_MODES = (None, "chat", "completion")
+# Entries of other modes (image_generation, audio…) are priced per other units. Our mode of each served one:
+SERVED_MODES = {None: "chat", "chat": "chat", "completion": "chat", "embedding": "embedding"}
 ONE_MILLION = Decimal(1_000_000)
 MAX_PRICE_PER_1M = Decimal(10) ** 15  # well inside the Money column's NUMERIC(28, 12)
 
@@ -201,9 +201,14 @@ def import_prices(
                 "entry": entry,
                 "provider": provider,
                 "upstream_model": name,
+                "mode": SERVED_MODES[spec.get("mode")],
                 **{k: (money(v) if isinstance(v, Decimal) else v) for k, v in fields.items()},
             }
         )
         if not dry_run:
-            create_model(session, {"name": name, "provider": provider, "upstream_model": name, **_for_api(fields)})
+            mode = SERVED_MODES[spec.get("mode")]
+            create_model(
+                session,
+                {"name": name, "mode": mode, "provider": provider, "upstream_model": name, **_for_api(fields)},
+            )
     return report

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from llmproxy import json_schema as js
-from llmproxy.catalog.chains import ChainEntry
-from llmproxy.catalog.model_config import find_model
+from llmproxy.catalog.model_access import Model, catalog_lookup, model_name, usable_model
+from llmproxy.catalog.model_config import CHAT
 from llmproxy.chat.message_shapes import check_messages
 from llmproxy.chat.priced_options import (
     check_audio,
@@ -41,14 +41,11 @@ from llmproxy.chat.tool_shapes import (
     check_tool_choice,
     check_tools,
 )
-from llmproxy.errors import ApiError, bad_request, forbidden
+from llmproxy.errors import bad_request
 from llmproxy.jsontypes import JSON
 from llmproxy.keys.virtual_keys import KeyInfo
-from llmproxy.storage.models import ApiKey, ModelConfig
+from llmproxy.storage.models import ApiKey
 from llmproxy.validation import validate_metadata, validate_metadata_schema
-
-# What a `lookup` may answer with: a catalog row, or the first entry of a cached chain.
-Model = ModelConfig | ChainEntry
 
 MAX_N = 128  # OpenAI's bound on `n`: more choices than this are refused, not generated
 MAX_STOP = 4
@@ -149,33 +146,19 @@ def validate_chat_request(
 
     `lookup` replaces the catalog query (a batch validates thousands of lines against a few models).
     """
-    model_name = body.get("model")
-    if model_name is None:
-        raise bad_request("you must provide a model parameter", code="missing_field", param="model")
-    if not isinstance(model_name, str) or not model_name:
-        raise bad_request("'model' must be a non-empty string", param="model")
+    name = model_name(body)
     check_messages(body.get("messages"))
     if "stream" in body and not isinstance(body["stream"], bool):
         raise bad_request("'stream' must be a boolean", param="stream")
-    for name, value in body.items():
-        check = _FIELDS.get(name)
+    for field_name, value in body.items():
+        check = _FIELDS.get(field_name)
         if check is not None and value is not None:
-            check(value, name)
+            check(value, field_name)
     if body.get("stream_options") is not None and body.get("stream") is not True:
         raise bad_request("'stream_options' is only allowed when 'stream' is true", param="stream_options")
     if body.get("top_logprobs") is not None and body.get("logprobs") is not True:
         raise bad_request("'top_logprobs' needs 'logprobs' set to true", param="top_logprobs")
-    model = lookup(model_name) if lookup is not None else find_model(session, model_name)
-    if model is None or not model.enabled:
-        raise ApiError(
-            400,
-            f"The model `{model_name}` does not exist or you do not have access to it.",
-            code="model_not_found",
-            param="model",
-        )
-    if key.allowed_models is not None and model_name not in key.allowed_models:
-        raise forbidden(f"This key may not use the model `{model_name}`", "model_not_allowed")
-    return model
+    return usable_model(key, name, mode=CHAT, lookup=lookup or catalog_lookup(session))
 
 
 def wants_usage_chunk(body: JSON) -> bool:

@@ -92,3 +92,11 @@ def stream_chunks(
     if include_usage:
         events.append({**base, "choices": [], "usage": usage})
     return events
+
+
+def model_list(models: list[str]) -> JSON:
+    """GET /v1/models: these model ids, as OpenAI lists them."""
+    return {
+        "object": "list",
+        "data": [{"id": m, "object": "model", "created": 1700000000, "owned_by": "stub"} for m in models],
+    }

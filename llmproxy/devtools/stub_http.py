@@ -12,10 +12,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
 from llmproxy.devtools import stub_anthropic
-from llmproxy.devtools.stub_bodies import completion_body, stream_chunks, tool_calls_of
+from llmproxy.devtools.stub_bodies import completion_body, model_list, stream_chunks, tool_calls_of
+from llmproxy.devtools.stub_embeddings import MISTRAL_EMBEDDING_FIELDS, embeddings_body
 from llmproxy.devtools.stub_responses import (
     INVALID_BODY,
     KNOWN_MODELS,
+    MISTRAL_FIELDS,
     Behaviour,
     BreakStream,
     Fail,
@@ -119,34 +121,30 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if path == "/v1/models" and method == "GET":
             stub._record(method, self.path, self.headers, None, self._client())
-            models = sorted(set(KNOWN_MODELS) | stub._scripted_models())
-            self._send_json(
-                200,
-                {
-                    "object": "list",
-                    "data": [{"id": m, "object": "model", "created": 1700000000, "owned_by": "stub"} for m in models],
-                },
-            )
+            self._send_json(200, model_list(sorted(set(KNOWN_MODELS) | stub._scripted_models())))
             return
-        if path != "/v1/chat/completions" or method != "POST":
+        if path not in ("/v1/chat/completions", "/v1/embeddings") or method != "POST":
             self._send_json(404, error_body(404, dialect, f"No route {method} {path}", "not_found"))
             return
         stub._record(method, self.path, self.headers, None if body is INVALID_BODY else body, self._client())
         if body is INVALID_BODY or not isinstance(body, dict):
             self._send_json(400, error_body(400, dialect, "We could not parse the JSON body.", "invalid_json"))
             return
-        self._chat(body, dialect)
-
-    def _chat(self, body: JSON, dialect: str) -> None:
+        embeddings = path == "/v1/embeddings"
         auth = self.headers.get("Authorization", "")
-        fixed = fixed_answer(body, auth[7:] if auth.startswith("Bearer ") else "", dialect)
+        token = auth[7:] if auth.startswith("Bearer ") else ""
+        fixed = fixed_answer(body, token, dialect, MISTRAL_EMBEDDING_FIELDS if embeddings else MISTRAL_FIELDS)
         if fixed is not None:
             self._send_json(*fixed)
             return
-        model = str(body.get("model", ""))
         behaviour = self._delay_or_fail(body, lambda status: error_body(status, dialect), "Retry-After")
-        if behaviour is None:
-            return
+        if behaviour is not None and embeddings:
+            self._send_json(200, embeddings_body(body, behaviour))
+        elif behaviour is not None:
+            self._chat(body, dialect, behaviour)
+
+    def _chat(self, body: JSON, dialect: str, behaviour: Behaviour) -> None:
+        model = str(body.get("model", ""))
         content, finish, usage = answer_for(body, behaviour)
         calls = tool_calls_of(behaviour)
         if body.get("stream"):

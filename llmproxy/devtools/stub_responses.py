@@ -182,7 +182,9 @@ def error_body(status: int, dialect: str, message: str | None = None, code: str 
     return openai_error(message, etype, code)
 
 
-def fixed_answer(body: JSON, token: str, dialect: str) -> tuple[int, JSON] | None:
+def fixed_answer(
+    body: JSON, token: str, dialect: str, mistral_fields: frozenset[str] = MISTRAL_FIELDS
+) -> tuple[int, JSON] | None:
     """(status, body) of the error a fixed rule gives this request whatever the script says, or None.
 
     A bearer token starting with "bad" or "invalid" gets 401 (OpenAI's message echoes the key in full,
@@ -195,7 +197,7 @@ def fixed_answer(body: JSON, token: str, dialect: str) -> tuple[int, JSON] | Non
         return 401, error_body(401, dialect, f"Incorrect API key provided: {token}.", "invalid_api_key")
     if model.startswith("missing"):
         return 404, error_body(404, dialect, f"The model `{model}` does not exist.", "model_not_found")
-    extra = sorted(set(body) - MISTRAL_FIELDS) if dialect == "mistral" else []
+    extra = sorted(set(body) - mistral_fields) if dialect == "mistral" else []
     if not extra:
         return None
     detail = [

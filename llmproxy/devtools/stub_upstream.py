@@ -18,6 +18,7 @@ model_not_found. No Authorization header at all is accepted (an auth-less local 
 
 Under ``/mistral/v1`` the stub speaks Mistral's dialect: unknown request fields get 422,
 usage rides on the final stream chunk (no stream_options), errors use Mistral's flat shape.
+``POST /v1/embeddings`` (both dialects) answers deterministic vectors: see stub_embeddings.py.
 Under ``/anthropic`` it speaks Anthropic's Messages API (``POST /anthropic/v1/messages``, key in
 ``x-api-key``): see stub_anthropic.py.
 """

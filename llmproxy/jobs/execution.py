@@ -173,6 +173,7 @@ def _run(
             sleep=sleep,
             job_id=job.id,
             output_cap=settings.default_max_tokens,  # what admission reserved per choice when no cap was given
+            operation=job.operation,
         )
     return outcome_of(job, chain, started)
 

@@ -28,6 +28,7 @@ class LiveJob:
     custom_id: str | None = None
     created_at_ms: int = 0
     stored: bool = False
+    operation: str = "chat"  # "chat" or "embeddings" (llmproxy.operations)
 
     def dumps(self) -> str:
         """The static JSON kept in the live hash and copied into the job's record."""
@@ -43,6 +44,7 @@ class LiveJob:
                 "custom_id": self.custom_id,
                 "created_at": self.created_at_ms,
                 "stored": self.stored,
+                "operation": self.operation,
             }
         )
 
@@ -62,6 +64,7 @@ class LiveJob:
             custom_id=data.get("custom_id"),
             created_at_ms=int(data.get("created_at") or 0),
             stored=bool(data.get("stored")),
+            operation=data.get("operation") or "chat",  # a job handed over before operations existed: chat
         )
 
     @classmethod
@@ -80,6 +83,7 @@ class LiveJob:
             custom_id=job.custom_id,
             created_at_ms=ms(created),
             stored=True,
+            operation=job.operation,
         )
 
     def as_job(self, *, status: str, run: int, started_at_ms: int | None = None, final: JSON | None = None) -> Job:
@@ -91,6 +95,7 @@ class LiveJob:
             model=self.model,
             status=status,
             queue=self.queue,
+            operation=self.operation,
             stream=self.stream,
             request=self.request,
             meta=self.meta,

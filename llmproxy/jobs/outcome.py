@@ -16,6 +16,7 @@ from llmproxy.errors import error_object
 from llmproxy.jobs.routing import ChainResult
 from llmproxy.jobs.states import JobStatus
 from llmproxy.jsontypes import JSON
+from llmproxy.operations import Operation
 from llmproxy.storage.models import Job
 from llmproxy.telemetry.metrics import Counters, record_job
 
@@ -62,8 +63,9 @@ def outcome_of(job: Job, chain: ChainResult, started: float) -> Outcome:
         )
         return _bill_partial(outcome, chain, job)
     step = chain.step
-    usage = measure_usage(chain.response, job.request, step.model)
-    response = dict(chain.response, model=step.model, usage=usage.as_openai())
+    usage = measure_usage(chain.response, job.request, step.model, job.operation)
+    shown = usage.as_openai_embeddings() if job.operation == Operation.EMBEDDINGS else usage.as_openai()
+    response = dict(chain.response, model=step.model, usage=shown)
     cost = compute_cost(usage, step.prices)
     return Outcome(
         status=JobStatus.COMPLETED,

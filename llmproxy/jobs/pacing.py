@@ -42,6 +42,7 @@ def pace(session: Session, client: redis.Redis, job: Job, settings: Settings, sn
             default_max_tokens=settings.default_max_tokens,
             share=settings.batch_limit_share,
             reservation_ttl=settings.reservation_ttl_seconds,
+            operation=job.operation,
         )
     except ApiError as refusal:
         if refusal.headers.get("Retry-After") and refusal.code == "rate_limit_exceeded":

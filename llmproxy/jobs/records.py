@@ -104,6 +104,7 @@ class Record:
             "model": job["model"],
             "status": text["status"],
             "queue": job["queue"],
+            "operation": job.get("operation") or "chat",
             "stream": bool(job.get("stream")),
             "request": job["request"],
             "meta": job.get("meta"),

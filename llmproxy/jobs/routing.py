@@ -17,6 +17,7 @@ from llmproxy.chat.stream_assembly import StreamAssembler
 from llmproxy.errors import error_object
 from llmproxy.jobs.upstream_errors import STREAM_INTERRUPTED, attempt_message, caller_error, log_failure
 from llmproxy.jsontypes import JSON
+from llmproxy.operations import Operation
 from llmproxy.providers import Endpoint, Provider, ProviderBadRequest, ProviderError, Timeouts, get_provider
 
 
@@ -90,11 +91,13 @@ def run_chain(
     sleep: Callable[[float], None] = time.sleep,
     job_id: str = "-",
     output_cap: int | None = None,
+    operation: str = Operation.CHAT,
 ) -> ChainResult:
     """Try each step in order; return the first success, a caller error, or every attempt's failure.
 
     Each failure's upstream text is logged under `job_id`; the result carries only our codes and messages.
-    A body without its own output cap is sent with `output_cap` (what its reservation covers per choice).
+    A chat body without its own output cap is sent with `output_cap` (what its reservation covers per choice).
+    `operation` says which API to call (embeddings are never streamed).
     """
     result = ChainResult(attempts=[])
     for step in steps:
@@ -102,7 +105,8 @@ def run_chain(
             result.attempts.append(_attempt(step, "no_credentials", None, time.monotonic()))
             continue
         provider = get_provider(step.kind)
-        body = capped_body(request, provider.output_cap_field, output_cap)
+        embeddings = operation == Operation.EMBEDDINGS
+        body = request if embeddings else capped_body(request, provider.output_cap_field, output_cap)
         retry = 0
         while True:
             if should_stop():
@@ -110,7 +114,9 @@ def run_chain(
                 return result
             started = time.monotonic()
             try:
-                if stream:
+                if embeddings:
+                    result.response = provider.embed(step.endpoint, body, timeouts=policy.timeouts)
+                elif stream:
                     _run_stream(provider, step, body, policy, emit, should_stop, result)
                 else:
                     result.response = provider.complete(step.endpoint, body, timeouts=policy.timeouts)

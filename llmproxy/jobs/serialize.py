@@ -7,6 +7,7 @@ from llmproxy.errors import ERROR_OBJECT_SCHEMA
 from llmproxy.jobs.states import JobStatus
 from llmproxy.jobs.upstream_errors import public_attempts
 from llmproxy.jsontypes import JSON
+from llmproxy.operations import OPERATION_OF_URL, Operation
 from llmproxy.storage.models import Job
 from llmproxy.storage.money import money
 from llmproxy.storage.timestamps import to_epoch
@@ -28,13 +29,14 @@ JOB_SCHEMA = js.record(
         "id": js.string(),
         "object": js.const("job"),
         "model": js.string(),
+        "endpoint": js.enum(OPERATION_OF_URL),
         "status": js.enum(status.value for status in JobStatus),
         "created_at": js.epoch(),
         "started_at": js.epoch(),
         "completed_at": js.epoch(),
         "metadata": js.obj(extra=js.string()),
         "batch_id": js.nullable(js.string()),
-        "result": js.nullable(js.obj()),  # the chat completion
+        "result": js.nullable(js.obj()),  # the chat completion, or the embeddings list
         "error": js.nullable(ERROR_OBJECT_SCHEMA),
         "usage": js.nullable(js.obj()),
         "cost_usd": js.money(),
@@ -49,6 +51,7 @@ def job_json(job: Job) -> JSON:
         "id": job.id,
         "object": "job",
         "model": job.model,
+        "endpoint": Operation(job.operation).url,
         "status": job.status,
         "created_at": to_epoch(job.created_at),
         "started_at": to_epoch(job.started_at),

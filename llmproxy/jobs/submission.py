@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from llmproxy import json_schema as js
 from llmproxy.errors import ApiError, bad_request
 from llmproxy.jobs.store import find_by_idempotency_key
+from llmproxy.operations import OPERATION_OF_URL, Operation
 from llmproxy.storage.models import Job
 from llmproxy.validation import reject_unknown, validate_metadata, validate_metadata_schema
 
@@ -38,15 +39,30 @@ def idempotency_conflict() -> ApiError:
     return ApiError(409, "A request with this Idempotency-Key is in flight; retry shortly", code="idempotency_conflict")
 
 
-def chat_job_schema(chat_request: js.Schema) -> js.Schema:
-    """The schema of a `POST /v1/jobs` body, around this chat request schema."""
-    return js.obj({"body": chat_request, "metadata": validate_metadata_schema()}, required=["body"], extra=False)
+def job_schema(*bodies: js.Schema) -> js.Schema:
+    """The schema of a `POST /v1/jobs` body: a request of one of these APIs (by `endpoint`), with metadata."""
+    return js.obj(
+        {
+            "endpoint": js.enum(OPERATION_OF_URL),
+            "body": js.one_of(*bodies),
+            "metadata": validate_metadata_schema(),
+        },
+        required=["body"],
+        extra=False,
+    )
 
 
-def chat_job_body(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str] | None]:
-    """(body, metadata) of a `POST /v1/jobs` request: `{"body": <chat request>, "metadata": {...}}`."""
-    reject_unknown(data, {"body", "metadata"})
+def job_body(data: dict[str, Any]) -> tuple[Operation, dict[str, Any], dict[str, str] | None]:
+    """(operation, body, metadata) of a `POST /v1/jobs` request: `{"endpoint"?, "body", "metadata"?}`.
+
+    `endpoint` is the OpenAI path the body is for, as a batch line's `url`: chat completions when absent.
+    """
+    reject_unknown(data, {"body", "metadata", "endpoint"})
+    endpoint = data.get("endpoint", Operation.CHAT.url)
+    operation = OPERATION_OF_URL.get(endpoint) if isinstance(endpoint, str) else None
+    if operation is None:
+        raise bad_request(f"'endpoint' must be one of {', '.join(OPERATION_OF_URL)}", param="endpoint")
     body = data.get("body")
     if not isinstance(body, dict):
-        raise bad_request("'body' must be a chat completion request object", code="missing_field", param="body")
-    return body, validate_metadata(data.get("metadata"))
+        raise bad_request("'body' must be a request object", code="missing_field", param="body")
+    return operation, body, validate_metadata(data.get("metadata"))

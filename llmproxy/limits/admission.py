@@ -10,11 +10,11 @@ from typing import Protocol
 import redis
 
 from llmproxy.billing.cost import ONE_MILLION
-from llmproxy.chat.tokens import estimate_request
 from llmproxy.errors import ApiError
 from llmproxy.jsontypes import JSON
 from llmproxy.keys.virtual_keys import KeyInfo
 from llmproxy.limits import reservations
+from llmproxy.operations import Operation, estimate_tokens
 from llmproxy.storage.models import ApiKey
 
 
@@ -72,14 +72,16 @@ def insufficient_quota(headers: dict[str, str] | None = None) -> ApiError:
     )
 
 
-def worst_case_cost(chain: Sequence[Priced], body: JSON, *, default_max_tokens: int) -> tuple[int, Decimal]:
+def worst_case_cost(
+    chain: Sequence[Priced], body: JSON, *, default_max_tokens: int, operation: str = Operation.CHAT
+) -> tuple[int, Decimal]:
     """(estimated tokens, highest possible cost): prompt and max completion at the chain's highest prices.
 
     `chain` holds the models that may serve (anything with input/output_cost_per_1m). The prompt counts what
     a provider bills (messages, tool definitions, a response schema); the completion is the output cap sent
     upstream (the caller's, else `default_max_tokens`) times `n`, so no answer can cost more.
     """
-    prompt, completion = estimate_request(body, default_max_tokens=default_max_tokens)
+    prompt, completion = estimate_tokens(operation, body, default_max_tokens=default_max_tokens)
     max_in = max((prompt_price(m) for m in chain), default=Decimal(0))
     max_out = max((m.output_cost_per_1m for m in chain), default=Decimal(0))
     return prompt + completion, (prompt * max_in + completion * max_out) / ONE_MILLION
@@ -121,6 +123,7 @@ def admit(
     parallel: int | None = None,
     slot_seconds: float = reservations.DEFAULT_RESERVATION_TTL,
     reservation_ttl: float = reservations.DEFAULT_RESERVATION_TTL,
+    operation: str = Operation.CHAT,
 ) -> reservations.Admission | None:
     """Reserve this request's share of the key's limits, or raise 429 saying which limit and for how long.
 
@@ -135,7 +138,7 @@ def admit(
     if key_lims.tpm is None and key_lims.budget_usd is None:
         tokens, max_cost = 0, Decimal(0)  # only TPM and the budget need the estimate (tiktoken: the costly part)
     else:
-        tokens, max_cost = worst_case_cost(chain, body, default_max_tokens=default_max_tokens)
+        tokens, max_cost = worst_case_cost(chain, body, default_max_tokens=default_max_tokens, operation=operation)
     state = reservations.reserve(
         client,
         key_id=key.id,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from llmproxy.jsontypes import JSON
 from llmproxy.providers.error_mapping import error_from_exception, error_from_response
+from llmproxy.providers.errors import ProviderModelNotFound
 from llmproxy.providers.transport import TRANSPORT_ERRORS, Http, Response, release
 
 
@@ -47,6 +48,13 @@ class Provider(ABC):
     @abstractmethod
     def stream(self, endpoint: Endpoint, body: JSON, *, timeouts: Timeouts) -> Iterator[JSON]:
         """Yield OpenAI `chat.completion.chunk` dicts as they arrive, usage chunk last."""
+
+    # Whether embed() is served: the admin API refuses an embedding model on a provider without it.
+    embeds: bool = False
+
+    def embed(self, endpoint: Endpoint, body: JSON, *, timeouts: Timeouts) -> JSON:
+        """Create embeddings; return OpenAI's embeddings list (a provider without them is skipped for the next)."""
+        raise ProviderModelNotFound(f"{self.kind}: this provider serves no embeddings", provider=self.kind)
 
     def post(self, url: str, headers: dict[str, str], payload: JSON, *, timeouts: Timeouts, stream: bool) -> Response:
         """POST JSON; return a 2xx response or raise the taxonomy (the response is released then)."""

@@ -89,6 +89,16 @@ class MistralProvider(OpenAIProvider):
         payload["stream"] = stream
         return payload
 
+    def prepare_embedding_body(self, endpoint: Endpoint, body: JSON) -> JSON:
+        """OpenAI's embeddings body in Mistral's words: `dimensions` -> `output_dimension`; fields it does not
+        know (`user`, ...) dropped, since it answers 422 to them."""
+        payload: JSON = {"model": endpoint.upstream_model, "input": body.get("input")}
+        if body.get("dimensions") is not None:
+            payload["output_dimension"] = body["dimensions"]
+        if body.get("encoding_format") is not None:
+            payload["encoding_format"] = body["encoding_format"]
+        return payload
+
     def normalise_completion(self, data: JSON, endpoint: Endpoint) -> JSON:
         """Mistral's chat completion in OpenAI's shape."""
         for choice in data.get("choices") or []:

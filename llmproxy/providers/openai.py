@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 from llmproxy.jsontypes import JSON
 from llmproxy.providers.contract import Endpoint, Provider, Timeouts
+from llmproxy.providers.embedding_answers import normalise_embeddings
 from llmproxy.providers.error_mapping import error_from_exception, redact_error
 from llmproxy.providers.errors import ProviderAuthFailed, ProviderError, ProviderStreamBroken, ProviderUnavailable
 from llmproxy.providers.registry import register
@@ -52,6 +53,10 @@ class OpenAIProvider(Provider):
         data.setdefault("model", endpoint.upstream_model)
         data.setdefault("usage", None)
         return data
+
+    def prepare_embedding_body(self, endpoint: Endpoint, body: JSON) -> JSON:
+        """The upstream embeddings body: the caller's, with the upstream model set."""
+        return {**body, "model": endpoint.upstream_model}
 
     def normalise_chunk(self, chunk: JSON, defaults: JSON) -> list[JSON]:
         """Zero or more OpenAI chunks for one upstream event (`defaults`: id/created/model)."""
@@ -99,6 +104,25 @@ class OpenAIProvider(Provider):
                     f"{self.kind}: response has no choices", status_code=resp.status, provider=self.kind
                 )
             return self.normalise_completion(data, endpoint)
+        except ProviderError as err:
+            raise redact_error(err, endpoint.api_key) from None
+
+    embeds = True
+
+    def embed(self, endpoint: Endpoint, body: JSON, *, timeouts: Timeouts) -> JSON:
+        """POST {api_base}/embeddings; return OpenAI's embeddings list, vectors encoded as the caller asked."""
+        try:
+            self._check_key(endpoint)
+            url = endpoint.api_base.rstrip("/") + "/embeddings"
+            payload = self.prepare_embedding_body(endpoint, body)
+            resp = self.post(url, self.headers(endpoint, stream=False), payload, timeouts=timeouts, stream=False)
+            try:
+                wants_base64 = body.get("encoding_format") == "base64"
+                return normalise_embeddings(resp.json(), model=endpoint.upstream_model, wants_base64=wants_base64)
+            except ValueError:
+                raise ProviderUnavailable(
+                    f"{self.kind}: the answer is not an embeddings list", provider=self.kind, status_code=resp.status
+                ) from None
         except ProviderError as err:
             raise redact_error(err, endpoint.api_key) from None
 

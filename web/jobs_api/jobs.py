@@ -8,6 +8,7 @@ from flask import Blueprint, Response, request
 from llmproxy import json_schema as js
 from llmproxy.batches.store import get_own_batch
 from llmproxy.chat.validation import chat_request_schema
+from llmproxy.embeddings.validation import embedding_request_schema
 from llmproxy.errors import bad_request
 from llmproxy.ids import new_id
 from llmproxy.jobs import events, live
@@ -17,7 +18,7 @@ from llmproxy.jobs.serialize import JOB_SCHEMA, job_json
 from llmproxy.jobs.states import FINAL_JOB_STATUSES, JobStatus
 from llmproxy.jobs.store import cancel_job as cancel_queued_job
 from llmproxy.jobs.store import list_jobs as list_own_jobs
-from llmproxy.jobs.submission import IDEMPOTENCY_KEY_SCHEMA, chat_job_body, chat_job_schema
+from llmproxy.jobs.submission import IDEMPOTENCY_KEY_SCHEMA, job_body, job_schema
 from llmproxy.limits.parallel import Slot, parallel_cap
 from llmproxy.limits.reservations import release
 from web.auth import current_key, require_client
@@ -39,14 +40,14 @@ _THE_JOB = {200: json_reply("The job.", JOB_SCHEMA)}
 @bp.post("")
 @operation(
     auth=Auth.KEY,
-    body=chat_job_schema(chat_request_schema()),
+    body=job_schema(chat_request_schema(), embedding_request_schema()),
     headers={"Idempotency-Key": IDEMPOTENCY_KEY_SCHEMA},
     replies={202: json_reply("Stored and queued.", JOB_SCHEMA, Location="Where to poll the job.")},
 )
 def create_job() -> Response:
-    """Submit a chat completion as a job: 202 + job + Location."""
-    body, metadata = chat_job_body(json_body())
-    return submit_job(body, metadata)
+    """Submit a chat completion (or with `endpoint: /v1/embeddings`, embeddings) as a job: 202 + job + Location."""
+    operation, body, metadata = job_body(json_body())
+    return submit_job(body, metadata, operation=operation)
 
 
 def wait_seconds(raw: str | None) -> float:

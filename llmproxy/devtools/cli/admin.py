@@ -9,7 +9,7 @@ import click
 import redis
 from sqlalchemy.orm import Session
 
-from llmproxy.catalog.model_config import create_model, delete_model, list_models, model_json, update_model
+from llmproxy.catalog.model_config import MODES, create_model, delete_model, list_models, model_json, update_model
 from llmproxy.catalog.provider_config import (
     create_provider,
     delete_provider,
@@ -185,6 +185,7 @@ def models() -> None:
 def _model_options(func: F) -> F:
     for option in reversed(
         [
+            click.option("--mode", type=click.Choice(MODES), help="chat (default) or embedding."),
             click.option("--provider"),
             click.option("--upstream-model"),
             click.option("--fallback", "fallbacks", multiple=True, help="Fallback model, in order (repeat)."),

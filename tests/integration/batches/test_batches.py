@@ -261,7 +261,7 @@ def test_bad_file_fails_the_batch_and_creates_no_job(client, make_key, db, worke
 @pytest.mark.parametrize(
     "fields, status, param",
     [
-        ({"endpoint": "/v1/embeddings"}, 400, "endpoint"),
+        ({"endpoint": "/v1/completions"}, 400, "endpoint"),
         ({"completion_window": "1h"}, 400, "completion_window"),
         ({"input_file_id": "file-unknown"}, 404, None),
         ({"metadata": {"k": 1}}, 400, "metadata"),

@@ -49,7 +49,19 @@ def test_defaults_are_seeded_with_prices_per_million(client, admin_headers):
         "mistral-large",
         "claude-sonnet-4-5",
         "claude-haiku-4-5",
+        "text-embedding-3-small",
+        "text-embedding-3-large",
+        "mistral-embed",
     }
+    assert {name for name, m in models.items() if m["mode"] == "embedding"} == {
+        "text-embedding-3-small",
+        "text-embedding-3-large",
+        "mistral-embed",
+    }
+    assert (models["text-embedding-3-small"]["provider"], models["text-embedding-3-small"]["input_cost_per_1m"]) == (
+        "openai",
+        "0.02",
+    )
     assert models["gpt-3.5-turbo"]["fallbacks"] == ["mistral-tiny"]
     assert models["gpt-4"]["fallbacks"] == ["mistral-large"]
     assert (models["gpt-3.5-turbo"]["input_cost_per_1m"], models["gpt-3.5-turbo"]["output_cost_per_1m"]) == ("1.5", "2")

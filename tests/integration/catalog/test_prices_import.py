@@ -44,8 +44,8 @@ PRICES_JSON = """{
         "cache_read_input_token_cost": 7.5e-08, "input_cost_per_token": 1.5e-07, "output_cost_per_token": 6e-07,
         "litellm_provider": "openai", "max_input_tokens": 128000, "max_tokens": 16384, "mode": "chat"
     },
-    "text-embedding-3-small": {
-        "input_cost_per_token": 2e-08, "output_cost_per_token": 0.0,
+    "text-embedding-ada-002": {
+        "input_cost_per_token": 1e-07, "output_cost_per_token": 0.0,
         "litellm_provider": "openai", "max_input_tokens": 8191, "mode": "embedding"
     },
     "mistral/open-mixtral-8x7b": {
@@ -151,8 +151,11 @@ def test_import_updates_configured_models_only(db):
     assert report["models_without_entry"] == [
         "claude-haiku-4-5",
         "claude-sonnet-4-5",
+        "mistral-embed",
         "mistral-large",
         "mistral-medium",
+        "text-embedding-3-large",
+        "text-embedding-3-small",
     ]
     assert report["added"] == [] and report["entries_not_configured"] == 4
     assert model_row(db, "gpt-3.5-turbo")[:4] == (Decimal("0.17"), Decimal("1.5"), None, 16385)
@@ -161,15 +164,25 @@ def test_import_updates_configured_models_only(db):
     assert model_row(db, "gpt-4o-mini") is None
 
 
-def test_add_missing_creates_the_providers_chat_models(db):
+def test_add_missing_creates_the_providers_chat_and_embedding_models(db):
     with session_scope(db) as s:
         report = prices_import.import_prices(
             s, prices_import.load_prices(PRICES_JSON), add_missing=True, provider="openai"
         )
-    assert [a["model"] for a in report["added"]] == ["gpt-4o-mini"]
-    assert {"entry": "text-embedding-3-small", "reason": "mode 'embedding' is not served by this proxy"} in report[
-        "skipped"
+    assert [(a["model"], a["mode"]) for a in report["added"]] == [
+        ("gpt-4o-mini", "chat"),
+        ("text-embedding-ada-002", "embedding"),
     ]
+    assert model_row(db, "text-embedding-ada-002") == (
+        Decimal("0.1"),
+        Decimal("0"),
+        None,
+        8191,
+        "openai",
+        "text-embedding-ada-002",
+    )
+    with db() as s:
+        assert model_config.find_model(s, "text-embedding-ada-002").mode == "embedding"
     assert model_row(db, "gpt-4o-mini") == (
         Decimal("0.15"),
         Decimal("0.6"),
@@ -178,7 +191,7 @@ def test_add_missing_creates_the_providers_chat_models(db):
         "openai",
         "gpt-4o-mini",
     )
-    assert model_row(db, "text-embedding-3-small") is None and model_row(db, "open-mixtral-8x7b") is None
+    assert model_row(db, "open-mixtral-8x7b") is None
     with session_scope(db) as s:
         again = prices_import.import_prices(
             s, prices_import.load_prices(PRICES_JSON), add_missing=True, provider="mistral"
@@ -202,11 +215,22 @@ def test_cli_dry_run_changes_nothing_then_import_applies(env, db, prices_file):
             "entry": "gpt-4o-mini",
             "provider": "openai",
             "upstream_model": "gpt-4o-mini",
+            "mode": "chat",
             "input_cost_per_1m": "0.15",
             "output_cost_per_1m": "0.6",
             "cached_input_cost_per_1m": "0.075",
             "context_window": 128000,
-        }
+        },
+        {
+            "model": "text-embedding-ada-002",
+            "entry": "text-embedding-ada-002",
+            "provider": "openai",
+            "upstream_model": "text-embedding-ada-002",
+            "mode": "embedding",
+            "input_cost_per_1m": "0.1",
+            "output_cost_per_1m": "0",
+            "context_window": 8191,
+        },
     ]
     assert snapshot(db) == before and model_row(db, "gpt-4o-mini") is None
 

@@ -15,6 +15,7 @@ class Catalog:
     """A one-model catalog that remembers whether it was asked (refusals come before it)."""
 
     enabled = True
+    mode = "chat"
 
     def __init__(self) -> None:
         self.asked = 0

@@ -18,9 +18,15 @@ MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content
 class Model:
     name: str
     enabled: bool = True
+    mode: str = "chat"
 
 
-CATALOG = {"gpt-4o-mini": Model("gpt-4o-mini"), "gpt-4": Model("gpt-4"), "retired": Model("retired", enabled=False)}
+CATALOG = {
+    "gpt-4o-mini": Model("gpt-4o-mini"),
+    "gpt-4": Model("gpt-4"),
+    "retired": Model("retired", enabled=False),
+    "embedder": Model("embedder", mode="embedding"),
+}
 
 
 class Lookup:
@@ -140,6 +146,12 @@ def test_an_unknown_or_disabled_model_is_400_model_not_found(name):
         "model",
     )
     assert f"`{name}`" in error.message
+
+
+def test_an_embedding_model_is_400_saying_what_it_is_before_the_key_is_asked():
+    error = refused({"model": "embedder", "messages": MESSAGES}, key(allowed_models=[]))
+    assert (error.status, error.code, error.param) == (400, "model_not_found", "model")
+    assert "`embedder` is an embedding model: call /v1/embeddings" in error.message
 
 
 def test_a_key_restricted_to_other_models_is_403_model_not_allowed():

@@ -1,0 +1,1 @@
+"""OpenAI's embeddings API: request checks, input token counts and the response's vectors."""
