@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from llmproxy.billing.cost import Prices
@@ -21,14 +21,49 @@ from llmproxy.providers import Endpoint, Provider, ProviderBadRequest, ProviderE
 
 
 @dataclass(frozen=True)
+class Target:
+    """One deployment of a step's model: where and how to call it (endpoint None: no credential, skipped)."""
+
+    deployment: int | None
+    provider: str
+    kind: str
+    endpoint: Endpoint | None
+    weight: int = 1
+
+
+@dataclass(frozen=True)
 class Step:
-    """One model of the chain, with where and how to call it (endpoint None: no credential, skipped)."""
+    """One model of the chain, with where and how to call it (endpoint None: no credential, skipped).
+
+    `provider`, `kind`, `endpoint` and `deployment` are the target being called: the model's first
+    usable deployment as built, the one that served it in a ChainResult. `targets` are all of the
+    model's deployments (empty: the step's own fields are its one target).
+    """
 
     model: str
     provider: str
     kind: str
     endpoint: Endpoint | None
     prices: Prices
+    deployment: int | None = None
+    targets: tuple[Target, ...] = ()
+
+    def all_targets(self) -> tuple[Target, ...]:
+        """The deployments this step may call."""
+        return self.targets or (Target(self.deployment, self.provider, self.kind, self.endpoint),)
+
+    def served_by(self, target: Target) -> Step:
+        """This step as called through `target` (itself when that is its own target)."""
+        if (target.deployment, target.provider, target.kind, target.endpoint) == (
+            self.deployment,
+            self.provider,
+            self.kind,
+            self.endpoint,
+        ):
+            return self
+        return replace(
+            self, provider=target.provider, kind=target.kind, endpoint=target.endpoint, deployment=target.deployment
+        )
 
 
 @dataclass(frozen=True)
@@ -61,6 +96,7 @@ def _attempt(step: Step, outcome: str, status: int | None, started: float) -> JS
     record: JSON = {
         "provider": step.provider,
         "model": step.model,
+        "deployment": step.deployment,
         "outcome": outcome,
         "status_code": status,
         "latency_ms": int((time.monotonic() - started) * 1000),
@@ -97,7 +133,9 @@ def run_chain(
     A body without its own output cap is sent with `output_cap` (what its reservation covers per choice).
     """
     result = ChainResult(attempts=[])
-    for step in steps:
+    for listed in steps:
+        # Stage 1 of deployments: the model's first deployment with a credential serves it.
+        step = next((listed.served_by(t) for t in listed.all_targets() if t.endpoint is not None), listed)
         if step.endpoint is None:
             result.attempts.append(_attempt(step, "no_credentials", None, time.monotonic()))
             continue
