@@ -1,4 +1,4 @@
-"""Run one request over its chain: retries with backoff and jitter, then the next model.
+"""Run one request over its chain: another deployment at once, retries with backoff and jitter, then the next model.
 
 Decisions are made on the provider error taxonomy only (`retryable`,
 `fallback_now`, `retry_after`), never on a provider's raw exception."""
@@ -15,20 +15,18 @@ from llmproxy.billing.cost import Prices
 from llmproxy.chat.output_cap import capped_body
 from llmproxy.chat.stream_assembly import StreamAssembler
 from llmproxy.errors import error_object
+from llmproxy.jobs.deployment_choice import DeploymentRouter, Target
 from llmproxy.jobs.upstream_errors import STREAM_INTERRUPTED, attempt_message, caller_error, log_failure
 from llmproxy.jsontypes import JSON
-from llmproxy.providers import Endpoint, Provider, ProviderBadRequest, ProviderError, Timeouts, get_provider
-
-
-@dataclass(frozen=True)
-class Target:
-    """One deployment of a step's model: where and how to call it (endpoint None: no credential, skipped)."""
-
-    deployment: int | None
-    provider: str
-    kind: str
-    endpoint: Endpoint | None
-    weight: int = 1
+from llmproxy.providers import (
+    Endpoint,
+    Provider,
+    ProviderBadRequest,
+    ProviderContextTooLong,
+    ProviderError,
+    Timeouts,
+    get_provider,
+)
 
 
 @dataclass(frozen=True)
@@ -126,32 +124,41 @@ def run_chain(
     sleep: Callable[[float], None] = time.sleep,
     job_id: str = "-",
     output_cap: int | None = None,
+    router: DeploymentRouter | None = None,
 ) -> ChainResult:
     """Try each step in order; return the first success, a caller error, or every attempt's failure.
 
-    Each failure's upstream text is logged under `job_id`; the result carries only our codes and messages.
-    A body without its own output cap is sent with `output_cap` (what its reservation covers per choice).
+    Within a step, `router` picks the deployment; a failed one is left for another of the model at once
+    (no backoff), and only once each was tried do the retries with backoff start. Without a router the
+    first usable deployment is called. Each failure's upstream text is logged under `job_id`; the result
+    carries only our codes and messages. A body without its own output cap is sent with `output_cap`
+    (what its reservation covers per choice).
     """
+    router = router or DeploymentRouter()
     result = ChainResult(attempts=[])
     for listed in steps:
-        # Stage 1 of deployments: the model's first deployment with a credential serves it.
-        step = next((listed.served_by(t) for t in listed.all_targets() if t.endpoint is not None), listed)
-        if step.endpoint is None:
-            result.attempts.append(_attempt(step, "no_credentials", None, time.monotonic()))
+        targets = listed.all_targets()
+        target = router.choose(listed.model, targets)
+        if target is None:
+            result.attempts.append(_attempt(listed, "no_credentials", None, time.monotonic()))
             continue
-        provider = get_provider(step.kind)
-        body = capped_body(request, provider.output_cap_field, output_cap)
+        tried: set[int | None] = set()
         retry = 0
         while True:
+            step = listed.served_by(target)
+            assert step.endpoint is not None  # the router chooses deployments with a credential only
+            provider = get_provider(step.kind)
+            body = capped_body(request, provider.output_cap_field, output_cap)
             if should_stop():
                 result.cancelled = True
                 return result
             started = time.monotonic()
             try:
-                if stream:
-                    _run_stream(provider, step, body, policy, emit, should_stop, result)
-                else:
-                    result.response = provider.complete(step.endpoint, body, timeouts=policy.timeouts)
+                with router.calling(target):
+                    if stream:
+                        _run_stream(provider, step, body, policy, emit, should_stop, result)
+                    else:
+                        result.response = provider.complete(step.endpoint, body, timeouts=policy.timeouts)
                 if result.cancelled:
                     result.attempts.append(_attempt(step, "cancelled", None, started))
                     return result
@@ -170,11 +177,20 @@ def run_chain(
                     result.error_status = exc.status_code or 400
                     result.error = caller_error(exc)
                     return result
+                if exc.retryable:
+                    router.cool_down(target, exc.retry_after)
+                tried.add(target.deployment)
+                # Another deployment of the model at once; a prompt too long for the model is so on every one.
+                other = None if isinstance(exc, ProviderContextTooLong) else router.choose(listed.model, targets, tried)
+                if other is not None:
+                    target = other
+                    continue
                 if exc.retryable and not exc.fallback_now and retry < policy.retries:
                     delay = _delay(policy, retry, exc.retry_after)
                     if delay is not None:
                         retry += 1
                         sleep(delay)
+                        target = router.choose(listed.model, targets) or target
                         continue
                 break
     result.error_status = 502

@@ -10,7 +10,8 @@ from llmproxy.billing.cost import Prices
 from llmproxy.catalog.chains import DeploymentEntry, load_chain
 from llmproxy.catalog.snapshots import Snapshots
 from llmproxy.config import Settings
-from llmproxy.jobs.routing import RetryPolicy, Step, Target
+from llmproxy.jobs.deployment_choice import Target
+from llmproxy.jobs.routing import RetryPolicy, Step
 from llmproxy.keys.credentials import load_key_credentials
 from llmproxy.keys.virtual_keys import KeyInfo, active_key_info
 from llmproxy.providers import Endpoint, Timeouts

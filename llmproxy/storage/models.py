@@ -49,6 +49,8 @@ class Deployment(Base):
     """One place a model is served: a provider (its base URL and key unless overridden), an upstream name, a weight."""
 
     __tablename__ = "deployments"
+    # Ids are never reused (SQLite reuses a deleted row's by default): the ledger and health in Redis name them.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)

@@ -58,6 +58,8 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["model_id"], ["models.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["provider_id"], ["providers.id"], ondelete="RESTRICT"),
         sa.PrimaryKeyConstraint("id"),
+        # Ids are never reused (SQLite reuses a deleted row's by default): the ledger and health in Redis name them.
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_deployments_model_id", "deployments", ["model_id"])
     op.execute(

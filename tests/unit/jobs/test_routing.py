@@ -13,7 +13,8 @@ from decimal import Decimal
 import pytest
 
 from llmproxy.billing.cost import Prices
-from llmproxy.jobs.routing import RetryPolicy, Step, Target, _delay, run_chain
+from llmproxy.jobs.deployment_choice import Target
+from llmproxy.jobs.routing import RetryPolicy, Step, _delay, run_chain
 from llmproxy.providers import (
     Endpoint,
     Provider,
