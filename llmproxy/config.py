@@ -42,6 +42,8 @@ class Settings:
     retry_attempts: int = 2
     retry_base_seconds: float = 0.5
     retry_max_seconds: float = 20.0
+    routing_strategy: str = "weighted"  # how a model's deployments share its calls: weighted | least_busy
+    deployment_cooldown_seconds: float = 5.0  # a failing deployment's rest when the provider gives no Retry-After
     job_lease_seconds: float = 30.0
     reservation_ttl_seconds: float = 600.0  # a cost reservation's life unrenewed: renewed with its job's lease
     catalog_ttl_seconds: float = 1.0
@@ -181,6 +183,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         retry_attempts=_number(env, "RETRY_ATTEMPTS", 2, int),
         retry_base_seconds=_number(env, "RETRY_BASE_SECONDS", 0.5, float),
         retry_max_seconds=_number(env, "RETRY_MAX_SECONDS", 20.0, float),
+        routing_strategy=_routing_strategy(env),
+        deployment_cooldown_seconds=_number(env, "DEPLOYMENT_COOLDOWN_SECONDS", 5.0, float),
         job_lease_seconds=_number(env, "JOB_LEASE_SECONDS", 30.0, float),
         reservation_ttl_seconds=_reservation_ttl(env),
         catalog_ttl_seconds=_number(env, "CATALOG_TTL_SECONDS", 1.0, float),
@@ -197,6 +201,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         default_file_storage_bytes=_cap(env, "DEFAULT_FILE_STORAGE_BYTES", 10 * 1024**3),
         provider_keys=provider_keys,
     )
+
+
+def _routing_strategy(env: Mapping[str, str]) -> str:
+    value = (env.get("ROUTING_STRATEGY") or "weighted").strip()
+    if value not in ("weighted", "least_busy"):
+        raise ConfigError(f"ROUTING_STRATEGY is malformed: '{value}' is not weighted or least_busy")
+    return value
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -23,6 +23,7 @@ from llmproxy.storage.engine import make_engine, make_session_factory, session_s
 from llmproxy.storage.models import (
     ApiKey,
     Batch,
+    Deployment,
     FileChunk,
     Job,
     KeyCredential,
@@ -134,6 +135,7 @@ def _clean(session_factory, redis_url) -> None:
                     StoredFile,
                     KeyCredential,
                     ApiKey,
+                    Deployment,
                     ModelConfig,
                     Provider,
                 ):

@@ -8,7 +8,7 @@ from flask import Flask
 
 from llmproxy.config import ConfigError, Settings, load_settings
 from web import context, errors, url_guard
-from web.admin_api import admin, compat, usage
+from web.admin_api import admin, compat, deployments, usage
 from web.batch_api import batches, files
 from web.jobs_api import jobs
 from web.openai_api import chat, embeddings, models
@@ -17,6 +17,7 @@ from web.ops_api import ops
 BLUEPRINTS = (
     ops.bp,
     admin.bp,
+    deployments.bp,
     compat.bp,
     usage.bp,
     models.bp,

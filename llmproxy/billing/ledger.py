@@ -40,6 +40,7 @@ class Charge:
     latency_ms: int | None
     outcome: str
     created_at: datetime
+    deployment_served: int | None = None
 
 
 def record_charge(conn: Connection, charge: Charge) -> None:
@@ -70,6 +71,7 @@ def _ledger_row(charge: Charge) -> dict[str, object]:
         "model_requested": charge.model_requested,
         "model_served": charge.model_served,
         "provider_served": charge.provider_served,
+        "deployment_id": charge.deployment_served,
         "prompt_tokens": charge.usage.prompt_tokens,
         "completion_tokens": charge.usage.completion_tokens,
         "cached_prompt_tokens": charge.usage.cached_prompt_tokens,

@@ -1,4 +1,4 @@
-"""Usage figures from the ledger: one key's totals and admin reports grouped by key, model, provider or day.
+"""Usage figures from the ledger: one key's totals and admin reports by key, model, provider, deployment or day.
 
 Sums are computed in SQL over the `Money` column, whose type converts the
 result (pico-dollar integers on SQLite, NUMERIC on PostgreSQL) back to an exact
@@ -22,7 +22,8 @@ from llmproxy.storage.money import money
 
 # `model` is the model that served (and priced) the request; `model_requested`
 # is what the caller asked for, which differs when a fallback served it.
-GROUPS = ("key", "model", "model_requested", "provider", "day")
+# `deployment` is the id of the deployment that served it (its model and provider beside it).
+GROUPS = ("key", "model", "model_requested", "provider", "deployment", "day")
 
 _Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
 
@@ -80,6 +81,8 @@ USAGE_ROW_SCHEMA = js.obj(
     {
         "group": js.nullable(js.string()),
         "name": js.string(),  # grouped by key: the key's name
+        "model": js.nullable(js.string()),  # grouped by deployment: its model and provider
+        "provider": js.nullable(js.string()),
         "requests": _COUNT,
         "prompt_tokens": _COUNT,
         "completion_tokens": _COUNT,
@@ -128,6 +131,22 @@ def usage_report(
         return [
             {**_row(key_id, count, prompt, completion, cost), "name": name}
             for key_id, name, count, prompt, completion, cost in session.execute(_window(query, since, until))
+        ]
+    if group_by == "deployment":
+        # Labelled with the model and provider it served (max(): one per deployment, unless it was repointed).
+        by_deployment = (
+            select(
+                UsageEntry.deployment_id,
+                func.max(UsageEntry.model_served),
+                func.max(UsageEntry.provider_served),
+                *_totals(),
+            )
+            .group_by(UsageEntry.deployment_id)
+            .order_by(UsageEntry.deployment_id)
+        )
+        return [
+            {**_row(None if dep is None else str(dep), count, prompt, completion, cost), "model": m, "provider": p}
+            for dep, m, p, count, prompt, completion, cost in session.execute(_window(by_deployment, since, until))
         ]
     columns: dict[str, SQLColumnExpression[Any]] = {
         # A billed row always names its served model; fall back to the request's only for safety.

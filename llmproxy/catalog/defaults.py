@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from llmproxy.catalog.model_config import find_model
-from llmproxy.storage.models import ModelConfig, Provider
+from llmproxy.storage.models import Deployment, ModelConfig, Provider
 
 
 class ProviderSpec(TypedDict):
@@ -150,8 +150,9 @@ def seed_defaults(session: Session) -> int:
                 ModelConfig(
                     name=spec["name"],
                     mode=spec.get("mode", "chat"),
-                    provider_id=provider.id,
-                    upstream_model=spec["name"],
+                    deployments=[
+                        Deployment(provider_id=provider.id, upstream_model=spec["name"], weight=1, enabled=True)
+                    ],
                     fallbacks=spec.get("fallbacks", []),
                     enabled=True,
                     input_cost_per_1m=Decimal(spec["input_cost_per_1m"]),

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from llmproxy.catalog.chains import ChainEntry
-from llmproxy.catalog.model_config import CHAT, EMBEDDING, find_model
+from llmproxy.catalog.model_config import find_model
+from llmproxy.catalog.modes import CHAT, EMBEDDING
 from llmproxy.errors import ApiError, bad_request, forbidden
 from llmproxy.jsontypes import JSON
 from llmproxy.keys.virtual_keys import KeyInfo

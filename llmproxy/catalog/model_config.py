@@ -9,15 +9,14 @@ from sqlalchemy.orm import Session
 
 from llmproxy import json_schema as js
 from llmproxy import validation as v
+from llmproxy.catalog.deployment_config import DEPLOYMENT_SCHEMA, check_serves, deployment_json
+from llmproxy.catalog.modes import CHAT, MODES
+from llmproxy.catalog.provider_config import provider_named
 from llmproxy.errors import ApiError, bad_request, not_found
 from llmproxy.jsontypes import JSON
-from llmproxy.providers import get_provider
-from llmproxy.storage.models import ModelConfig, Provider
+from llmproxy.storage.models import Deployment, ModelConfig
 from llmproxy.storage.money import money
 from llmproxy.storage.timestamps import to_epoch
-
-CHAT, EMBEDDING = "chat", "embedding"
-MODES = (CHAT, EMBEDDING)  # what a model does: chat completions or embeddings
 
 MODEL_SCHEMA = js.record(
     {
@@ -33,6 +32,7 @@ MODEL_SCHEMA = js.record(
         "cache_write_cost_per_1m": js.money(),
         "context_window": js.nullable(js.integer(1)),
         "enabled": js.BOOLEAN,
+        "deployments": js.array(DEPLOYMENT_SCHEMA),
         "created_at": js.epoch(),
         "updated_at": js.epoch(),
     }
@@ -40,7 +40,7 @@ MODEL_SCHEMA = js.record(
 
 
 def model_json(model: ModelConfig) -> JSON:
-    """A model with its provider, prices (decimal strings per 1M tokens) and fallbacks."""
+    """A model with its provider (its first deployment's), prices per 1M tokens, fallbacks and deployments."""
     return {
         "name": model.name,
         "object": "model_config",
@@ -54,6 +54,7 @@ def model_json(model: ModelConfig) -> JSON:
         "cache_write_cost_per_1m": money(model.cache_write_cost_per_1m),
         "context_window": model.context_window,
         "enabled": model.enabled,
+        "deployments": [deployment_json(d, model.name) for d in model.deployments],
         "created_at": to_epoch(model.created_at),
         "updated_at": to_epoch(model.updated_at),
     }
@@ -114,16 +115,17 @@ def _check_no_loop(session: Session, name: str, fallbacks: list[str]) -> None:
 
 
 def _apply_model_fields(session: Session, model: ModelConfig, data: JSON) -> None:
+    # A model's provider and upstream model are its first deployment's (a new model's is created here).
     provider_name = MODEL_BODY.read(data, "provider")
-    if provider_name is not None:
-        provider = session.scalar(select(Provider).where(Provider.name == provider_name))
-        if provider is None:
-            raise bad_request(f"Unknown provider '{provider_name}'", code="provider_not_found", param="provider")
-        model.provider = provider
-        model.provider_id = provider.id
     upstream = MODEL_BODY.read(data, "upstream_model")
-    if upstream is not None:
-        model.upstream_model = upstream
+    if provider_name is not None or upstream is not None:
+        if not model.deployments:
+            model.deployments.append(Deployment(upstream_model=model.name, weight=1, enabled=True))
+        first = model.first_deployment
+        if provider_name is not None:
+            first.provider = provider_named(session, provider_name, param="provider")
+        if upstream is not None:
+            first.upstream_model = upstream
     for price in ("input_cost_per_1m", "output_cost_per_1m", "cached_input_cost_per_1m", "cache_write_cost_per_1m"):
         if price in data:
             setattr(model, price, MODEL_BODY.read(data, price))
@@ -144,8 +146,8 @@ def _apply_model_fields(session: Session, model: ModelConfig, data: JSON) -> Non
 
 def _check_mode(session: Session, model: ModelConfig, *, param: str) -> None:
     """An embedding model needs a provider that serves embeddings; a chain never mixes chat and embedding models."""
-    if model.mode == EMBEDDING and not get_provider(model.provider.kind).embeds:
-        raise bad_request(f"Provider '{model.provider.name}' ({model.provider.kind}) serves no embeddings", param=param)
+    for deployment in model.deployments:
+        check_serves(deployment, model.mode, param=param)
     others = {m.name: m for m in list_models(session) if m.name != model.name}
     for name in model.fallbacks or []:
         if name in others and others[name].mode != model.mode:
@@ -164,7 +166,7 @@ def _check_mode(session: Session, model: ModelConfig, *, param: str) -> None:
 
 
 def create_model(session: Session, data: JSON) -> ModelConfig:
-    """Add a model; 400 on unknown provider, bad price or a fallback loop."""
+    """Add a model and its first deployment (provider, upstream_model); 400 on bad input or a fallback loop."""
     MODEL_BODY.check_known(data)
     name = MODEL_BODY.require(data, "name")
     MODEL_BODY.require(data, "provider")
@@ -173,7 +175,6 @@ def create_model(session: Session, data: JSON) -> ModelConfig:
     model = ModelConfig(
         name=name,
         mode=CHAT,
-        upstream_model=name,
         fallbacks=[],
         enabled=True,
         input_cost_per_1m=Decimal(0),

@@ -12,7 +12,7 @@ from llmproxy.jsontypes import JSON
 from llmproxy.keys import crypto
 from llmproxy.keys.credentials import provider_context
 from llmproxy.providers import provider_kinds  # importing the package registers every adapter's kind
-from llmproxy.storage.models import ModelConfig, Provider
+from llmproxy.storage.models import Deployment, ModelConfig, Provider
 from llmproxy.storage.timestamps import to_epoch
 
 PROVIDER_SCHEMA = js.record(
@@ -50,12 +50,17 @@ def _api_base(data: JSON, name: str) -> str | None:
     return value
 
 
+def api_base_field() -> v.Field:
+    """An http(s) base URL of at most 512 characters."""
+    return v.Field(_api_base, js.string(maxLength=512, pattern="^https?://"))
+
+
 # What POST /admin/providers and PATCH /admin/providers/{name} take (the name is fixed once created).
 PROVIDER_BODY = v.Body(
     {
         "name": v.text(max_len=64),
         "kind": v.choice(provider_kinds()),
-        "api_base": v.Field(_api_base, js.string(maxLength=512, pattern="^https?://")),
+        "api_base": api_base_field(),
         "api_key": v.secret(),
         "enabled": v.flag(),
     },
@@ -68,6 +73,14 @@ def get_provider(session: Session, name: str) -> Provider:
     provider = session.scalar(select(Provider).where(Provider.name == name))
     if provider is None:
         raise not_found("provider")
+    return provider
+
+
+def provider_named(session: Session, name: str, *, param: str) -> Provider:
+    """The provider with this name, or 400 provider_not_found naming `param` (a body refers to it)."""
+    provider = session.scalar(select(Provider).where(Provider.name == name))
+    if provider is None:
+        raise bad_request(f"Unknown provider '{name}'", code="provider_not_found", param=param)
     return provider
 
 
@@ -118,9 +131,15 @@ def update_provider(session: Session, name: str, data: JSON, *, encryption_key: 
 
 
 def delete_provider(session: Session, name: str) -> None:
-    """Remove a provider that no model uses."""
+    """Remove a provider that no model's deployment uses."""
     provider = get_provider(session, name)
-    users = session.scalars(select(ModelConfig.name).where(ModelConfig.provider_id == provider.id)).all()
+    users = session.scalars(
+        select(ModelConfig.name)
+        .join(Deployment, Deployment.model_id == ModelConfig.id)
+        .where(Deployment.provider_id == provider.id)
+        .distinct()
+        .order_by(ModelConfig.name)
+    ).all()
     if users:
         raise ApiError(409, f"Provider '{name}' is used by models: {', '.join(users)}", code="in_use")
     session.delete(provider)

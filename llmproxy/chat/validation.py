@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from llmproxy import json_schema as js
 from llmproxy.catalog.model_access import Model, catalog_lookup, model_name, usable_model
-from llmproxy.catalog.model_config import CHAT
+from llmproxy.catalog.modes import CHAT
 from llmproxy.chat.message_shapes import check_messages
 from llmproxy.chat.priced_options import (
     check_audio,

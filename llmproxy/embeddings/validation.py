@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from llmproxy import json_schema as js
 from llmproxy.catalog.model_access import Model, catalog_lookup, model_name, usable_model
-from llmproxy.catalog.model_config import EMBEDDING
+from llmproxy.catalog.modes import EMBEDDING
 from llmproxy.chat.shape_checks import check_str, invalid, is_int, missing
 from llmproxy.errors import bad_request
 from llmproxy.jsontypes import JSON

@@ -16,6 +16,7 @@ from llmproxy.catalog.snapshots import Snapshots
 from llmproxy.config import Settings
 from llmproxy.errors import dependency_unavailable
 from llmproxy.jobs import events, live
+from llmproxy.jobs.deployment_choice import DeploymentRouter
 from llmproxy.jobs.events import Chunk, Done, Served
 from llmproxy.jobs.lease import LeaseRenewer
 from llmproxy.jobs.outcome import Outcome, outcome_of, record_outcome_metrics
@@ -174,6 +175,9 @@ def _run(
             job_id=job.id,
             output_cap=settings.default_max_tokens,  # what admission reserved per choice when no cap was given
             operation=job.operation,
+            router=DeploymentRouter(
+                client, strategy=settings.routing_strategy, cooldown_seconds=settings.deployment_cooldown_seconds
+            ),
         )
     return outcome_of(job, chain, started)
 

@@ -35,6 +35,7 @@ class Outcome:
     cost_usd: Decimal | None = None
     served_model: str | None = None
     served_provider: str | None = None
+    served_deployment: int | None = None  # the deployment's id, for usage by deployment
     latency_ms: int | None = None
 
 
@@ -76,6 +77,7 @@ def outcome_of(job: Job, chain: ChainResult, started: float) -> Outcome:
         cost_usd=cost,
         served_model=step.model,
         served_provider=step.provider,
+        served_deployment=step.deployment,
         latency_ms=latency,
     )
 
@@ -89,6 +91,7 @@ def _bill_partial(outcome: Outcome, chain: ChainResult, job: Job) -> Outcome:
     outcome.usage, outcome.prices = usage, step.prices
     outcome.cost_usd = compute_cost(usage, step.prices)
     outcome.served_model, outcome.served_provider = step.model, step.provider
+    outcome.served_deployment = step.deployment
     return outcome
 
 

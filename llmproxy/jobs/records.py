@@ -59,6 +59,7 @@ def encode_charge(outcome: Outcome) -> str:
         {
             "model_served": outcome.served_model,
             "provider_served": outcome.served_provider,
+            "deployment_served": outcome.served_deployment,
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
             "cached_prompt_tokens": usage.cached_prompt_tokens,
@@ -132,6 +133,8 @@ class Record:
                 model_requested=job["model"],
                 model_served=c["model_served"],
                 provider_served=c["provider_served"],
+                # .get(): a record appended before deployments existed has none.
+                deployment_served=c.get("deployment_served"),
                 # .get(): a record appended before cache writes were recorded has neither field.
                 usage=Usage(
                     c["prompt_tokens"],

@@ -1,4 +1,4 @@
-"""Run one request over its chain: retries with backoff and jitter, then the next model.
+"""Run one request over its chain: another deployment at once, retries with backoff and jitter, then the next model.
 
 Decisions are made on the provider error taxonomy only (`retryable`,
 `fallback_now`, `retry_after`), never on a provider's raw exception."""
@@ -8,28 +8,61 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from llmproxy.billing.cost import Prices
 from llmproxy.chat.output_cap import capped_body
 from llmproxy.chat.stream_assembly import StreamAssembler
 from llmproxy.errors import error_object
+from llmproxy.jobs.deployment_choice import DeploymentRouter, Target
 from llmproxy.jobs.upstream_errors import STREAM_INTERRUPTED, attempt_message, caller_error, log_failure
 from llmproxy.jsontypes import JSON
 from llmproxy.operations import Operation
-from llmproxy.providers import Endpoint, Provider, ProviderBadRequest, ProviderError, Timeouts, get_provider
+from llmproxy.providers import (
+    Endpoint,
+    Provider,
+    ProviderBadRequest,
+    ProviderContextTooLong,
+    ProviderError,
+    Timeouts,
+    get_provider,
+)
 
 
 @dataclass(frozen=True)
 class Step:
-    """One model of the chain, with where and how to call it (endpoint None: no credential, skipped)."""
+    """One model of the chain, with where and how to call it (endpoint None: no credential, skipped).
+
+    `provider`, `kind`, `endpoint` and `deployment` are the target being called: the model's first
+    usable deployment as built, the one that served it in a ChainResult. `targets` are all of the
+    model's deployments (empty: the step's own fields are its one target).
+    """
 
     model: str
     provider: str
     kind: str
     endpoint: Endpoint | None
     prices: Prices
+    deployment: int | None = None
+    targets: tuple[Target, ...] = ()
+
+    def all_targets(self) -> tuple[Target, ...]:
+        """The deployments this step may call."""
+        return self.targets or (Target(self.deployment, self.provider, self.kind, self.endpoint),)
+
+    def served_by(self, target: Target) -> Step:
+        """This step as called through `target` (itself when that is its own target)."""
+        if (target.deployment, target.provider, target.kind, target.endpoint) == (
+            self.deployment,
+            self.provider,
+            self.kind,
+            self.endpoint,
+        ):
+            return self
+        return replace(
+            self, provider=target.provider, kind=target.kind, endpoint=target.endpoint, deployment=target.deployment
+        )
 
 
 @dataclass(frozen=True)
@@ -62,6 +95,7 @@ def _attempt(step: Step, outcome: str, status: int | None, started: float) -> JS
     record: JSON = {
         "provider": step.provider,
         "model": step.model,
+        "deployment": step.deployment,
         "outcome": outcome,
         "status_code": status,
         "latency_ms": int((time.monotonic() - started) * 1000),
@@ -91,35 +125,45 @@ def run_chain(
     sleep: Callable[[float], None] = time.sleep,
     job_id: str = "-",
     output_cap: int | None = None,
+    router: DeploymentRouter | None = None,
     operation: str = Operation.CHAT,
 ) -> ChainResult:
     """Try each step in order; return the first success, a caller error, or every attempt's failure.
 
-    Each failure's upstream text is logged under `job_id`; the result carries only our codes and messages.
-    A chat body without its own output cap is sent with `output_cap` (what its reservation covers per choice).
-    `operation` says which API to call (embeddings are never streamed).
+    Within a step, `router` picks the deployment; a failed one is left for another of the model at once
+    (no backoff), and only once each was tried do the retries with backoff start. Without a router the
+    first usable deployment is called. Each failure's upstream text is logged under `job_id`; the result
+    carries only our codes and messages. A chat body without its own output cap is sent with `output_cap`
+    (what its reservation covers per choice); `operation` says which API to call (embeddings never stream).
     """
+    router = router or DeploymentRouter()
     result = ChainResult(attempts=[])
-    for step in steps:
-        if step.endpoint is None:
-            result.attempts.append(_attempt(step, "no_credentials", None, time.monotonic()))
+    for listed in steps:
+        targets = listed.all_targets()
+        target = router.choose(listed.model, targets)
+        if target is None:
+            result.attempts.append(_attempt(listed, "no_credentials", None, time.monotonic()))
             continue
-        provider = get_provider(step.kind)
-        embeddings = operation == Operation.EMBEDDINGS
-        body = request if embeddings else capped_body(request, provider.output_cap_field, output_cap)
+        tried: set[int | None] = set()
         retry = 0
         while True:
+            step = listed.served_by(target)
+            assert step.endpoint is not None  # the router chooses deployments with a credential only
+            provider = get_provider(step.kind)
+            embeddings = operation == Operation.EMBEDDINGS
+            body = request if embeddings else capped_body(request, provider.output_cap_field, output_cap)
             if should_stop():
                 result.cancelled = True
                 return result
             started = time.monotonic()
             try:
-                if embeddings:
-                    result.response = provider.embed(step.endpoint, body, timeouts=policy.timeouts)
-                elif stream:
-                    _run_stream(provider, step, body, policy, emit, should_stop, result)
-                else:
-                    result.response = provider.complete(step.endpoint, body, timeouts=policy.timeouts)
+                with router.calling(target):
+                    if embeddings:
+                        result.response = provider.embed(step.endpoint, body, timeouts=policy.timeouts)
+                    elif stream:
+                        _run_stream(provider, step, body, policy, emit, should_stop, result)
+                    else:
+                        result.response = provider.complete(step.endpoint, body, timeouts=policy.timeouts)
                 if result.cancelled:
                     result.attempts.append(_attempt(step, "cancelled", None, started))
                     return result
@@ -138,11 +182,20 @@ def run_chain(
                     result.error_status = exc.status_code or 400
                     result.error = caller_error(exc)
                     return result
+                if exc.retryable:
+                    router.cool_down(target, exc.retry_after)
+                tried.add(target.deployment)
+                # Another deployment of the model at once; a prompt too long for the model is so on every one.
+                other = None if isinstance(exc, ProviderContextTooLong) else router.choose(listed.model, targets, tried)
+                if other is not None:
+                    target = other
+                    continue
                 if exc.retryable and not exc.fallback_now and retry < policy.retries:
                     delay = _delay(policy, retry, exc.retry_after)
                     if delay is not None:
                         retry += 1
                         sleep(delay)
+                        target = router.choose(listed.model, targets) or target
                         continue
                 break
     result.error_status = 502

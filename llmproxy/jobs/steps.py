@@ -7,9 +7,10 @@ import logging
 from sqlalchemy.orm import Session
 
 from llmproxy.billing.cost import Prices
-from llmproxy.catalog.chains import load_chain
+from llmproxy.catalog.chains import DeploymentEntry, load_chain
 from llmproxy.catalog.snapshots import Snapshots
 from llmproxy.config import Settings
+from llmproxy.jobs.deployment_choice import Target
 from llmproxy.jobs.routing import RetryPolicy, Step
 from llmproxy.keys.credentials import load_key_credentials
 from llmproxy.keys.virtual_keys import KeyInfo, active_key_info
@@ -37,9 +38,10 @@ def job_key(session: Session, api_key_id: str, snapshots: Snapshots) -> KeyInfo 
 def build_steps(
     session: Session, job: Job, settings: Settings, snapshots: Snapshots | None = None, *, key: KeyInfo | None = None
 ) -> list[Step]:
-    """The job's model and its fallbacks, each with the credential to use (or none: skipped).
+    """The job's model and its fallbacks, each with its deployments and the credential to use (or none: skipped).
 
-    Credentials: the caller's saved key, else the provider's configured key, else the environment's.
+    Credentials per deployment: the caller's saved key for its provider, else the deployment's own key,
+    else its provider's configured key, else the environment's.
     Models the job's `key` may not use are left out of the chain.
     """
     snapshots = snapshots or Snapshots(0)
@@ -53,25 +55,20 @@ def build_steps(
     steps = []
     allowed = key.allowed_models if key is not None else None
     for entry in chain:
-        if not entry.provider_enabled or (allowed is not None and entry.model not in allowed):
+        if allowed is not None and entry.model not in allowed:
             continue
-        if entry.provider in saved:
-            secret = saved[entry.provider]
-            if secret is None:
-                log.error(
-                    "saved key of %s for provider %s cannot be decrypted; skipping it", job.api_key_id, entry.provider
-                )
-        else:
-            secret = entry.provider_key or settings.provider_keys.get(entry.provider)
-        if secret is None and entry.kind == "openai_compatible":
-            secret = ""  # self-hosted OpenAI-compatible servers often need no key
-        endpoint = None if secret is None else Endpoint(entry.api_base, secret or None, entry.upstream_model)
+        targets = tuple(_target(d, saved, settings, job.api_key_id) for d in entry.deployments if d.provider_enabled)
+        if not targets:
+            continue  # every deployment disabled (or its provider): the model is not tried
+        first = next((t for t in targets if t.endpoint is not None), targets[0])
         steps.append(
             Step(
                 model=entry.model,
-                provider=entry.provider,
-                kind=entry.kind,
-                endpoint=endpoint,
+                provider=first.provider,
+                kind=first.kind,
+                endpoint=first.endpoint,
+                deployment=first.deployment,
+                targets=targets,
                 prices=Prices(
                     entry.input_cost_per_1m,
                     entry.output_cost_per_1m,
@@ -81,3 +78,25 @@ def build_steps(
             )
         )
     return steps
+
+
+def _target(deployment: DeploymentEntry, saved: dict[str, str | None], settings: Settings, api_key_id: str) -> Target:
+    """Where to call one deployment, with the credential to use (endpoint None: none, skipped)."""
+    if deployment.provider in saved:
+        secret = saved[deployment.provider]
+        if secret is None:
+            log.error(
+                "saved key of %s for provider %s cannot be decrypted; skipping it", api_key_id, deployment.provider
+            )
+    else:
+        secret = deployment.key or settings.provider_keys.get(deployment.provider)
+    if secret is None and deployment.kind == "openai_compatible":
+        secret = ""  # self-hosted OpenAI-compatible servers often need no key
+    endpoint = None if secret is None else Endpoint(deployment.api_base, secret or None, deployment.upstream_model)
+    return Target(
+        deployment=deployment.id,
+        provider=deployment.provider,
+        kind=deployment.kind,
+        endpoint=endpoint,
+        weight=deployment.weight,
+    )

@@ -65,6 +65,8 @@ _STORE_OUTCOME = (
 )
 
 _INSERT_DEFAULTS = {
+    # Live jobs (migration 0008 added the column) do not carry their operation yet: every one is a chat job.
+    "operation": "chat",
     "idempotency_key": None,
     "request_hash": None,
     "cancel_requested": False,

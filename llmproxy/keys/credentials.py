@@ -8,12 +8,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from llmproxy.keys import crypto
-from llmproxy.storage.models import KeyCredential, Provider
+from llmproxy.storage.models import Deployment, KeyCredential, Provider
 
 
 def provider_context(name: str) -> str:
     """Associated data binding a provider's stored default key to its row."""
     return f"provider:{name}"
+
+
+def deployment_context(deployment_id: int) -> str:
+    """Associated data binding a deployment's own stored key to its row."""
+    return f"deployment:{deployment_id}"
 
 
 def credential_context(api_key_id: str, provider_name: str) -> str:
@@ -82,6 +87,13 @@ def reencrypt_all(session: Session, *, old_key: bytes, new_key: bytes) -> int:
         ctx = credential_context(row.api_key_id, provider_name)
         row.api_key_enc = crypto.encrypt(
             crypto.decrypt(row.api_key_enc, key=old_key, context=ctx), key=new_key, context=ctx
+        )
+        count += 1
+    for deployment in session.scalars(select(Deployment).where(Deployment.api_key_enc.is_not(None))):
+        ctx = deployment_context(deployment.id)
+        sealed = cast(str, deployment.api_key_enc)  # never None: the query selects stored keys only
+        deployment.api_key_enc = crypto.encrypt(
+            crypto.decrypt(sealed, key=old_key, context=ctx), key=new_key, context=ctx
         )
         count += 1
     return count

@@ -45,8 +45,33 @@ class Provider(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
 
+class Deployment(Base):
+    """One place a model is served: a provider (its base URL and key unless overridden), an upstream name, a weight."""
+
+    __tablename__ = "deployments"
+    # Ids are never reused (SQLite reuses a deleted row's by default): the ledger and health in Redis name them.
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="RESTRICT"))
+    # NULL: the provider's api_base / key; set: this deployment's own endpoint or account.
+    api_base: Mapped[str | None] = mapped_column(String(512))
+    api_key_enc: Mapped[str | None] = mapped_column(Text)
+    upstream_model: Mapped[str] = mapped_column(String(128))
+    weight: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    rpm_limit: Mapped[int | None] = mapped_column(Integer)
+    tpm_limit: Mapped[int | None] = mapped_column(Integer)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    provider: Mapped[Provider] = relationship(lazy="joined")
+    model: Mapped[ModelConfig] = relationship(back_populates="deployments")
+
+
 class ModelConfig(Base):
-    """A model callers may ask for: which provider serves it, its prices and its fallback chain."""
+    """A model callers may ask for: its deployments (where it is served), its prices and its fallback chain."""
 
     __tablename__ = "models"
 
@@ -54,8 +79,6 @@ class ModelConfig(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True)
     # What the model does: "chat" (chat completions) or "embedding" (embeddings); a request for the other is refused.
     mode: Mapped[str] = mapped_column(String(16), default="chat", server_default="chat")
-    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="RESTRICT"))
-    upstream_model: Mapped[str] = mapped_column(String(128))
     fallbacks: Mapped[list[str]] = mapped_column(JSON, default=list)
     input_cost_per_1m: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     output_cost_per_1m: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
@@ -67,7 +90,25 @@ class ModelConfig(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
-    provider: Mapped[Provider] = relationship(lazy="joined")
+    # Ordered by id: the first is the model's own `provider`/`upstream_model` (API.md); loaded with the model.
+    deployments: Mapped[list[Deployment]] = relationship(
+        back_populates="model", order_by="Deployment.id", lazy="selectin", cascade="all, delete-orphan"
+    )
+
+    @property
+    def first_deployment(self) -> Deployment:
+        """The deployment shown as the model's provider and upstream model (a model always has one)."""
+        return self.deployments[0]
+
+    @property
+    def provider(self) -> Provider:
+        """The first deployment's provider."""
+        return self.first_deployment.provider
+
+    @property
+    def upstream_model(self) -> str:
+        """The first deployment's upstream model name."""
+        return self.first_deployment.upstream_model
 
 
 class ApiKey(Base):
@@ -171,6 +212,8 @@ class UsageEntry(Base):
     model_requested: Mapped[str] = mapped_column(String(128))
     model_served: Mapped[str | None] = mapped_column(String(128))
     provider_served: Mapped[str | None] = mapped_column(String(64))
+    # No foreign key: a deployment may be removed, its ledger rows stay.
+    deployment_id: Mapped[int | None] = mapped_column(Integer)
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cached_prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)

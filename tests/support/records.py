@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from llmproxy.devtools.waiting import wait_for
 from llmproxy.storage.engine import session_scope
-from llmproxy.storage.models import ApiKey, Job, ModelConfig, Provider, UsageEntry
+from llmproxy.storage.models import ApiKey, Deployment, Job, ModelConfig, Provider, UsageEntry
 from llmproxy.storage.money import MONEY_QUANTUM
 
 FINAL = ("completed", "failed", "cancelled")
@@ -75,7 +75,7 @@ def snapshot(session_factory) -> list[dict]:
     """Every configuration row (providers, models, keys), to show a refused request changed nothing."""
     with session_factory() as s:
         rows = []
-        for model in (Provider, ModelConfig, ApiKey):
+        for model in (Provider, ModelConfig, Deployment, ApiKey):
             for obj in s.scalars(select(model)):
                 rows.append({c.key: getattr(obj, c.key) for c in model.__mapper__.column_attrs})
         return rows

@@ -60,7 +60,7 @@ def key_usage():
     },
 )
 def usage_report():
-    """Ledger totals grouped by key, model, provider or UTC day over [since, until)."""
+    """Ledger totals grouped by key, model, provider, deployment or UTC day over [since, until)."""
     authenticate_admin()
     rows = usage_reports.usage_report(
         db(),

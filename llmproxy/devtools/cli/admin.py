@@ -9,7 +9,8 @@ import click
 import redis
 from sqlalchemy.orm import Session
 
-from llmproxy.catalog.model_config import MODES, create_model, delete_model, list_models, model_json, update_model
+from llmproxy.catalog.model_config import create_model, delete_model, list_models, model_json, update_model
+from llmproxy.catalog.modes import MODES
 from llmproxy.catalog.provider_config import (
     create_provider,
     delete_provider,

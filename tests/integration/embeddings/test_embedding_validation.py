@@ -127,6 +127,14 @@ def test_a_fallback_keeps_its_mode(client, admin_headers):
     # A provider without embeddings cannot serve an existing embedding model either.
     r = client.patch(f"/admin/models/{SMALL}", json={"provider": "anthropic"}, headers=admin_headers)
     assert r.status_code == 400 and r.json["error"]["param"] == "provider"
+    # Nor a second deployment of it.
+    deployments = f"/admin/models/{SMALL}/deployments"
+    r = client.post(deployments, json={"provider": "anthropic", "upstream_model": "x"}, headers=admin_headers)
+    assert r.status_code == 400 and r.json["error"]["param"] == "provider"
+    (only,) = client.get(deployments, headers=admin_headers).json["data"]
+    r = client.patch(f"{deployments}/{only['id']}", json={"provider": "anthropic"}, headers=admin_headers)
+    assert r.status_code == 400 and r.json["error"]["param"] == "provider"
+    assert client.get(deployments, headers=admin_headers).json["data"] == [only]
 
 
 def test_the_cli_adds_an_embedding_model(env, db):

@@ -13,6 +13,7 @@ from decimal import Decimal
 import pytest
 
 from llmproxy.billing.cost import Prices
+from llmproxy.jobs.deployment_choice import Target
 from llmproxy.jobs.routing import RetryPolicy, Step, _delay, run_chain
 from llmproxy.providers import (
     Endpoint,
@@ -382,3 +383,25 @@ def test_attempts_carry_fixed_messages_and_the_upstream_text_only_reaches_the_lo
     assert "SECRET123" not in str(result.attempts) and "org-ABC" not in str(result.attempts)
     (line,) = [r.getMessage() for r in caplog.records if "job_leaky" in r.getMessage()]
     assert "prov/a" in line and "HTTP 401: key sk-***" in line and "org-***" in line and "SECRET123" not in line
+
+
+# -- deployments -------------------------------------------------------------------
+
+
+def test_the_first_deployment_with_a_credential_serves_and_attempts_name_it(provider):
+    endpoint = Endpoint("http://upstream.invalid/v1", "sk-test", "up-second")
+    targets = (Target(7, "prov", KIND, None), Target(9, "prov2", KIND, endpoint, weight=3))
+    listed = Step(
+        model="a",
+        provider="prov",
+        kind=KIND,
+        endpoint=None,
+        prices=Prices(Decimal(1), Decimal(2)),
+        deployment=7,
+        targets=targets,
+    )
+    provider.script["up-second"].append(completion("second"))
+    result, _ = run([listed])
+    assert result.response == completion("second")
+    assert (result.step.deployment, result.step.provider, result.step.endpoint) == (9, "prov2", endpoint)
+    assert [(a["deployment"], a["provider"], a["outcome"]) for a in result.attempts] == [(9, "prov2", "ok")]

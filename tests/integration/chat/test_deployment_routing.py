@@ -1,0 +1,70 @@
+"""Routing among a model's deployments through the real queue and the stub upstream: a deployment that answers 429
+is cooled down (shared in Redis) and the caller never sees it; weights share the calls."""
+
+from __future__ import annotations
+
+from llmproxy.devtools.stub_responses import Fail
+
+MESSAGES = [{"role": "user", "content": "Say hello to the proxy"}]
+MODEL = "gpt-3.5-turbo"
+
+
+def chat(client, secret):
+    return client.post(
+        "/v1/chat/completions",
+        json={"model": MODEL, "messages": MESSAGES},
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+
+
+def two_deployments(client, admin_headers, *, first_weight: int, second_weight: int) -> tuple[dict, dict]:
+    """The model's own deployment as upstream 'dep-a' and a second one, 'dep-b', on the same stub provider."""
+    [first] = client.get(f"/admin/models/{MODEL}/deployments", headers=admin_headers).json["data"]
+    patched = client.patch(
+        f"/admin/models/{MODEL}/deployments/{first['id']}",
+        json={"upstream_model": "dep-a", "weight": first_weight},
+        headers=admin_headers,
+    )
+    assert patched.status_code == 200, patched.json
+    second = client.post(
+        f"/admin/models/{MODEL}/deployments",
+        json={"provider": "openai", "upstream_model": "dep-b", "weight": second_weight},
+        headers=admin_headers,
+    )
+    assert second.status_code == 201, second.json
+    return patched.json, second.json
+
+
+def calls(stub, upstream_model: str) -> int:
+    return len(stub.chat_bodies(upstream_model))
+
+
+def test_a_rate_limited_deployment_cools_down_and_callers_see_no_error(
+    client, admin_headers, make_key, upstream, worker
+):
+    secret, _ = make_key()
+    two_deployments(client, admin_headers, first_weight=1, second_weight=1)
+    # Always rate limited; its Retry-After (10 s) is its cooldown, shared by every worker through Redis.
+    upstream.script("dep-a", *[Fail(429, retry_after=10)] * 500)
+
+    answers = [chat(client, secret) for _ in range(120)]
+
+    assert [r.status_code for r in answers] == [200] * 120, next(r.json for r in answers if r.status_code != 200)
+    assert all(r.json["model"] == MODEL for r in answers)
+    assert calls(upstream, "dep-b") == 120
+    attempts = calls(upstream, "dep-a") + calls(upstream, "dep-b")
+    # The first 429 cools it down; after that it is tried again only each time its cooldown has passed.
+    assert calls(upstream, "dep-a") - 1 <= 0.05 * attempts, (calls(upstream, "dep-a"), attempts)
+
+
+def test_weights_three_to_one_share_the_calls(client, admin_headers, make_key, upstream, worker):
+    secret, _ = make_key()
+    two_deployments(client, admin_headers, first_weight=3, second_weight=1)
+
+    answers = [chat(client, secret) for _ in range(400)]
+
+    assert all(r.status_code == 200 for r in answers)
+    share = calls(upstream, "dep-a") / 400
+    # Weighted turns are counted in Redis, not drawn at random: the share is exact over any 4 calls in a row.
+    assert abs(share - 0.75) <= 0.05, share
+    assert calls(upstream, "dep-a") + calls(upstream, "dep-b") == 400
