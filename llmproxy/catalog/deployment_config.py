@@ -94,6 +94,14 @@ def list_deployments(session: Session, model_name: str) -> list[Deployment]:
     return list(_model(session, model_name).deployments)
 
 
+def all_deployments(session: Session) -> list[tuple[str, Deployment]]:
+    """(model name, deployment) of every deployment, by model and id."""
+    rows = session.execute(
+        select(ModelConfig.name, Deployment).join(Deployment.model).order_by(ModelConfig.name, Deployment.id)
+    )
+    return [(name, deployment) for name, deployment in rows]
+
+
 def get_deployment(session: Session, model_name: str, deployment_id: int | str) -> Deployment:
     """One deployment of the model (its id as a number or the path's text); 404 when unknown or another model's."""
     text = str(deployment_id)

@@ -61,6 +61,14 @@ def turn_key(model: str) -> str:
     return f"llmproxy:model:{model}:turn"
 
 
+def cooldowns(client: redis.Redis, deployments: Sequence[int]) -> dict[int, float]:
+    """Seconds each deployment still cools down (0: healthy), in one round trip."""
+    pipe = client.pipeline(transaction=False)
+    for deployment in deployments:
+        pipe.pttl(cool_key(deployment))
+    return {d: max(0, int(ms)) / 1000 for d, ms in zip(deployments, pipe.execute(), strict=True)}
+
+
 class DeploymentRouter:
     """Chooses, cools down and counts deployments; without a Redis client, always the first usable one."""
 

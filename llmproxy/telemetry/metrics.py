@@ -12,6 +12,7 @@ import atexit
 import logging
 import threading
 from collections import Counter
+from dataclasses import dataclass
 from decimal import Decimal
 
 import redis
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 PREFIX = "llmproxy:metrics:"
 HTTP = PREFIX + "http"  # route|method|status -> count
 ATTEMPTS = PREFIX + "attempts"  # provider|outcome -> count
+DEPLOYMENT_ATTEMPTS = PREFIX + "deployment_attempts"  # model|deployment|provider|outcome -> count
 TOKENS = PREFIX + "tokens"  # model|kind -> tokens
 COST = PREFIX + "cost"  # model -> nano-dollars
 JOB_LATENCY = PREFIX + "job_latency"  # bucket|le, sum_ms, count
@@ -118,7 +120,11 @@ def record_job(
 ) -> None:
     """Count a finished job's upstream attempts, tokens, cost and latency."""
     for attempt in attempts:
-        counters.add(ATTEMPTS, f"{attempt.get('provider')}|{outcome_label(attempt.get('outcome'))}")
+        outcome = outcome_label(attempt.get("outcome"))
+        counters.add(ATTEMPTS, f"{attempt.get('provider')}|{outcome}")
+        if attempt.get("deployment") is not None:
+            where = f"{attempt.get('model')}|{attempt['deployment']}|{attempt.get('provider')}"
+            counters.add(DEPLOYMENT_ATTEMPTS, f"{where}|{outcome}")
     if model:
         counters.add(TOKENS, f"{model}|prompt", prompt_tokens)
         counters.add(TOKENS, f"{model}|completion", completion_tokens)
@@ -157,12 +163,18 @@ def _counter(
         lines.append(f"{name}{{{rendered}}} {value / scale if scale != 1 else value}")
 
 
-def render(client: redis.Redis, *, queue_depths: dict[str, int], records_backlog: int = 0) -> str:
-    """All metrics in Prometheus' text format."""
+def render(
+    client: redis.Redis,
+    *,
+    queue_depths: dict[str, int],
+    records_backlog: int = 0,
+    deployments: list[DeploymentHealth] | None = None,
+) -> str:
+    """All metrics in Prometheus' text format (`deployments`: each deployment's health, when the catalog answered)."""
     pipe = client.pipeline(transaction=False)
-    for key in (HTTP, ATTEMPTS, TOKENS, COST, JOB_LATENCY, RECORD_LAG):
+    for key in (HTTP, ATTEMPTS, DEPLOYMENT_ATTEMPTS, TOKENS, COST, JOB_LATENCY, RECORD_LAG):
         pipe.hgetall(key)
-    http, attempts, tokens, cost, latency, lag = pipe.execute()
+    http, attempts, deployment_attempts, tokens, cost, latency, lag = pipe.execute()
     lines: list[str] = []
     _counter(
         lines,
@@ -178,6 +190,15 @@ def render(client: redis.Redis, *, queue_depths: dict[str, int], records_backlog
         attempts,
         ("provider", "outcome"),
     )
+    _counter(
+        lines,
+        "llmproxy_deployment_attempts_total",
+        "Upstream attempts by model, deployment (its id), provider and outcome: the traffic each deployment took.",
+        deployment_attempts,
+        ("model", "deployment", "provider", "outcome"),
+    )
+    if deployments is not None:
+        _deployment_health(lines, deployments)
     _counter(lines, "llmproxy_tokens_total", "Tokens billed by served model and kind.", tokens, ("model", "kind"))
     _counter(lines, "llmproxy_cost_usd_total", "Cost billed in USD by served model.", cost, ("model",), scale=10**9)
     lines += ["# HELP llmproxy_queue_depth Messages waiting per queue.", "# TYPE llmproxy_queue_depth gauge"]
@@ -190,6 +211,33 @@ def render(client: redis.Redis, *, queue_depths: dict[str, int], records_backlog
     _histogram(lines, "llmproxy_job_latency_seconds", "Time from a job's start to its end.", latency)
     _histogram(lines, "llmproxy_record_lag_seconds", "Time from a job's end to its stored record and bill.", lag)
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class DeploymentHealth:
+    """One deployment as the scrape shows it: who it serves, and how long it still cools down (0: healthy)."""
+
+    model: str
+    deployment: int
+    provider: str
+    enabled: bool
+    cooldown_seconds: float
+
+
+def _deployment_health(lines: list[str], deployments: list[DeploymentHealth]) -> None:
+    name = "llmproxy_deployment_cooldown_seconds"
+    lines += [
+        f"# HELP {name} Seconds a deployment is still kept out of routing after 429/5xx/timeouts (0: healthy).",
+        f"# TYPE {name} gauge",
+    ]
+    for d in deployments:
+        labels = f'model="{_label(d.model)}",deployment="{d.deployment}",provider="{_label(d.provider)}"'
+        lines.append(f"{name}{{{labels}}} {d.cooldown_seconds:g}")
+    name = "llmproxy_deployment_enabled"
+    lines += [f"# HELP {name} 1 for an enabled deployment, 0 for a disabled one.", f"# TYPE {name} gauge"]
+    for d in deployments:
+        labels = f'model="{_label(d.model)}",deployment="{d.deployment}",provider="{_label(d.provider)}"'
+        lines.append(f"{name}{{{labels}}} {int(d.enabled)}")
 
 
 def _histogram(lines: list[str], name: str, help_: str, rows: dict[bytes, bytes]) -> None:

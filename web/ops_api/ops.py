@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import hmac
+import logging
 
+import redis
 from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from llmproxy import json_schema as js
+from llmproxy.catalog.deployment_config import all_deployments
 from llmproxy.errors import ApiError
+from llmproxy.jobs.deployment_choice import cooldowns
 from llmproxy.jobs.queues import Queue, queue_depth
 from llmproxy.jobs.records import RECORDS_STREAM
 from llmproxy.jobs.writer import ROLE as WRITER_ROLE
@@ -19,6 +24,7 @@ from web.context import db, resources
 from web.openapi.document import build_document
 from web.openapi.operation import Auth, Reply, json_reply, operation
 
+log = logging.getLogger(__name__)
 bp = Blueprint("ops", __name__)
 
 
@@ -88,8 +94,19 @@ def prometheus_metrics():
     client = resources().redis
     depths = {queue.value: queue_depth(client, queue) for queue in Queue}
     backlog = int(client.xlen(RECORDS_STREAM))
-    text = metrics.render(client, queue_depths=depths, records_backlog=backlog)
+    text = metrics.render(client, queue_depths=depths, records_backlog=backlog, deployments=_deployment_health(client))
     return Response(text, mimetype="text/plain; version=0.0.4")
+
+
+def _deployment_health(client: redis.Redis) -> list[metrics.DeploymentHealth] | None:
+    """Every deployment with its cooldown; None when the database does not answer (the rest still renders)."""
+    try:
+        listed = all_deployments(db())
+    except SQLAlchemyError:
+        log.warning("deployment health left out of /metrics: the database did not answer")
+        return None
+    cooling = cooldowns(client, [d.id for _, d in listed])
+    return [metrics.DeploymentHealth(model, d.id, d.provider.name, d.enabled, cooling[d.id]) for model, d in listed]
 
 
 @bp.get("/openapi.json")

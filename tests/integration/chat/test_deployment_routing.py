@@ -3,7 +3,10 @@ is cooled down (shared in Redis) and the caller never sees it; weights share the
 
 from __future__ import annotations
 
+import re
+
 from llmproxy.devtools.stub_responses import Fail
+from llmproxy.devtools.waiting import wait_for
 
 MESSAGES = [{"role": "user", "content": "Say hello to the proxy"}]
 MODEL = "gpt-3.5-turbo"
@@ -43,7 +46,7 @@ def test_a_rate_limited_deployment_cools_down_and_callers_see_no_error(
     client, admin_headers, make_key, upstream, worker
 ):
     secret, _ = make_key()
-    two_deployments(client, admin_headers, first_weight=1, second_weight=1)
+    bad, good = two_deployments(client, admin_headers, first_weight=1, second_weight=1)
     # Always rate limited; its Retry-After (10 s) is its cooldown, shared by every worker through Redis.
     upstream.script("dep-a", *[Fail(429, retry_after=10)] * 500)
 
@@ -55,6 +58,23 @@ def test_a_rate_limited_deployment_cools_down_and_callers_see_no_error(
     attempts = calls(upstream, "dep-a") + calls(upstream, "dep-b")
     # The first 429 cools it down; after that it is tried again only each time its cooldown has passed.
     assert calls(upstream, "dep-a") - 1 <= 0.05 * attempts, (calls(upstream, "dep-a"), attempts)
+
+    # /metrics shows each deployment's traffic and health (workers send their counts once a second: poll).
+    def where(deployment: dict) -> str:
+        return f'model="{MODEL}",deployment="{deployment["id"]}",provider="openai"'
+
+    ok = f"llmproxy_deployment_attempts_total{{{where(good)}}}".replace("}", ',outcome="ok"}')
+    text = wait_for(
+        lambda: (t := client.get("/metrics").get_data(as_text=True)) and f"{ok} 120" in t and t,
+        timeout=10,
+        message="the deployments' metrics",
+    )
+    limited = f"llmproxy_deployment_attempts_total{{{where(bad)}}}".replace("}", ',outcome="rate_limited"}')
+    assert f"{limited} {calls(upstream, 'dep-a')}" in text
+    cooling = re.search(rf"llmproxy_deployment_cooldown_seconds{{{where(bad)}}} ([0-9.]+)", text)
+    assert cooling and 0 < float(cooling.group(1)) <= 10
+    assert f"llmproxy_deployment_cooldown_seconds{{{where(good)}}} 0" in text
+    assert f"llmproxy_deployment_enabled{{{where(bad)}}} 1" in text
 
 
 def test_weights_three_to_one_share_the_calls(client, admin_headers, make_key, upstream, worker):
