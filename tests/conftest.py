@@ -149,7 +149,12 @@ def _clean(session_factory, redis_url) -> None:
         wait_for(one_pass, timeout=30, interval=0.01, message="a clean-up pass that nothing new references")
     except TimeoutError as timeout:
         raise timeout from conflicts[-1]
-    keys = list(client.scan_iter("llmproxy:job:*", count=1000))
+    # Jobs, and deployments' health and weighted turns (each test starts with every deployment healthy, turn 1).
+    keys = [
+        key
+        for pattern in ("llmproxy:job:*", "llmproxy:deployment:*", "llmproxy:model:*")
+        for key in client.scan_iter(pattern, count=1000)
+    ]
     if keys:
         client.delete(*keys)
     bump_version(client)  # every process drops its configuration snapshots

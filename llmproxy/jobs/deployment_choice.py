@@ -3,7 +3,9 @@
 Health is shared by every worker through Redis. A deployment that failed with a retryable error of the
 taxonomy (429, 5xx, timeout: `ProviderError.retryable`) cools down for the provider's `retry_after`, else
 DEPLOYMENT_COOLDOWN_SECONDS; while it cools it is chosen only if no other deployment of its model is
-healthy. A model with one usable deployment costs no Redis call; with several, one pipelined round trip.
+healthy. A deployment at its own `rpm_limit` or `tpm_limit` this minute is passed over the same way (the
+limits shape routing; they refuse nothing). A model with one usable deployment costs no Redis call; with
+several, one pipelined round trip, plus one per call to a deployment that has limits.
 
 `weighted` gives each deployment its weight's share of its model's calls in turn, counted in Redis across
 every worker (3:1 is exactly three calls in four, never a random drift); `least_busy` picks the deployment
@@ -13,7 +15,8 @@ with the fewest calls in flight, counted in Redis while they run.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterator, Sequence
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -37,6 +40,8 @@ class Target:
     kind: str
     endpoint: Endpoint | None
     weight: int = 1
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
 
 
 class Strategy(StrEnum):
@@ -56,6 +61,11 @@ def busy_key(deployment: int) -> str:
     return f"llmproxy:deployment:{deployment}:busy"
 
 
+def usage_key(deployment: int, unit: str, minute: int) -> str:
+    """The deployment's requests ('rpm') or tokens ('tpm') counted in one clock minute."""
+    return f"llmproxy:deployment:{deployment}:{unit}:{minute}"
+
+
 def turn_key(model: str) -> str:
     """How many weighted choices among the model's deployments were made: whose turn it is."""
     return f"llmproxy:model:{model}:turn"
@@ -73,11 +83,20 @@ class DeploymentRouter:
     """Chooses, cools down and counts deployments; without a Redis client, always the first usable one."""
 
     def __init__(
-        self, client: redis.Redis | None = None, *, strategy: str = Strategy.WEIGHTED, cooldown_seconds: float = 5.0
+        self,
+        client: redis.Redis | None = None,
+        *,
+        strategy: str = Strategy.WEIGHTED,
+        cooldown_seconds: float = 5.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
         self._strategy = Strategy(strategy)
         self._cooldown = cooldown_seconds
+        self._clock = clock
+
+    def _minute(self) -> int:
+        return int(self._clock() // 60)
 
     def choose(self, model: str, targets: Sequence[Target], exclude: Collection[int | None] = ()) -> Target | None:
         """The target to call: one with a credential not in `exclude`, healthy if any is; None when there is none."""
@@ -86,6 +105,7 @@ class DeploymentRouter:
         if len(usable) <= 1 or client is None or any(t.deployment is None for t in usable):
             return usable[0] if usable else None
         ids = [t.deployment for t in usable if t.deployment is not None]
+        minute = self._minute()
         try:
             pipe = client.pipeline(transaction=False)
             pipe.mget([cool_key(d) for d in ids])
@@ -93,11 +113,16 @@ class DeploymentRouter:
                 pipe.mget([busy_key(d) for d in ids])
             else:
                 pipe.incr(turn_key(model))
-            cooling, counts = pipe.execute()
+            pipe.mget([usage_key(d, unit, minute) for d in ids for unit in ("rpm", "tpm")])
+            cooling, counts, used = pipe.execute()
         except redis.RedisError:
             log.warning("deployment health unavailable; calling the first deployment of %s", model, exc_info=True)
             return usable[0]
-        healthy = [t for t, cool in zip(usable, cooling, strict=True) if cool is None] or usable
+        healthy = [
+            t
+            for i, t in enumerate(usable)
+            if cooling[i] is None and not _at_limit(t, int(used[2 * i] or 0), int(used[2 * i + 1] or 0))
+        ] or usable
         if self._strategy == Strategy.LEAST_BUSY:
             busy = {d: int(count or 0) for d, count in zip(ids, counts, strict=True)}
             # Ties go to the heavier deployment, then the first.
@@ -119,29 +144,48 @@ class DeploymentRouter:
 
     @contextmanager
     def calling(self, target: Target) -> Iterator[None]:
-        """Count the call as in flight while it runs (least_busy only: weighted needs no count)."""
-        if self._strategy != Strategy.LEAST_BUSY or self._client is None or target.deployment is None:
+        """Count the call in its deployment's minute (with an rpm_limit) and in flight while it runs (least_busy)."""
+        if self._client is None or target.deployment is None:
             yield
             return
-        key = busy_key(target.deployment)
-        counted = self._count(key, +1)
+        counts: list[tuple[str, int, int]] = []  # key, increment, expiry
+        if target.rpm_limit is not None:
+            counts.append((usage_key(target.deployment, "rpm", self._minute()), 1, 120))
+        in_flight = self._strategy == Strategy.LEAST_BUSY
+        if in_flight:
+            counts.append((busy_key(target.deployment), 1, BUSY_TTL_SECONDS))
+        counted = self._count(counts)
         try:
             yield
         finally:
-            if counted:
-                self._count(key, -1)
+            if counted and in_flight:
+                self._count([(busy_key(target.deployment), -1, BUSY_TTL_SECONDS)])
 
-    def _count(self, key: str, delta: int) -> bool:
-        assert self._client is not None
+    def used(self, target: Target, tokens: int) -> None:
+        """Add a served call's tokens to its deployment's minute (with a tpm_limit only)."""
+        if target.tpm_limit is not None and target.deployment is not None and tokens > 0:
+            self._count([(usage_key(target.deployment, "tpm", self._minute()), tokens, 120)])
+
+    def _count(self, counts: list[tuple[str, int, int]]) -> bool:
+        if not counts or self._client is None:
+            return False
         try:
             pipe = self._client.pipeline(transaction=False)
-            pipe.incrby(key, delta)
-            pipe.expire(key, BUSY_TTL_SECONDS)
+            for key, delta, ttl in counts:
+                pipe.incrby(key, delta)
+                pipe.expire(key, ttl)
             pipe.execute()
         except redis.RedisError:
-            log.warning("could not count a call in flight (%s)", key, exc_info=True)
+            log.warning("could not count a deployment's call", exc_info=True)
             return False
         return True
+
+
+def _at_limit(target: Target, requests: int, tokens: int) -> bool:
+    """The deployment used its own requests or tokens of this minute."""
+    return (target.rpm_limit is not None and requests >= target.rpm_limit) or (
+        target.tpm_limit is not None and tokens >= target.tpm_limit
+    )
 
 
 def _by_turn(targets: Sequence[Target], turn: int) -> Target:

@@ -169,6 +169,7 @@ def run_chain(
                     return result
                 result.attempts.append(_attempt(step, "ok", 200, started))
                 result.step = step
+                router.used(target, _total_tokens(result.response))
                 return result
             except ProviderError as exc:
                 result.attempts.append(_attempt(step, exc.outcome, exc.status_code, started))
@@ -207,6 +208,17 @@ def run_chain(
         f"All providers failed: {reasons or 'no model to try'}", type="upstream_error", code="all_providers_failed"
     )
     return result
+
+
+def _total_tokens(response: JSON | None) -> int:
+    """The tokens the provider reported for a served call (0 when it reported none)."""
+    usage = (response or {}).get("usage")
+    if not isinstance(usage, dict):
+        return 0
+    total = usage.get("total_tokens")
+    if isinstance(total, int):
+        return total
+    return sum(v for v in (usage.get("prompt_tokens"), usage.get("completion_tokens")) if isinstance(v, int))
 
 
 def _run_stream(

@@ -99,4 +99,6 @@ def _target(deployment: DeploymentEntry, saved: dict[str, str | None], settings:
         kind=deployment.kind,
         endpoint=endpoint,
         weight=deployment.weight,
+        rpm_limit=deployment.rpm_limit,
+        tpm_limit=deployment.tpm_limit,
     )

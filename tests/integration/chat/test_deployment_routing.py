@@ -3,10 +3,12 @@ is cooled down (shared in Redis) and the caller never sees it; weights share the
 
 from __future__ import annotations
 
+import json
 import re
 
-from llmproxy.devtools.stub_responses import Fail
+from llmproxy.devtools.stub_responses import Fail, Ok
 from llmproxy.devtools.waiting import wait_for
+from tests.support import records
 
 MESSAGES = [{"role": "user", "content": "Say hello to the proxy"}]
 MODEL = "gpt-3.5-turbo"
@@ -88,3 +90,30 @@ def test_weights_three_to_one_share_the_calls(client, admin_headers, make_key, u
     # Weighted turns are counted in Redis, not drawn at random: the share is exact over any 4 calls in a row.
     assert abs(share - 0.75) <= 0.05, share
     assert calls(upstream, "dep-a") + calls(upstream, "dep-b") == 400
+
+
+def test_a_stream_moves_to_another_deployment_before_its_first_chunk(
+    client, admin_headers, make_key, upstream, worker, db
+):
+    secret, _ = make_key()
+    first, second = two_deployments(client, admin_headers, first_weight=1000, second_weight=1)
+    upstream.script("dep-a", Fail(503))
+    upstream.script("dep-b", Ok(content="from b"))
+
+    r = client.post(
+        "/v1/chat/completions",
+        json={"model": MODEL, "messages": MESSAGES, "stream": True},
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+
+    assert r.status_code == 200 and r.mimetype == "text/event-stream"
+    events = [line[len("data: ") :] for line in r.get_data(as_text=True).split("\n\n") if line]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]) == "from b"
+    job = records.recorded_job(db, r.headers["x-request-id"])
+    assert [(a["deployment"], a["outcome"]) for a in job.attempts] == [
+        (first["id"], "unavailable"),
+        (second["id"], "ok"),
+    ]
+    assert records.recorded_ledger(db, job.id).deployment_id == second["id"]

@@ -29,15 +29,14 @@ def add_deployment(client, admin_headers, model="gpt-3.5-turbo", **fields):
 def test_a_second_deployment_serves_once_the_first_is_disabled(client, admin_headers, make_key, upstream, worker, db):
     secret, _ = make_key()
     [first] = client.get("/admin/models/gpt-3.5-turbo/deployments", headers=admin_headers).json["data"]
-    second = add_deployment(
-        client, admin_headers, provider="openai", upstream_model="gpt35-second", api_key="sk-second-own", weight=1
-    )
-
     served_first = chat(client, secret)
     assert served_first.status_code == 200, served_first.json
     job = records.recorded_job(db, served_first.headers["x-request-id"])
     assert [(a["deployment"], a["outcome"]) for a in job.attempts] == [(first["id"], "ok")]
     assert records.recorded_ledger(db, job.id).deployment_id == first["id"]
+    second = add_deployment(
+        client, admin_headers, provider="openai", upstream_model="gpt35-second", api_key="sk-second-own", weight=1
+    )
 
     disabled = client.patch(
         f"/admin/models/gpt-3.5-turbo/deployments/{first['id']}", json={"enabled": False}, headers=admin_headers

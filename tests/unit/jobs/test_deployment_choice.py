@@ -115,3 +115,22 @@ def test_one_deployment_needs_no_redis(strategy):
     assert router.choose("m", [only]) == only
     with router.calling(only):
         router.cool_down(only, 3)  # nothing to reach: no error
+
+
+def test_a_deployment_at_its_rpm_or_tpm_limit_is_passed_over_until_the_next_minute(redis_client):
+    now = [600_000.0]
+    router = DeploymentRouter(redis_client, clock=lambda: now[0])
+    endpoint = Endpoint("http://upstream.invalid/v1", "sk-test", "up")
+    limited = Target(11, "p", KIND, endpoint, weight=1000, rpm_limit=2, tpm_limit=500)
+    other = Target(12, "p", KIND, endpoint, weight=1)
+    for _ in range(2):
+        assert router.choose("m", [limited, other]) == limited
+        with router.calling(limited):
+            pass
+    assert {router.choose("m", [limited, other]).deployment for _ in range(10)} == {12}  # 2 requests this minute
+    now[0] += 60
+    assert router.choose("m", [limited, other]) == limited
+    router.used(limited, 500)
+    assert {router.choose("m", [limited, other]).deployment for _ in range(10)} == {12}  # 500 tokens this minute
+    now[0] += 60
+    assert router.choose("m", [limited, other]) == limited
