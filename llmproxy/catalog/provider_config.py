@@ -143,10 +143,3 @@ def delete_provider(session: Session, name: str) -> None:
     if users:
         raise ApiError(409, f"Provider '{name}' is used by models: {', '.join(users)}", code="in_use")
     session.delete(provider)
-
-
-def provider_default_key(provider: Provider, *, encryption_key: bytes) -> str | None:
-    """The provider's configured key, decrypted, or None."""
-    if not provider.api_key_enc:
-        return None
-    return crypto.decrypt(provider.api_key_enc, key=encryption_key, context=provider_context(provider.name))

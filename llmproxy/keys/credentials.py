@@ -73,27 +73,22 @@ def load_key_credentials(session: Session, *, api_key_id: str, encryption_key: b
 
 
 def reencrypt_all(session: Session, *, old_key: bytes, new_key: bytes) -> int:
-    """Re-seal every stored provider key under a new ENCRYPTION_KEY; return how many values changed."""
+    """Re-seal every stored key (providers', callers' saved ones, deployments') under a new ENCRYPTION_KEY;
+    return how many values changed."""
+
+    def reseal(sealed: str | None, context: str) -> str:
+        # Never None: each query below selects stored keys only.
+        plain = crypto.decrypt(cast(str, sealed), key=old_key, context=context)
+        return crypto.encrypt(plain, key=new_key, context=context)
+
     count = 0
     for provider in session.scalars(select(Provider).where(Provider.api_key_enc.is_not(None))):
-        ctx = provider_context(provider.name)
-        sealed = cast(str, provider.api_key_enc)  # never None: the query selects stored keys only
-        provider.api_key_enc = crypto.encrypt(
-            crypto.decrypt(sealed, key=old_key, context=ctx), key=new_key, context=ctx
-        )
+        provider.api_key_enc = reseal(provider.api_key_enc, provider_context(provider.name))
         count += 1
-    rows = session.execute(select(KeyCredential, Provider.name).join(Provider)).all()
-    for row, provider_name in rows:
-        ctx = credential_context(row.api_key_id, provider_name)
-        row.api_key_enc = crypto.encrypt(
-            crypto.decrypt(row.api_key_enc, key=old_key, context=ctx), key=new_key, context=ctx
-        )
+    for row, provider_name in session.execute(select(KeyCredential, Provider.name).join(Provider)).all():
+        row.api_key_enc = reseal(row.api_key_enc, credential_context(row.api_key_id, provider_name))
         count += 1
     for deployment in session.scalars(select(Deployment).where(Deployment.api_key_enc.is_not(None))):
-        ctx = deployment_context(deployment.id)
-        sealed = cast(str, deployment.api_key_enc)  # never None: the query selects stored keys only
-        deployment.api_key_enc = crypto.encrypt(
-            crypto.decrypt(sealed, key=old_key, context=ctx), key=new_key, context=ctx
-        )
+        deployment.api_key_enc = reseal(deployment.api_key_enc, deployment_context(deployment.id))
         count += 1
     return count

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 import redis
@@ -19,27 +18,13 @@ from llmproxy.catalog.provider_config import (
     update_provider,
 )
 from llmproxy.config import Settings
-from llmproxy.devtools.cli.app import emit, main, with_session
+from llmproxy.devtools.cli.app import F, emit, given, main, stdin_secret, with_session
 from llmproxy.jobs import key_changes
 from llmproxy.jsontypes import JSON
 from llmproxy.keys import virtual_keys
 from llmproxy.keys.virtual_keys import key_json
 from llmproxy.providers import provider_kinds
 from llmproxy.resources import redis_client
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _fields(**values: Any) -> JSON:
-    """Only the options the user gave."""
-    return {k: v for k, v in values.items() if v is not None}
-
-
-def _stdin_secret() -> str:
-    """A secret piped to stdin (kept out of shell history), stripped."""
-    # open_file("-") is the stdin stream click.get_text_stream("stdin") gave, without its deprecation.
-    text: str = click.open_file("-").read()
-    return text.strip()
 
 
 @main.group(name="keys")
@@ -68,7 +53,7 @@ def keys_create(
     **limits: Any,
 ) -> None:
     """Create a key and print its secret (shown this once)."""
-    key, secret = virtual_keys.create_key(session, _fields(name=name, models=list(models) or None, **limits))
+    key, secret = virtual_keys.create_key(session, given(name=name, models=list(models) or None, **limits))
     emit({**key_json(key), "key": secret})
 
 
@@ -94,7 +79,7 @@ def keys_list(session: Session, _settings: Settings) -> None:
 def keys_update(session: Session, _settings: Settings, /, key_id: str, **options: Any) -> None:
     """Change a key's name, limits or budget."""
     key = virtual_keys.get_key(session, key_id)
-    virtual_keys.apply_key_fields(session, key, _fields(**options))
+    virtual_keys.apply_key_fields(session, key, given(**options))
     emit(key_json(key))
 
 
@@ -140,8 +125,8 @@ def providers_add(
     session: Session, settings: Settings, name: str, kind: str, api_base: str, api_key: str | None, api_key_stdin: bool
 ) -> None:
     """Add a provider."""
-    secret = _stdin_secret() if api_key_stdin else api_key
-    data = _fields(name=name, kind=kind, api_base=api_base, api_key=secret)
+    secret = stdin_secret() if api_key_stdin else api_key
+    data = given(name=name, kind=kind, api_base=api_base, api_key=secret)
     emit(provider_json(create_provider(session, data, encryption_key=settings.encryption_key)))
 
 
@@ -164,8 +149,8 @@ def providers_edit(
     enabled: bool | None,
 ) -> None:
     """Change a provider."""
-    secret = _stdin_secret() if api_key_stdin else api_key
-    data = _fields(kind=kind, api_base=api_base, api_key=secret, enabled=enabled)
+    secret = stdin_secret() if api_key_stdin else api_key
+    data = given(kind=kind, api_base=api_base, api_key=secret, enabled=enabled)
     emit(provider_json(update_provider(session, name, data, encryption_key=settings.encryption_key)))
 
 
@@ -204,7 +189,7 @@ def _model_options(func: F) -> F:
 
 
 def _model_data(fallbacks: tuple[str, ...], no_fallbacks: bool, **options: Any) -> JSON:
-    data = _fields(**options)
+    data = given(**options)
     if fallbacks or no_fallbacks:
         data["fallbacks"] = list(fallbacks)
     return data
@@ -244,7 +229,7 @@ def models_edit(session: Session, _settings: Settings, /, name: str, **options: 
 @with_session
 def models_set_price(session: Session, _settings: Settings, /, name: str, **prices: Any) -> None:
     """Set a model's prices in USD per 1M tokens."""
-    emit(model_json(update_model(session, name, _fields(**prices))))
+    emit(model_json(update_model(session, name, given(**prices))))
 
 
 @models.command("delete")

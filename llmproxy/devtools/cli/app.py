@@ -12,6 +12,7 @@ import click
 
 from llmproxy.config import ConfigError, Settings, load_env_file, load_settings
 from llmproxy.errors import ApiError
+from llmproxy.jsontypes import JSON
 from llmproxy.resources import Resources
 
 if TYPE_CHECKING:
@@ -19,6 +20,21 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+F = TypeVar("F", bound=Callable[..., Any])  # a click command, decorated by shared option lists
+
+
+def given(**values: Any) -> JSON:
+    """Only the options the user gave."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def stdin_secret() -> str:
+    """A secret piped to stdin (kept out of shell history), stripped."""
+    # open_file("-") is the stdin stream click.get_text_stream("stdin") gave, without its deprecation.
+    text: str = click.open_file("-").read()
+    return text.strip()
 
 
 def emit(data: Any) -> None:

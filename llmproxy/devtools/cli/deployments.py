@@ -15,8 +15,7 @@ from llmproxy.catalog.deployment_config import (
     update_deployment,
 )
 from llmproxy.config import Settings
-from llmproxy.devtools.cli.admin import F, _fields, _stdin_secret
-from llmproxy.devtools.cli.app import emit, main, with_session
+from llmproxy.devtools.cli.app import F, emit, given, main, stdin_secret, with_session
 from llmproxy.jsontypes import JSON
 
 
@@ -44,7 +43,7 @@ def _deployment_options(func: F) -> F:
 
 
 def _deployment_data(api_key: str | None, api_key_stdin: bool, **options: Any) -> JSON:
-    return _fields(api_key=_stdin_secret() if api_key_stdin else api_key, **options)
+    return given(api_key=stdin_secret() if api_key_stdin else api_key, **options)
 
 
 @deployments.command("list")

@@ -11,7 +11,7 @@ def raw_dump(session_factory) -> str:
     """Every row of every table, as text, read with plain SQL."""
     out = []
     with session_factory() as s:
-        for table in ("api_keys", "providers", "key_credentials", "models", "jobs", "usage_ledger"):
+        for table in ("api_keys", "providers", "key_credentials", "models", "deployments", "jobs", "usage_ledger"):
             out.extend(repr(tuple(row)) for row in s.execute(text(f"SELECT * FROM {table}")))
     return "\n".join(out)
 
@@ -20,6 +20,12 @@ def test_no_plaintext_secrets_in_rows(client, admin_headers, db):
     created = client.post("/admin/keys", json={"name": "n"}, headers=admin_headers).json
     secret = created["key"]
     client.patch("/admin/providers/openai", json={"api_key": "sk-provider-default-SECRET"}, headers=admin_headers)
+    added = client.post(
+        "/admin/models/gpt-4/deployments",
+        json={"provider": "openai", "api_key": "sk-deployment-SECRET"},
+        headers=admin_headers,
+    )
+    assert added.status_code == 201 and "SECRET" not in added.get_data(as_text=True)
     r = client.post(
         "/api/save-keys",
         json={"openaiKey": "sk-caller-openai-SECRET", "mistralKey": "mistral-SECRET", "anthropicKey": "ant-SECRET"},
@@ -32,13 +38,14 @@ def test_no_plaintext_secrets_in_rows(client, admin_headers, db):
         secret,
         secret[10:],
         "sk-provider-default-SECRET",
+        "sk-deployment-SECRET",
         "sk-caller-openai-SECRET",
         "mistral-SECRET",
         "ant-SECRET",
     ):
         assert plain not in dump
     assert created["prefix"] in dump  # the display prefix only
-    for listing in ("/admin/providers", "/admin/keys"):
+    for listing in ("/admin/providers", "/admin/keys", "/admin/models", "/admin/models/gpt-4/deployments"):
         assert "SECRET" not in client.get(listing, headers=admin_headers).get_data(as_text=True)
 
 
@@ -98,14 +105,20 @@ def test_reencrypt_under_a_new_key(client, make_key, admin_headers, db, settings
     secret, key = make_key()
     client.post("/api/save-keys", json={"openaiKey": "sk-a"}, headers={"Authorization": f"Bearer {secret}"})
     client.patch("/admin/providers/mistral", json={"api_key": "m-default"}, headers=admin_headers)
+    added = client.post(
+        "/admin/models/gpt-4/deployments", json={"provider": "openai", "api_key": "sk-eu"}, headers=admin_headers
+    ).json
     new = os.urandom(32)
     with session_scope(db) as s:
-        assert reencrypt_all(s, old_key=settings.encryption_key, new_key=new) == 2
+        assert reencrypt_all(s, old_key=settings.encryption_key, new_key=new) == 3
     with db() as s:
         cred = s.execute(text("SELECT api_key_enc FROM key_credentials")).scalar_one()
         prov = s.execute(text("SELECT api_key_enc FROM providers WHERE name = 'mistral'")).scalar_one()
     assert crypto.decrypt(cred, key=new, context=credential_context(key["id"], "openai")) == "sk-a"
     assert crypto.decrypt(prov, key=new, context="provider:mistral") == "m-default"
+    with db() as s:
+        own = s.execute(text("SELECT api_key_enc FROM deployments WHERE id = :id"), {"id": added["id"]}).scalar_one()
+    assert crypto.decrypt(own, key=new, context=f"deployment:{added['id']}") == "sk-eu"
     import pytest
 
     with pytest.raises(crypto.WrongKeyError):
