@@ -40,6 +40,25 @@ def two_deployments(client, admin_headers, *, first_weight: int, second_weight: 
     return patched.json, second.json
 
 
+def where(deployment: dict) -> str:
+    """The labels naming a deployment of MODEL in /metrics."""
+    return f'model="{MODEL}",deployment="{deployment["id"]}",provider="openai"'
+
+
+def attempts_metric(deployment: dict, outcome: str) -> str:
+    return f'llmproxy_deployment_attempts_total{{{where(deployment)},outcome="{outcome}"}}'
+
+
+def scrape(client) -> str:
+    return client.get("/metrics").get_data(as_text=True)
+
+
+def value(text: str, series: str) -> float:
+    """The value of one series in a scrape (0 when it is not there yet)."""
+    found = re.search(rf"^{re.escape(series)} ([0-9.e+-]+)$", text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
 def calls(stub, upstream_model: str) -> int:
     return len(stub.chat_bodies(upstream_model))
 
@@ -49,6 +68,10 @@ def test_a_rate_limited_deployment_cools_down_and_callers_see_no_error(
 ):
     secret, _ = make_key()
     bad, good = two_deployments(client, admin_headers, first_weight=1, second_weight=1)
+    text = scrape(client)
+    before = {
+        series: value(text, series) for series in (attempts_metric(good, "ok"), attempts_metric(bad, "rate_limited"))
+    }
     # Always rate limited; its Retry-After (10 s) is its cooldown, shared by every worker through Redis.
     upstream.script("dep-a", *[Fail(429, retry_after=10)] * 500)
 
@@ -62,21 +85,17 @@ def test_a_rate_limited_deployment_cools_down_and_callers_see_no_error(
     assert calls(upstream, "dep-a") - 1 <= 0.05 * attempts, (calls(upstream, "dep-a"), attempts)
 
     # /metrics shows each deployment's traffic and health (workers send their counts once a second: poll).
-    def where(deployment: dict) -> str:
-        return f'model="{MODEL}",deployment="{deployment["id"]}",provider="openai"'
-
-    ok = f"llmproxy_deployment_attempts_total{{{where(good)}}}".replace("}", ',outcome="ok"}')
+    # Counters live in Redis for good, and a fresh database may give the same ids again: compare with before.
+    ok, limited = (attempts_metric(good, "ok"), attempts_metric(bad, "rate_limited"))
     text = wait_for(
-        lambda: (t := client.get("/metrics").get_data(as_text=True)) and f"{ok} 120" in t and t,
+        lambda: (t := scrape(client)) and value(t, ok) == before[ok] + 120 and t,
         timeout=10,
         message="the deployments' metrics",
     )
-    limited = f"llmproxy_deployment_attempts_total{{{where(bad)}}}".replace("}", ',outcome="rate_limited"}')
-    assert f"{limited} {calls(upstream, 'dep-a')}" in text
-    cooling = re.search(rf"llmproxy_deployment_cooldown_seconds{{{where(bad)}}} ([0-9.]+)", text)
-    assert cooling and 0 < float(cooling.group(1)) <= 10
-    assert f"llmproxy_deployment_cooldown_seconds{{{where(good)}}} 0" in text
-    assert f"llmproxy_deployment_enabled{{{where(bad)}}} 1" in text
+    assert value(text, limited) == before[limited] + calls(upstream, "dep-a")
+    assert 0 < value(text, f"llmproxy_deployment_cooldown_seconds{{{where(bad)}}}") <= 10
+    assert value(text, f"llmproxy_deployment_cooldown_seconds{{{where(good)}}}") == 0
+    assert value(text, f"llmproxy_deployment_enabled{{{where(bad)}}}") == 1
 
 
 def test_weights_three_to_one_share_the_calls(client, admin_headers, make_key, upstream, worker):
