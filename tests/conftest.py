@@ -149,10 +149,11 @@ def _clean(session_factory, redis_url) -> None:
         wait_for(one_pass, timeout=30, interval=0.01, message="a clean-up pass that nothing new references")
     except TimeoutError as timeout:
         raise timeout from conflicts[-1]
-    # Jobs, and deployments' health and weighted turns (each test starts with every deployment healthy, turn 1).
+    # Jobs, and deployments' health, windows and weighted turns (each test starts with every deployment healthy,
+    # its window empty, turn 1): a fresh database gives the same deployment ids again.
     keys = [
         key
-        for pattern in ("llmproxy:job:*", "llmproxy:deployment:*", "llmproxy:model:*")
+        for pattern in ("llmproxy:job:*", "llmproxy:deployment:*", "llmproxy:limits:{deployment:*", "llmproxy:model:*")
         for key in client.scan_iter(pattern, count=1000)
     ]
     if keys:

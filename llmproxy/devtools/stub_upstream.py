@@ -6,6 +6,7 @@ In-process::
         stub.script("gpt-4o-mini", Fail(429, retry_after=1), Ok(content="hi"))
         ...  # point a provider's api_base at stub.url (or stub.mistral_url)
         stub.requests  # what it received: [{"method", "path", "headers", "body"}]
+        stub.limit_rpm("up-a", 60)  # a provider's rate limit: the 61st call in any 60 s gets 429
 
 In another process: ``python -m llmproxy.devtools.stub_upstream --port 9100 --latency-ms 50``
 prints its URL and serves until killed; drive it through its ``/_stub/*`` control routes
@@ -26,16 +27,15 @@ Under ``/anthropic`` it speaks Anthropic's Messages API (``POST /anthropic/v1/me
 from __future__ import annotations
 
 import argparse
+import math
 import socket
 import threading
+import time
 from collections import deque
 from typing import Any
 
 from llmproxy.devtools.stub_http import StubServer
-from llmproxy.devtools.stub_responses import (
-    Behaviour,
-    Ok,
-)
+from llmproxy.devtools.stub_responses import Behaviour, Fail, Ok
 from llmproxy.jsontypes import JSON
 
 
@@ -50,6 +50,9 @@ class StubUpstream:
         self._scripts: dict[str, deque[Behaviour]] = {}
         self._requests: deque[JSON] = deque(maxlen=100_000)
         self._disconnects: list[JSON] = []
+        self._rpm: dict[str, int] = {}  # model -> requests it answers in any 60 s; beyond them, 429
+        self._answered: dict[str, deque[float]] = {}  # model -> when it answered (within the last 60 s)
+        self.rate_limited = 0  # 429s given for a model's RPM limit since the last reset
         self._stopping = threading.Event()
         self._resumed = threading.Event()
         self._server: StubServer | None = None
@@ -122,9 +125,17 @@ class StubUpstream:
         with self._lock:
             self._scripts.setdefault(model, deque()).extend(behaviours)
 
-    def reset(self) -> None:
-        """Forget scripts, received requests and disconnects; latency back to its start value."""
+    def limit_rpm(self, model: str, rpm: int) -> None:
+        """Answer `model` at most `rpm` times in any rolling 60 s, as a provider's rate limit does; 429 beyond."""
         with self._lock:
+            self._rpm[model] = rpm
+
+    def reset(self) -> None:
+        """Forget scripts, RPM limits, received requests and disconnects; latency back to its start value."""
+        with self._lock:
+            self._rpm.clear()
+            self._answered.clear()
+            self.rate_limited = 0
             self._scripts.clear()
             self._requests.clear()
             self._disconnects.clear()
@@ -168,6 +179,15 @@ class StubUpstream:
 
     def _next_behaviour(self, model: str) -> Behaviour:
         with self._lock:
+            limit = self._rpm.get(model)
+            if limit is not None:
+                now, answered = time.monotonic(), self._answered.setdefault(model, deque())
+                while answered and answered[0] <= now - 60:
+                    answered.popleft()
+                if len(answered) >= limit:
+                    self.rate_limited += 1
+                    return Fail(429, retry_after=max(1, math.ceil(answered[0] + 60 - now)))
+                answered.append(now)
             queue = self._scripts.get(model)
             return queue.popleft() if queue else Ok()
 

@@ -20,7 +20,7 @@ from llmproxy.jobs.deployment_choice import DeploymentRouter
 from llmproxy.jobs.events import Chunk, Done, Served
 from llmproxy.jobs.lease import LeaseRenewer
 from llmproxy.jobs.outcome import Outcome, outcome_of, record_outcome_metrics
-from llmproxy.jobs.pacing import pace
+from llmproxy.jobs.pacing import deployment_router, pace
 from llmproxy.jobs.queues import Queue
 from llmproxy.jobs.routing import Step, run_chain
 from llmproxy.jobs.states import FINAL_JOB_STATUSES, JobStatus
@@ -77,7 +77,7 @@ def execute_job(
     """
     snapshots = snapshots or Snapshots(0)
     leases = leases or LeaseRenewer(redis_client, settings.job_lease_seconds, settings.reservation_ttl_seconds)
-    stored, refusal = None, None
+    stored, refusal, pinned = None, None, None
     if queue != Queue.INTERACTIVE:
         # A stored job (async job, batch line): its row says what to run, and whether it still should.
         with session_scope(session_factory) as session:
@@ -90,7 +90,7 @@ def execute_job(
                 return None
             if stored.queue == Queue.BATCH:
                 snapshots.sync(redis_client)  # pacing reads the key before the claim
-                refusal = pace(session, redis_client, stored, settings, snapshots)
+                refusal, pinned = pace(session, redis_client, stored, settings, snapshots)
     claimed = live.claim(redis_client, job_id, lease_seconds=settings.job_lease_seconds, stored=stored)
     if isinstance(claimed, str):
         _answer_again(session_factory, redis_client, job_id, claimed)
@@ -118,7 +118,10 @@ def execute_job(
     lease = leases.holding(job_id, run, key_id=job.api_key_id)  # renews the job's cost reservation too
     should_stop = StopCheck(redis_client, job, every=CANCEL_CHECK_SECONDS, cancel_asked=claimed.cancel_asked)
     nap = should_stop.sleep(sleep)  # a retry's backoff ends early once the job must stop
-    outcome = _run(job, run, steps, client=redis_client, settings=settings, sleep=nap, lease=lease, stop=should_stop)
+    router = deployment_router(redis_client, job, settings, pinned=pinned)
+    outcome = _run(
+        job, run, steps, router=router, client=redis_client, settings=settings, sleep=nap, lease=lease, stop=should_stop
+    )
     outcome = should_stop.outcome(outcome)  # stopped by its key: failed with the key's refusal, billed what it used
     _send_usage_chunk(redis_client, job, run, outcome)
     # No database write before the caller has the answer: the writer stores the record (and updates a stored row).
@@ -146,6 +149,7 @@ def _run(
     run: int,
     steps: list[Step],
     *,
+    router: DeploymentRouter,
     client: redis.Redis,
     settings: Settings,
     sleep: Callable[[float], None],
@@ -175,9 +179,7 @@ def _run(
             job_id=job.id,
             output_cap=settings.default_max_tokens,  # what admission reserved per choice when no cap was given
             operation=job.operation,
-            router=DeploymentRouter(
-                client, strategy=settings.routing_strategy, cooldown_seconds=settings.deployment_cooldown_seconds
-            ),
+            router=router,
         )
     return outcome_of(job, chain, started)
 

@@ -9,8 +9,10 @@ from decimal import Decimal
 import pytest
 
 from llmproxy.billing.cost import Prices
-from llmproxy.jobs.deployment_choice import DeploymentRouter, Target, busy_key, cool_key
+from llmproxy.jobs.deployment_choice import DeploymentRouter, Target, Wait, busy_key, cool_key
+from llmproxy.jobs.deployment_quota import quota_id
 from llmproxy.jobs.routing import RetryPolicy, Step, run_chain
+from llmproxy.limits.reservations import limit_keys
 from llmproxy.providers import Endpoint, ProviderRateLimited, ProviderUnavailable
 from tests.unit.jobs.test_routing import BODY, KIND, completion, provider  # noqa: F401 - the provider fixture
 
@@ -117,20 +119,61 @@ def test_one_deployment_needs_no_redis(strategy):
         router.cool_down(only, 3)  # nothing to reach: no error
 
 
-def test_a_deployment_at_its_rpm_or_tpm_limit_is_passed_over_until_the_next_minute(redis_client):
-    now = [600_000.0]
-    router = DeploymentRouter(redis_client, clock=lambda: now[0])
+def _limited(redis_client, now: list[float], **limits) -> tuple[DeploymentRouter, Target, Target]:
+    """A router on a fixed clock, a deployment with `limits` that has nearly every turn, and one without."""
+    redis_client.delete(*limit_keys(quota_id(11)), *limit_keys(quota_id(12)))
+    router = DeploymentRouter(redis_client, clock=lambda: now[0], tokens=lambda: 400)
     endpoint = Endpoint("http://upstream.invalid/v1", "sk-test", "up")
-    limited = Target(11, "p", KIND, endpoint, weight=1000, rpm_limit=2, tpm_limit=500)
-    other = Target(12, "p", KIND, endpoint, weight=1)
+    return router, Target(11, "p", KIND, endpoint, weight=1000, **limits), Target(12, "p", KIND, endpoint, weight=1)
+
+
+def test_a_deployment_at_its_rpm_limit_is_passed_over_until_its_window_has_room(redis_client):
+    now = [600_000.0]
+    router, limited, other = _limited(redis_client, now, rpm_limit=2)
     for _ in range(2):
         assert router.choose("m", [limited, other]) == limited
-        with router.calling(limited):
-            pass
-    assert {router.choose("m", [limited, other]).deployment for _ in range(10)} == {12}  # 2 requests this minute
-    now[0] += 60
-    assert router.choose("m", [limited, other]) == limited
-    router.used(limited, 500)
-    assert {router.choose("m", [limited, other]).deployment for _ in range(10)} == {12}  # 500 tokens this minute
-    now[0] += 60
-    assert router.choose("m", [limited, other]) == limited
+        now[0] += 10
+    assert {router.choose("m", [limited, other]).deployment for _ in range(10)} == {12}  # 2 calls in 60 s
+    now[0] += 41  # the first call left the rolling window: room for one
+    assert [router.choose("m", [limited, other]).deployment for _ in range(2)] == [11, 12]
+
+
+def test_a_served_calls_real_tokens_replace_its_estimate(redis_client):
+    now = [600_000.0]
+    router, limited, other = _limited(redis_client, now, tpm_limit=1000)
+    assert router.choose("m", [limited, other]) == limited  # 400 estimated
+    with router.calling(limited):
+        pass
+    router.used(limited, 900)
+    assert router.choose("m", [limited, other]) == other  # 900 used + 400 > 1000
+    now[0] += 61
+    chosen = router.choose("m", [limited, other])
+    with pytest.raises(ProviderRateLimited), router.calling(chosen):
+        raise ProviderRateLimited("429", status_code=429)
+    assert chosen == limited and router.choose("m", [limited, other]) == limited  # a failed call's tokens are free
+
+
+def test_when_every_deployment_is_full_interactive_calls_go_and_batch_lines_wait(redis_client):
+    now = [600_000.0]
+    router, limited, _ = _limited(redis_client, now, rpm_limit=1)
+    assert router.hold("m", [limited]) == limited
+    now[0] += 20
+    held = router.hold("m", [limited])
+    assert isinstance(held, Wait) and held.seconds == pytest.approx(40)  # when the first call leaves the window
+    assert router.choose("m", [limited]) == limited  # interactive: steered, never refused, and counted
+    now[0] += 40
+    assert isinstance(router.hold("m", [limited]), Wait)  # the interactive call holds the window now
+    too_big = DeploymentRouter(redis_client, clock=lambda: now[0], tokens=lambda: 5000)
+    small = Target(12, "p", KIND, limited.endpoint, tpm_limit=1000)
+    assert too_big.hold("m", [small]) == small  # no wait helps: it goes, and the provider answers
+
+
+def test_a_pinned_deployment_is_the_first_call_and_not_counted_again(redis_client):
+    now = [600_000.0]
+    _, limited, other = _limited(redis_client, now, rpm_limit=1)
+    pacer = DeploymentRouter(redis_client, clock=lambda: now[0], job_id="job-1")
+    assert pacer.hold("m", [other, limited]) == other  # no limits: nothing held
+    assert pacer.hold("m", [limited]) == limited
+    run = DeploymentRouter(redis_client, clock=lambda: now[0], job_id="job-1", pinned=11)
+    assert run.choose("m", [limited, other]) == limited  # the call pacing reserved
+    assert run.choose("m", [limited, other]) == other  # a retry is a call of its own: the window is full
