@@ -7,10 +7,12 @@ from sqlalchemy.orm import Session
 
 from llmproxy import json_schema as js
 from llmproxy import validation as v
+from llmproxy.catalog.modes import EMBEDDING
 from llmproxy.errors import ApiError, bad_request, not_found
 from llmproxy.jsontypes import JSON
 from llmproxy.keys import crypto
 from llmproxy.keys.credentials import provider_context
+from llmproxy.providers import get_provider as adapter
 from llmproxy.providers import provider_kinds  # importing the package registers every adapter's kind
 from llmproxy.storage.models import Deployment, ModelConfig, Provider
 from llmproxy.storage.timestamps import to_epoch
@@ -126,8 +128,27 @@ def update_provider(session: Session, name: str, data: JSON, *, encryption_key: 
     PROVIDER_BODY.check_known(data, fixed={"name"})
     provider = get_provider(session, name)
     _apply_provider_fields(provider, data, encryption_key=encryption_key)
+    if not adapter(provider.kind).embeds:
+        _check_no_embedding_models(session, provider)
     session.flush()
     return provider
+
+
+def _check_no_embedding_models(session: Session, provider: Provider) -> None:
+    """400 on `kind` when a kind without embeddings would serve an embedding model's deployment."""
+    model = session.scalars(
+        select(ModelConfig.name)
+        .join(Deployment, Deployment.model_id == ModelConfig.id)
+        .where(Deployment.provider_id == provider.id, ModelConfig.mode == EMBEDDING)
+        .order_by(ModelConfig.name)
+    ).first()
+    if model is not None:
+        raise bad_request(
+            f"Provider '{provider.name}' serves the embedding model '{model}'; a provider of kind "
+            f"'{provider.kind}' serves no embeddings",
+            code="mode_mismatch",
+            param="kind",
+        )
 
 
 def delete_provider(session: Session, name: str) -> None:

@@ -135,6 +135,15 @@ def test_a_fallback_keeps_its_mode(client, admin_headers):
     r = client.patch(f"{deployments}/{only['id']}", json={"provider": "anthropic"}, headers=admin_headers)
     assert r.status_code == 400 and r.json["error"]["param"] == "provider"
     assert client.get(deployments, headers=admin_headers).json["data"] == [only]
+    # Nor the provider itself turned into a kind without embeddings (it serves emb-a and text-embedding-3-*).
+    before = client.get("/admin/providers/openai", headers=admin_headers).json
+    r = client.patch("/admin/providers/openai", json={"kind": "anthropic"}, headers=admin_headers)
+    assert r.status_code == 400, r.json
+    assert (r.json["error"]["param"], r.json["error"]["code"]) == ("kind", "mode_mismatch")
+    assert "the embedding model 'emb-a'" in r.json["error"]["message"]
+    assert client.get("/admin/providers/openai", headers=admin_headers).json == before
+    r = client.patch("/admin/providers/openai", json={"kind": "openai_compatible"}, headers=admin_headers)
+    assert r.status_code == 200 and r.json["kind"] == "openai_compatible"  # a kind with embeddings is fine
 
 
 def test_the_cli_adds_an_embedding_model(env, db):
