@@ -67,6 +67,12 @@ def parse_args(argv: list[str] | None, *, description: str = "") -> argparse.Nam
     parser.add_argument(
         "--worker-loglevel", default="info", help="celery --loglevel (default info, as the Procfile runs it)"
     )
+    parser.add_argument(
+        "--deployments",
+        type=int,
+        default=1,
+        help="deployments of the bench's model, all on the stub (default 1; 2+ measures choosing among them)",
+    )
     parser.add_argument("--access-log", action="store_true", help="keep gunicorn's access log on (default off)")
     parser.add_argument(
         "--database-url",

@@ -19,6 +19,7 @@ import requests
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
+from bench.loadgen import MODEL
 from bench.processes import PYTHON, BenchError, Child, ProcessSet, run_command, wait_for
 from llmproxy.devtools.net import free_port
 
@@ -60,6 +61,7 @@ class ProxyConfig:
     worker_loglevel: str = "info"
     batch_procs: int = 1  # `batch` worker processes (started by start_batch_workers)
     batch_threads: int = 16  # threads of each `batch` worker process
+    deployments: int = 1  # deployments of the bench's model, all on the stub (more: the cost of choosing one)
 
 
 def prepare_database(url: str, *, fresh: bool) -> None:
@@ -141,6 +143,8 @@ class Proxy:
         # request of the bench can ever leave the machine.
         mistral = stub_url.removesuffix("/v1") + "/mistral/v1"
         self._cli("providers", "edit", "mistral", "--api-base", mistral, "--api-key", "sk-bench")
+        for _ in range(self.config.deployments - 1):
+            self._cli("deployments", "add", MODEL, "--provider", "openai", "--upstream-model", MODEL)
         self.key = self.create_key("bench")
 
     def create_key(
@@ -295,6 +299,7 @@ class Proxy:
             "worker_threads": cfg.worker_threads,
             "access_log": cfg.access_log,
             "worker_loglevel": cfg.worker_loglevel,
+            "deployments": cfg.deployments,
             "database": make_url(cfg.database_url).render_as_string(hide_password=True),
             "redis": cfg.redis_url,
         }

@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         worker_loglevel=args.worker_loglevel,
         batch_procs=args.batch_procs,
         batch_threads=args.batch_threads,
+        deployments=args.deployments,
     )
     if machine["loadavg_at_start"][0] > 0.5 * (machine["cpus"] or 1):
         print(

@@ -3,7 +3,8 @@
 Every line is a job row before any message is sent (durability first). Lines are sent a window at a
 time, not all at once: a paced line waiting for its key's capacity runs again every ≤ 30 s, so 50,000
 lines sent at once for a key of 100 RPM would keep every worker busy deferring them. The window is
-the key's RPM (MIN_WINDOW..MAX_WINDOW; MAX_WINDOW without an RPM limit). A worker task fills it when
+the key's RPM, or the summed RPM of its model's deployments if smaller (MIN_WINDOW..MAX_WINDOW;
+MAX_WINDOW without an RPM limit). A worker task fills it when
 the batch is created (`top_up`), the records writer sends one line for each line it stored as ended
 (`send_next`), and the sweeper tops every running batch up, which also covers a dispatch task or a
 writer that died.
@@ -38,7 +39,7 @@ from llmproxy.jobs import live
 from llmproxy.jobs.queues import Queue, queue_depth
 from llmproxy.jobs.states import UNFINISHED_JOB_STATUSES, JobStatus
 from llmproxy.storage.engine import session_scope
-from llmproxy.storage.models import ApiKey, Batch, Job
+from llmproxy.storage.models import ApiKey, Batch, Deployment, Job, ModelConfig, Provider
 from llmproxy.storage.timestamps import utcnow
 
 TOUCHED_KEY = "llmproxy:batch:touched"  # sorted set: job id -> unix time a task last ran for it
@@ -49,11 +50,26 @@ MIN_WINDOW, MAX_WINDOW = 10, 1000
 Send = Callable[[list[str]], None]
 
 
-def window_of(key: ApiKey | None) -> int:
-    """How many lines of a batch of this key may be sent and unfinished at once."""
-    if key is None or key.rpm_limit is None:
-        return MAX_WINDOW
-    return max(MIN_WINDOW, min(MAX_WINDOW, key.rpm_limit))
+def window_of(key: ApiKey | None, model_rpm: int | None = None) -> int:
+    """How many lines of a batch of this key, for a model whose deployments take `model_rpm`, may be unfinished."""
+    limits = [limit for limit in (key.rpm_limit if key is not None else None, model_rpm) if limit is not None]
+    return max(MIN_WINDOW, min([MAX_WINDOW, *limits]))
+
+
+def model_rpm(session: Session, batch_id: str) -> int | None:
+    """Calls a minute the deployments of the batch's next line's model take together; None if one has no limit.
+
+    A batch's lines nearly always ask one model: the next unsent line's stands for the rest (one indexed row)."""
+    model = session.scalars(
+        select(Job.model).where(Job.batch_id == batch_id, Job.enqueued_at.is_(None)).limit(1)
+    ).first()
+    limits = session.scalars(
+        select(Deployment.rpm_limit)
+        .join(ModelConfig, ModelConfig.id == Deployment.model_id)
+        .join(Provider, Provider.id == Deployment.provider_id)
+        .where(ModelConfig.name == model, Deployment.enabled, Provider.enabled)
+    ).all()
+    return None if not limits or None in limits else sum(limit for limit in limits if limit is not None)
 
 
 def claim_unsent(session: Session, batch_id: str, n: int) -> list[str]:
@@ -112,7 +128,8 @@ def top_up(session_factory: sessionmaker[Session], batch_id: str, *, send: Send)
             .select_from(Job)
             .where(Job.batch_id == batch_id, Job.status.in_(UNFINISHED_JOB_STATUSES), Job.enqueued_at.is_not(None))
         ).one()
-        ids = claim_unsent(session, batch_id, window_of(session.get(ApiKey, batch.api_key_id)) - in_flight)
+        window = window_of(session.get(ApiKey, batch.api_key_id), model_rpm(session, batch_id))
+        ids = claim_unsent(session, batch_id, window - in_flight)
     return _send_claimed(session_factory, ids, send) if ids else 0
 
 

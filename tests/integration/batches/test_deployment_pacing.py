@@ -41,11 +41,16 @@ def test_a_batch_over_two_deployments_drains_at_their_summed_rpm_without_a_429(
     created = b.create_batch(client, secret, b.file_of(LINES))
     assert created.status_code == 200, created.json
     samples: list[tuple[float, int]] = []  # (seconds since the batch was created, lines ended)
+    sent_unfinished: list[int] = []  # lines sent to the workers and not ended yet
 
     def drained():
         batch = client.get(f"/v1/batches/{created.json['id']}", headers=auth(secret)).json
         counts = batch["request_counts"]
         samples.append((time.monotonic() - started, counts["completed"] + counts["failed"]))
+        jobs = b.batch_jobs(db, created.json["id"])
+        sent_unfinished.append(
+            sum(1 for j in jobs if j.enqueued_at is not None and j.status in ("queued", "in_progress"))
+        )
         return batch if batch["status"] in b.FINAL else None
 
     batch = wait_for(drained, timeout=150, interval=0.5, message="the paced batch to end")
@@ -59,6 +64,8 @@ def test_a_batch_over_two_deployments_drains_at_their_summed_rpm_without_a_429(
     # The first minute holds what both deployments allow, no more; the rest follows as their windows open.
     assert max(n for t, n in samples if t < 55) <= 2 * RPM
     assert max(n for t, n in samples if t < 55) >= 2 * RPM - 10, samples[-5:]  # the sum, not one deployment's
+    # Lines are sent a window at a time: the deployments' summed RPM, not the 1,000 of a key without limits.
+    assert 0 < max(sent_unfinished) <= 2 * RPM
     assert 60 <= elapsed <= 100  # about 120 lines a minute: one deployment alone would take three minutes
     billed = b.billed(db, batch["id"])
     assert len(billed) == LINES and set(billed.values()) == {1}
