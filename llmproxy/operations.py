@@ -1,4 +1,4 @@
-"""The APIs a job can serve: chat completions and embeddings, each with its URL, checks and token estimate.
+"""The APIs a job can serve: chat completions, embeddings and responses, each with its URL, checks and token estimate.
 
 A job's `operation` says which one its request is for; web, batches and workers ask this module instead of
 branching on it themselves.
@@ -18,6 +18,9 @@ from llmproxy.embeddings.tokens import estimate_embedding
 from llmproxy.embeddings.validation import validate_embedding_request
 from llmproxy.jsontypes import JSON
 from llmproxy.keys.virtual_keys import KeyInfo
+from llmproxy.responses.running import RESPONSES
+from llmproxy.responses.to_chat import to_chat
+from llmproxy.responses.validation import validate_response_request
 from llmproxy.storage.models import ApiKey
 
 
@@ -26,6 +29,7 @@ class Operation(StrEnum):
 
     CHAT = "chat"
     EMBEDDINGS = "embeddings"
+    RESPONSES = RESPONSES  # OpenAI's Responses API, served by chat models through llmproxy.responses
 
     @property
     def url(self) -> str:
@@ -33,7 +37,11 @@ class Operation(StrEnum):
         return _URLS[self]
 
 
-_URLS = {Operation.CHAT: "/v1/chat/completions", Operation.EMBEDDINGS: "/v1/embeddings"}
+_URLS = {
+    Operation.CHAT: "/v1/chat/completions",
+    Operation.EMBEDDINGS: "/v1/embeddings",
+    Operation.RESPONSES: "/v1/responses",
+}
 OPERATION_OF_URL = {url: operation for operation, url in _URLS.items()}
 
 
@@ -48,6 +56,8 @@ def validate_request(
     """Check a request for `operation` as OpenAI would, and that the key may use its model; return the model."""
     if operation == Operation.EMBEDDINGS:
         return validate_embedding_request(session, key, body, lookup=lookup)
+    if operation == Operation.RESPONSES:
+        return validate_response_request(session, key, body, lookup=lookup)
     return validate_chat_request(session, key, body, lookup=lookup)
 
 
@@ -55,4 +65,6 @@ def estimate_tokens(operation: str, body: JSON, *, default_max_tokens: int) -> t
     """(prompt tokens, most completion tokens) a request for `operation` can be billed."""
     if operation == Operation.EMBEDDINGS:
         return estimate_embedding(body)
+    if operation == Operation.RESPONSES:
+        body = to_chat(body)  # what is sent, with the conversation it continues
     return estimate_request(body, default_max_tokens=default_max_tokens)

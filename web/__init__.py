@@ -11,7 +11,7 @@ from web import context, errors, url_guard
 from web.admin_api import admin, compat, deployments, usage
 from web.batch_api import batches, files
 from web.jobs_api import jobs
-from web.openai_api import chat, embeddings, models
+from web.openai_api import chat, embeddings, models, responses
 from web.ops_api import ops
 
 BLUEPRINTS = (
@@ -23,6 +23,7 @@ BLUEPRINTS = (
     models.bp,
     chat.bp,
     embeddings.bp,
+    responses.bp,
     jobs.bp,
     files.bp,
     batches.bp,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Response, jsonify, request
@@ -32,9 +33,18 @@ def job_response(job: Job, status: int = 200) -> Response:
 
 
 def submit_job(
-    body: dict[str, Any], metadata: dict[str, str] | None, *, operation: str, queue: Queue = Queue.BATCH
+    body: dict[str, Any],
+    metadata: dict[str, str] | None,
+    *,
+    operation: str,
+    queue: Queue = Queue.BATCH,
+    job_id: str | None = None,
+    reply: Callable[[Job, int], Response] = job_response,
 ) -> Response:
-    """Store a job for the caller (honouring Idempotency-Key), enqueue it, answer 202 with the job."""
+    """Store a job for the caller (honouring Idempotency-Key), enqueue it, answer 202 with the job.
+
+    `job_id` names it (a fresh job id by default); `reply` answers with it and the status (a Response object
+    for a background response)."""
     key = current_key()
     if body.get("stream"):
         raise bad_request("Streaming is not available for jobs; poll the job instead", param="stream")
@@ -44,9 +54,9 @@ def submit_job(
     described = {"body": body, "metadata": metadata} | ({} if operation == Operation.CHAT else {"operation": operation})
     fingerprint = request_fingerprint(described)
     if idem and (existing := replayed_job(db(), api_key_id=key.id, idempotency_key=idem, fingerprint=fingerprint)):
-        return job_response(existing, 202)
+        return reply(existing, 202)
     # Budget left and room among the key's queued jobs (RPM/TPM wait in the workers): refused, nothing is stored.
-    job_id = new_job_id()
+    job_id = job_id or new_job_id()
     admit_submission(resources().redis, key=key, job_ids=[job_id], settings=resources().settings)
     try:
         job = create_job(
@@ -68,11 +78,11 @@ def submit_job(
         if idem:
             existing = replayed_job(db(), api_key_id=key.id, idempotency_key=idem, fingerprint=fingerprint)
             if existing is not None:
-                return job_response(existing, 202)
+                return reply(existing, 202)
             raise idempotency_conflict() from None
         raise
     except Exception:
         forget_queued(resources().redis, key.id, [job_id])
         raise
     enqueue(job.id, queue)
-    return job_response(job, 202)
+    return reply(job, 202)

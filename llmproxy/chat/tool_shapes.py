@@ -45,7 +45,7 @@ def check_tools(tools: Any, param: str) -> None:
             raise invalid(where, "an object")
         kind = tool.get("type")
         if kind == "function":
-            _function_definition(member(tool, "function", where), f"{where}.function")
+            check_function_definition(member(tool, "function", where), f"{where}.function")
         elif kind == "custom":
             custom = member(tool, "custom", where)
             check_str(required(custom, "name", f"{where}.custom"), f"{where}.custom.name")
@@ -64,10 +64,11 @@ def check_functions(functions: Any, param: str) -> None:
     for i, function in enumerate(functions):
         if not isinstance(function, dict):
             raise invalid(f"{param}[{i}]", "an object")
-        _function_definition(function, f"{param}[{i}]")
+        check_function_definition(function, f"{param}[{i}]")
 
 
-def _function_definition(function: dict[str, Any], where: str) -> None:
+def check_function_definition(function: dict[str, Any], where: str) -> None:
+    """A function definition: a name, an optional description, `parameters` an object, `strict` a boolean."""
     check_name(required(function, "name", where), f"{where}.name")
     optional_str(function, "description", where)
     if function.get("parameters") is not None:

@@ -28,6 +28,9 @@ from llmproxy.jobs.steps import build_steps, job_key, retry_policy
 from llmproxy.jobs.stopping import StopCheck
 from llmproxy.jobs.store import read_job, read_jobs
 from llmproxy.keys import key_state
+from llmproxy.operations import Operation
+from llmproxy.responses.running import chat_request, event_translator, is_response
+from llmproxy.responses.stream_events import EventTranslator
 from llmproxy.storage.engine import session_scope
 from llmproxy.storage.models import Job
 from llmproxy.telemetry.metrics import Counters
@@ -119,11 +122,15 @@ def execute_job(
     should_stop = StopCheck(redis_client, job, every=CANCEL_CHECK_SECONDS, cancel_asked=claimed.cancel_asked)
     nap = should_stop.sleep(sleep)  # a retry's backoff ends early once the job must stop
     router = deployment_router(redis_client, job, settings, pinned=pinned)
-    outcome = _run(
+    outcome, translator = _run(
         job, run, steps, router=router, client=redis_client, settings=settings, sleep=nap, lease=lease, stop=should_stop
     )
     outcome = should_stop.outcome(outcome)  # stopped by its key: failed with the key's refusal, billed what it used
-    _send_usage_chunk(redis_client, job, run, outcome)
+    if translator is None:
+        _send_usage_chunk(redis_client, job, run, outcome)
+    elif outcome.status == JobStatus.COMPLETED and outcome.result is not None:
+        for event in translator.close(outcome.result):  # the items done, then the stored response
+            events.publish(redis_client, job.id, Chunk(event), run=run)
     # No database write before the caller has the answer: the writer stores the record (and updates a stored row).
     if not live.finish(redis_client, job, run, outcome, settle=True):
         log.info("job %s finished by another run; this run's result is dropped", job_id)
@@ -155,22 +162,29 @@ def _run(
     sleep: Callable[[float], None],
     lease: AbstractContextManager[object],
     stop: Callable[[], bool],
-) -> Outcome:
-    """Run the chain under a renewed lease, relaying stream chunks as they come."""
+) -> tuple[Outcome, EventTranslator | None]:
+    """Run the chain under a renewed lease, relaying stream chunks as they come (a response's as its events)."""
     started = time.monotonic()
     announced = False
+    translator: EventTranslator | None = None
 
     def emit(chunk: dict[str, Any], step: Step) -> None:
         # The first chunk says who serves the stream, so the web can set its headers.
-        nonlocal announced
+        nonlocal announced, translator
         served = None if announced else Served(provider=step.provider, model=step.model)
         announced = True
-        events.publish(client, job.id, Chunk(chunk, served), run=run)
+        if not is_response(job):
+            events.publish(client, job.id, Chunk(chunk, served), run=run)
+            return
+        translator = translator or event_translator(job, step.model)
+        for event in translator.add(chunk):
+            events.publish(client, job.id, Chunk(event, served), run=run)
+            served = None
 
     with lease:
         chain = run_chain(
             steps,
-            job.request,
+            chat_request(job),
             stream=job.stream,
             policy=retry_policy(settings),
             emit=emit,
@@ -178,14 +192,15 @@ def _run(
             sleep=sleep,
             job_id=job.id,
             output_cap=settings.default_max_tokens,  # what admission reserved per choice when no cap was given
-            operation=job.operation,
+            operation=Operation.CHAT if is_response(job) else job.operation,
             router=router,
         )
-    return outcome_of(job, chain, started)
+    return outcome_of(job, chain, started), translator
 
 
 def _send_usage_chunk(client: redis.Redis, job: Job, run: int, outcome: Outcome) -> None:
     """The upstream streamed no usage: a caller who asked for it (stream_options.include_usage) gets our count,
     as OpenAI would send it, before the final event; the web drops this chunk for everyone else."""
-    if job.stream and outcome.status == JobStatus.COMPLETED and outcome.usage is not None and outcome.usage.estimated:
+    usage = outcome.usage
+    if job.stream and outcome.status == JobStatus.COMPLETED and usage is not None and usage.estimated:
         events.publish(client, job.id, Chunk(events.usage_chunk(outcome.result or {})), run=run)

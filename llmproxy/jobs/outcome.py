@@ -17,6 +17,7 @@ from llmproxy.jobs.routing import ChainResult
 from llmproxy.jobs.states import JobStatus
 from llmproxy.jsontypes import JSON
 from llmproxy.operations import Operation
+from llmproxy.responses.running import chat_request, is_response, stored_response
 from llmproxy.storage.models import Job
 from llmproxy.telemetry.metrics import Counters, record_job
 
@@ -64,9 +65,13 @@ def outcome_of(job: Job, chain: ChainResult, started: float) -> Outcome:
         )
         return _bill_partial(outcome, chain, job)
     step = chain.step
-    usage = measure_usage(chain.response, job.request, step.model, job.operation)
-    shown = usage.as_openai_embeddings() if job.operation == Operation.EMBEDDINGS else usage.as_openai()
-    response = dict(chain.response, model=step.model, usage=shown)
+    if is_response(job):
+        usage = measure_usage(chain.response, chat_request(job), step.model)
+        response = stored_response(job, chain.response, usage, step.model)
+    else:
+        usage = measure_usage(chain.response, job.request, step.model, job.operation)
+        shown = usage.as_openai_embeddings() if job.operation == Operation.EMBEDDINGS else usage.as_openai()
+        response = dict(chain.response, model=step.model, usage=shown)
     cost = compute_cost(usage, step.prices)
     return Outcome(
         status=JobStatus.COMPLETED,
@@ -87,7 +92,7 @@ def _bill_partial(outcome: Outcome, chain: ChainResult, job: Job) -> Outcome:
     if chain.partial is None or chain.partial_step is None:
         return outcome
     step = chain.partial_step
-    usage = measure_usage(chain.partial, job.request, step.model)
+    usage = measure_usage(chain.partial, chat_request(job), step.model)
     outcome.usage, outcome.prices = usage, step.prices
     outcome.cost_usd = compute_cost(usage, step.prices)
     outcome.served_model, outcome.served_provider = step.model, step.provider

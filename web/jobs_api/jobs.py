@@ -21,6 +21,7 @@ from llmproxy.jobs.store import list_jobs as list_own_jobs
 from llmproxy.jobs.submission import IDEMPOTENCY_KEY_SCHEMA, job_body, job_schema
 from llmproxy.limits.parallel import Slot, parallel_cap
 from llmproxy.limits.reservations import release
+from llmproxy.storage.models import Job
 from web.auth import current_key, require_client
 from web.context import commit, db, release_connection, resources
 from web.jsonbody import json_body
@@ -111,10 +112,16 @@ def list_jobs() -> Response:
 @operation(auth=Auth.KEY, replies=_THE_JOB)
 def cancel_job(job_id: str) -> Response:
     """Cancel a queued job now; ask a running one to stop."""
+    job = find_own_job(db(), resources().redis, current_key().id, job_id)
+    cancel_own_job(job)
+    return job_response(find_own_job(db(), resources().redis, job.api_key_id, job.id))
+
+
+def cancel_own_job(job: Job) -> None:
+    """Cancel the caller's job if it has not ended: a queued one now, a running one by asking its worker."""
     client = resources().redis
-    job = find_own_job(db(), client, current_key().id, job_id)
     if job.status in FINAL_JOB_STATUSES:
-        return job_response(job)
+        return
     stored = job.queue != Queue.INTERACTIVE  # an async job or a batch line: it has a row
     had = live.cancel(client, job.id, stored=stored)
     cancelled_now = had == "queued"
@@ -129,4 +136,3 @@ def cancel_job(job_id: str) -> Response:
             release(client, key_id=job.api_key_id, request_id=job.id)
         except redis.RedisError:  # the reservation expires on its own; the cancel is done
             pass
-    return job_response(find_own_job(db(), client, job.api_key_id, job.id))

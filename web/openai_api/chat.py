@@ -12,6 +12,7 @@ from web.auth import current_key, require_client
 from web.context import db
 from web.jsonbody import json_body
 from web.openai_api.prefer import parse_prefer
+from web.openai_api.sse import ChatChunks
 from web.openai_api.waiting import STORED_REPLY, WAITING_HEADERS, first_of, price_chain, respond_async, serve_waiting
 from web.openapi.operation import Auth, Reply, operation
 
@@ -49,6 +50,5 @@ def chat_completions() -> Response:
         chain,
         prefer,
         operation=Operation.CHAT,
-        stream=bool(body.get("stream")),
-        include_usage=wants_usage_chunk(body),
+        stream=ChatChunks(wants_usage_chunk(body)) if body.get("stream") else None,
     )

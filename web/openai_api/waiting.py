@@ -27,7 +27,7 @@ from web.context import db, release_connection, resources
 from web.dispatch import enqueue_live
 from web.openai_api.answers import final_response, still_running, sync_timeout
 from web.openai_api.prefer import prefer_wait
-from web.openai_api.sse import sse_response
+from web.openai_api.sse import ChatChunks, StreamFormat, sse_response
 from web.openapi.operation import json_reply
 from web.slots import free_slot
 from web.submission import submit_job
@@ -66,13 +66,14 @@ def serve_waiting(
     prefer: dict[str, str],
     *,
     operation: str,
-    stream: bool = False,
-    include_usage: bool = False,
+    stream: StreamFormat | None = None,
+    job_id: str | None = None,
 ) -> Response:
-    """Run a validated request as an interactive job and answer once it ends (or stream it as it runs)."""
+    """Run a validated request as an interactive job and answer once it ends (or stream it as it runs, in `stream`'s
+    format); `job_id` names the job (a fresh job id by default)."""
     settings = resources().settings
     wait = prefer_wait(prefer, ceiling=settings.sync_timeout_seconds)
-    job_id = new_job_id()
+    job_id = job_id or new_job_id()
     parallel = parallel_cap(key, settings)
     # Under a cap the request holds a slot while it waits (streams too): its job's finish frees it, else see below.
     slot = Slot.for_wait(key.id, job_id, wait if wait is not None else settings.sync_timeout_seconds)
@@ -95,7 +96,7 @@ def serve_waiting(
         model=body["model"],
         queue=Queue.INTERACTIVE,
         request=body,
-        stream=stream,
+        stream=stream is not None,
         created_at_ms=int(time.time() * 1000),
         operation=operation,
     )
@@ -108,7 +109,7 @@ def serve_waiting(
     g.ratelimit_headers = ratelimit_headers(admission)
     held = slot if parallel is not None else None
     deadline = time.monotonic() + (wait if wait is not None else settings.sync_timeout_seconds)
-    idle = settings.sync_timeout_seconds if stream and wait is None else None
+    idle = settings.sync_timeout_seconds if stream is not None and wait is None else None
     followed = events.follow(resources().redis, job_id, deadline, idle=idle)
     try:
         first = next(followed)
@@ -122,4 +123,4 @@ def serve_waiting(
         raise sync_timeout(job_id)
     if isinstance(first.event, FINAL_EVENTS):
         return final_response(job_id, first.event)  # the job's finish (or its cancel) freed the slot
-    return sse_response(job_id, first, followed, include_usage=include_usage, slot=held)
+    return sse_response(job_id, first, followed, fmt=stream or ChatChunks(False), slot=held)
