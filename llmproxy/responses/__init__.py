@@ -1,0 +1,1 @@
+"""OpenAI's Responses API: its requests checked, translated to chat completions and back, streamed as its events."""
