@@ -16,10 +16,11 @@ from llmproxy.chat.tokens import estimate_request
 from llmproxy.chat.validation import validate_chat_request
 from llmproxy.embeddings.tokens import estimate_embedding
 from llmproxy.embeddings.validation import validate_embedding_request
+from llmproxy.errors import bad_request
 from llmproxy.jsontypes import JSON
 from llmproxy.keys.virtual_keys import KeyInfo
 from llmproxy.responses.running import RESPONSES
-from llmproxy.responses.to_chat import to_chat
+from llmproxy.responses.to_chat import HISTORY, to_chat
 from llmproxy.responses.validation import validate_response_request
 from llmproxy.storage.models import ApiKey
 
@@ -57,6 +58,12 @@ def validate_request(
     if operation == Operation.EMBEDDINGS:
         return validate_embedding_request(session, key, body, lookup=lookup)
     if operation == Operation.RESPONSES:
+        if body.get("previous_response_id") and HISTORY not in body:
+            # Only POST /v1/responses reads the stored conversation (llmproxy.jobs.response_history).
+            raise bad_request(
+                "'previous_response_id' is only served by POST /v1/responses; send the conversation as input items",
+                param="previous_response_id",
+            )
         return validate_response_request(session, key, body, lookup=lookup)
     return validate_chat_request(session, key, body, lookup=lookup)
 

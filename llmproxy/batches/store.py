@@ -29,7 +29,7 @@ from llmproxy.storage.pagination import page_after
 from llmproxy.storage.timestamps import to_epoch, utcnow
 from llmproxy.validation import validate_metadata_schema
 
-ENDPOINTS = tuple(OPERATION_OF_URL)  # every API a job can serve: chat completions, embeddings
+ENDPOINTS = tuple(OPERATION_OF_URL)  # every API a job can serve: chat completions, embeddings, responses
 COMPLETION_WINDOWS = ("24h",)
 # What POST /v1/batches takes.
 BATCH_REQUEST_SCHEMA = js.obj(

@@ -33,6 +33,7 @@ from llmproxy.errors import bad_request
 from llmproxy.jsontypes import JSON
 from llmproxy.keys.virtual_keys import KeyInfo
 from llmproxy.responses.input_shapes import INPUT_SCHEMA, check_input
+from llmproxy.responses.to_chat import HISTORY
 from llmproxy.storage.models import ApiKey
 from llmproxy.validation import validate_metadata, validate_metadata_schema
 
@@ -158,6 +159,10 @@ def validate_response_request(
     """Check the body as OpenAI would and that this key may use its (chat) model; return the model."""
     name = model_name(body)
     check_input(body.get("input"))
+    if body.get(HISTORY) is not None:  # set by POST /v1/responses; from anyone else, it is only more input
+        if not isinstance(body[HISTORY], list):
+            raise invalid(HISTORY, "an array of input items")
+        check_input(body[HISTORY], HISTORY)
     for field_name, value in body.items():
         check = _FIELDS.get(field_name)
         if check is not None and value is not None:

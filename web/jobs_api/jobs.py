@@ -21,6 +21,7 @@ from llmproxy.jobs.store import list_jobs as list_own_jobs
 from llmproxy.jobs.submission import IDEMPOTENCY_KEY_SCHEMA, job_body, job_schema
 from llmproxy.limits.parallel import Slot, parallel_cap
 from llmproxy.limits.reservations import release
+from llmproxy.responses.validation import response_request_schema
 from llmproxy.storage.models import Job
 from web.auth import current_key, require_client
 from web.context import commit, db, release_connection, resources
@@ -41,12 +42,12 @@ _THE_JOB = {200: json_reply("The job.", JOB_SCHEMA)}
 @bp.post("")
 @operation(
     auth=Auth.KEY,
-    body=job_schema(chat_request_schema(), embedding_request_schema()),
+    body=job_schema(chat_request_schema(), embedding_request_schema(), response_request_schema()),
     headers={"Idempotency-Key": IDEMPOTENCY_KEY_SCHEMA},
     replies={202: json_reply("Stored and queued.", JOB_SCHEMA, Location="Where to poll the job.")},
 )
 def create_job() -> Response:
-    """Submit a chat completion (or with `endpoint: /v1/embeddings`, embeddings) as a job: 202 + job + Location."""
+    """Submit a chat completion (or by `endpoint`, embeddings or a response) as a job: 202 + job + Location."""
     operation, body, metadata = job_body(json_body())
     return submit_job(body, metadata, operation=operation)
 
