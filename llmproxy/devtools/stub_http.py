@@ -11,7 +11,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
-from llmproxy.devtools import stub_anthropic
+from llmproxy.devtools import stub_anthropic, stub_openai_responses
 from llmproxy.devtools.stub_bodies import completion_body, model_list, stream_chunks, tool_calls_of
 from llmproxy.devtools.stub_embeddings import MISTRAL_EMBEDDING_FIELDS, embeddings_body
 from llmproxy.devtools.stub_responses import (
@@ -123,7 +123,7 @@ class _Handler(BaseHTTPRequestHandler):
             stub._record(method, self.path, self.headers, None, self._client())
             self._send_json(200, model_list(sorted(set(KNOWN_MODELS) | stub._scripted_models())))
             return
-        if path not in ("/v1/chat/completions", "/v1/embeddings") or method != "POST":
+        if path not in ("/v1/chat/completions", "/v1/embeddings", "/v1/responses") or method != "POST":
             self._send_json(404, error_body(404, dialect, f"No route {method} {path}", "not_found"))
             return
         stub._record(method, self.path, self.headers, None if body is INVALID_BODY else body, self._client())
@@ -140,6 +140,12 @@ class _Handler(BaseHTTPRequestHandler):
         behaviour = self._delay_or_fail(body, lambda status: error_body(status, dialect), "Retry-After")
         if behaviour is not None and embeddings:
             self._send_json(200, embeddings_body(body, behaviour))
+        elif behaviour is not None and path == "/v1/responses":
+            response, payloads = stub_openai_responses.answer(body, behaviour)
+            if body.get("stream"):
+                self._stream(str(body.get("model")), behaviour, payloads)
+            else:
+                self._send_json(200, response)
         elif behaviour is not None:
             self._chat(body, dialect, behaviour)
 

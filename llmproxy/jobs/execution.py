@@ -29,6 +29,7 @@ from llmproxy.jobs.stopping import StopCheck
 from llmproxy.jobs.store import read_job, read_jobs
 from llmproxy.keys import key_state
 from llmproxy.operations import Operation
+from llmproxy.responses.native import native_request
 from llmproxy.responses.running import chat_request, event_translator, is_response
 from llmproxy.responses.stream_events import EventTranslator
 from llmproxy.storage.engine import session_scope
@@ -194,6 +195,7 @@ def _run(
             output_cap=settings.default_max_tokens,  # what admission reserved per choice when no cap was given
             operation=Operation.CHAT if is_response(job) else job.operation,
             router=router,
+            native=native_request(job.request, output_cap=settings.default_max_tokens) if is_response(job) else None,
         )
     return outcome_of(job, chain, started), translator
 

@@ -43,4 +43,8 @@ def _replayable(item: JSON) -> JSON:
     """An output item as an input item (what a caller would send back)."""
     if item["type"] == "function_call":
         return {name: item[name] for name in ("type", "call_id", "name", "arguments")}
-    return {"type": "message", "role": "assistant", "content": item.get("content") or ""}
+    parts = [
+        {"type": "output_text", "text": part.get("text", "")} if part.get("type") == "output_text" else part
+        for part in item.get("content") or []
+    ]
+    return {"type": "message", "role": "assistant", "content": parts or ""}

@@ -127,6 +127,7 @@ def run_chain(
     output_cap: int | None = None,
     router: DeploymentRouter | None = None,
     operation: str = Operation.CHAT,
+    native: JSON | None = None,
 ) -> ChainResult:
     """Try each step in order; return the first success, a caller error, or every attempt's failure.
 
@@ -135,6 +136,7 @@ def run_chain(
     first usable deployment is called. Each failure's upstream text is logged under `job_id`; the result
     carries only our codes and messages. A chat body without its own output cap is sent with `output_cap`
     (what its reservation covers per choice); `operation` says which API to call (embeddings never stream).
+    `native` is a Responses request as it is, sent instead of `request` to a provider that has that API.
     """
     router = router or DeploymentRouter()
     result = ChainResult(attempts=[])
@@ -152,6 +154,7 @@ def run_chain(
             provider = get_provider(step.kind)
             embeddings = operation == Operation.EMBEDDINGS
             body = request if embeddings else capped_body(request, provider.output_cap_field, output_cap)
+            as_is = native if native is not None and provider.responds else None
             if should_stop():
                 result.cancelled = True
                 return result
@@ -161,7 +164,9 @@ def run_chain(
                     if embeddings:
                         result.response = provider.embed(step.endpoint, body, timeouts=policy.timeouts)
                     elif stream:
-                        _run_stream(provider, step, body, policy, emit, should_stop, result)
+                        _run_stream(provider, step, body, policy, emit, should_stop, result, as_is)
+                    elif as_is is not None:
+                        result.response = provider.respond(step.endpoint, as_is, timeouts=policy.timeouts)
                     else:
                         result.response = provider.complete(step.endpoint, body, timeouts=policy.timeouts)
                 if result.cancelled:
@@ -229,10 +234,15 @@ def _run_stream(
     emit: Callable[[JSON, Step], None] | None,
     should_stop: Callable[[], bool],
     result: ChainResult,
+    native: JSON | None = None,
 ) -> None:
     assert step.endpoint is not None  # steps without a credential are skipped before they are run
     assembler = StreamAssembler()
-    chunks: Iterator[JSON] = provider.stream(step.endpoint, body, timeouts=policy.timeouts)
+    chunks: Iterator[JSON] = (
+        provider.respond_stream(step.endpoint, native, timeouts=policy.timeouts)
+        if native is not None
+        else provider.stream(step.endpoint, body, timeouts=policy.timeouts)
+    )
     try:
         for chunk in chunks:
             chunk["model"] = step.model

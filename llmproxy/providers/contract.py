@@ -56,6 +56,18 @@ class Provider(ABC):
         """Create embeddings; return OpenAI's embeddings list (a provider without them is skipped for the next)."""
         raise ProviderModelNotFound(f"{self.kind}: this provider serves no embeddings", provider=self.kind)
 
+    # Whether the provider has OpenAI's Responses API: a Responses request is then sent to it as it is
+    # (respond, respond_stream); every other provider gets its chat translation (llmproxy.responses).
+    responds: bool = False
+
+    def respond(self, endpoint: Endpoint, body: JSON, *, timeouts: Timeouts) -> JSON:
+        """Run a Responses API request natively; return the answer read as a chat completion."""
+        raise ProviderModelNotFound(f"{self.kind}: this provider has no Responses API", provider=self.kind)
+
+    def respond_stream(self, endpoint: Endpoint, body: JSON, *, timeouts: Timeouts) -> Iterator[JSON]:
+        """Stream a Responses API request natively; yield its events read as chat chunks."""
+        raise ProviderModelNotFound(f"{self.kind}: this provider has no Responses API", provider=self.kind)
+
     def post(self, url: str, headers: dict[str, str], payload: JSON, *, timeouts: Timeouts, stream: bool) -> Response:
         """POST JSON; return a 2xx response or raise the taxonomy (the response is released then)."""
         try:

@@ -71,6 +71,8 @@ _ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 class MistralProvider(OpenAIProvider):
     """POST {api_base}/chat/completions in Mistral's dialect; answers normalised to OpenAI's."""
 
+    responds = False  # only OpenAI itself is sure to have /responses: the chat translation is used
+
     output_cap_field = "max_tokens"
 
     def prepare_body(self, endpoint: Endpoint, body: JSON, *, stream: bool) -> JSON:

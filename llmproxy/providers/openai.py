@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from llmproxy.jsontypes import JSON
 from llmproxy.providers.contract import Endpoint, Provider, Timeouts
 from llmproxy.providers.embedding_answers import normalise_embeddings
 from llmproxy.providers.error_mapping import error_from_exception, redact_error
 from llmproxy.providers.errors import ProviderAuthFailed, ProviderError, ProviderStreamBroken, ProviderUnavailable
+from llmproxy.providers.openai_responses import ChunkReader, completion_of
 from llmproxy.providers.registry import register
 from llmproxy.providers.transport import TRANSPORT_ERRORS, Response, drain, iter_sse_data, release
 
@@ -126,6 +127,50 @@ class OpenAIProvider(Provider):
         except ProviderError as err:
             raise redact_error(err, endpoint.api_key) from None
 
+    responds = True  # OpenAI has the Responses API: a Responses request is sent to it as it is
+
+    def respond(self, endpoint: Endpoint, body: JSON, *, timeouts: Timeouts) -> JSON:
+        """POST {api_base}/responses; return the answer read as a chat completion (openai_responses)."""
+        try:
+            self._check_key(endpoint)
+            payload = {**body, "model": endpoint.upstream_model, "stream": False}
+            url = endpoint.api_base.rstrip("/") + "/responses"
+            resp = self.post(url, self.headers(endpoint, stream=False), payload, timeouts=timeouts, stream=False)
+            try:
+                data = resp.json()
+            except ValueError:
+                data = None
+            if not isinstance(data, dict) or not isinstance(data.get("output"), list):
+                raise ProviderUnavailable(
+                    f"{self.kind}: the answer is not a response", provider=self.kind, status_code=resp.status
+                )
+            return completion_of(data, endpoint.upstream_model)
+        except ProviderError as err:
+            raise redact_error(err, endpoint.api_key) from None
+
+    def respond_stream(self, endpoint: Endpoint, body: JSON, *, timeouts: Timeouts) -> Iterator[JSON]:
+        """POST {api_base}/responses with stream; yield its events read as chat chunks (as `stream` does)."""
+        received = 0
+        resp: Response | None = None
+        reader = ChunkReader(endpoint.upstream_model)
+        try:
+            self._check_key(endpoint)
+            payload = {**body, "model": endpoint.upstream_model, "stream": True}
+            url = endpoint.api_base.rstrip("/") + "/responses"
+            resp = self.post(url, self.headers(endpoint, stream=True), payload, timeouts=timeouts, stream=True)
+            for event in self._events(resp, until=lambda: reader.ended):
+                if event.get("type") in ("response.failed", "error"):
+                    raise ProviderStreamBroken(f"{self.kind}: {_error_text(event)}", provider=self.kind)
+                for chunk in reader.read(event):
+                    received += 1
+                    yield chunk
+        except ProviderError as err:
+            err.chunks_received = received
+            raise redact_error(err, endpoint.api_key) from None
+        finally:
+            if resp is not None:
+                release(resp)
+
     def stream(self, endpoint: Endpoint, body: JSON, *, timeouts: Timeouts) -> Iterator[JSON]:
         """Yield `chat.completion.chunk` dicts as they arrive; the usage chunk comes last.
 
@@ -146,7 +191,7 @@ class OpenAIProvider(Provider):
             resp = self.post(
                 self.url(endpoint), self.headers(endpoint, stream=True), payload, timeouts=timeouts, stream=True
             )
-            for event in self._events(resp):
+            for event in self._events(resp, until=None):
                 for chunk in self.normalise_chunk(event, defaults):
                     received += 1
                     yield chunk
@@ -157,11 +202,12 @@ class OpenAIProvider(Provider):
             if resp is not None:
                 release(resp)
 
-    def _events(self, resp: Response) -> Iterator[JSON]:
-        """Parsed SSE events up to [DONE]; a drop, bad JSON or missing [DONE] is a broken stream."""
+    def _events(self, resp: Response, *, until: Callable[[], bool] | None) -> Iterator[JSON]:
+        """Parsed SSE events up to [DONE] (or, for the Responses API, until `until()` says the last came);
+        a drop, bad JSON or a missing end is a broken stream."""
         try:
             for data in iter_sse_data(resp):
-                if data.strip() == "[DONE]":
+                if data.strip() == "[DONE]" or (until is not None and until()):
                     drain(resp)
                     return
                 try:
@@ -170,7 +216,7 @@ class OpenAIProvider(Provider):
                     raise ProviderStreamBroken(f"{self.kind}: malformed stream event", provider=self.kind) from None
                 if not isinstance(event, dict):
                     raise ProviderStreamBroken(f"{self.kind}: malformed stream event", provider=self.kind)
-                if "error" in event and "choices" not in event:
+                if until is None and "error" in event and "choices" not in event:
                     raise ProviderStreamBroken(
                         f"{self.kind}: upstream error mid-stream: {_error_text(event)}", provider=self.kind
                     )
@@ -179,6 +225,8 @@ class OpenAIProvider(Provider):
             raise ProviderStreamBroken(f"{self.kind}: stream is not UTF-8", provider=self.kind) from None
         except TRANSPORT_ERRORS as exc:
             raise error_from_exception(exc, provider=self.kind, mid_stream=True) from None
+        if until is not None and until():
+            return
         # A clean EOF without [DONE] still means we may have lost the tail of the answer.
         raise ProviderStreamBroken(f"{self.kind}: stream ended without [DONE]", provider=self.kind)
 

@@ -18,5 +18,7 @@ from llmproxy.providers.registry import register
 class OpenAICompatibleProvider(OpenAIProvider):
     """OpenAI's protocol against a self-hosted or third-party server; key optional."""
 
+    responds = False  # only OpenAI itself is sure to have /responses: the chat translation is used
+
     requires_api_key = False
     output_cap_field = "max_tokens"  # what vLLM, Ollama, llama.cpp and the hosted ones all honour

@@ -38,7 +38,7 @@ def to_chat(body: JSON) -> JSON:
         _add_item(messages, item)
     chat["messages"] = messages
     if body.get("max_output_tokens") is not None:
-        chat["max_completion_tokens"] = body["max_output_tokens"]
+        chat["max_tokens"] = body["max_output_tokens"]  # what Mistral, Anthropic and OpenAI-compatible servers honour
     if body.get("tools"):
         chat["tools"] = [_tool(tool) for tool in body["tools"]]
     if body.get("tool_choice") is not None:

@@ -72,7 +72,7 @@ def test_a_request_becomes_the_chat_request_that_asks_the_same():
         "type": "json_schema",
         "json_schema": {"name": "out", "schema": {"type": "object"}, "strict": True},
     }
-    assert (chat["max_completion_tokens"], chat["temperature"], chat["reasoning_effort"]) == (100, 0.2, "low")
+    assert (chat["max_tokens"], chat["temperature"], chat["reasoning_effort"]) == (100, 0.2, "low")
     assert not {"input", "instructions", "metadata", "store", "text", "reasoning"} & set(chat)
 
 
