@@ -18,6 +18,7 @@ from llmproxy.billing.cost import Prices, Usage
 from llmproxy.billing.ledger import Charge
 from llmproxy.jobs.outcome import Outcome
 from llmproxy.jsontypes import JSON
+from llmproxy.responses.validation import stores
 from llmproxy.storage.money import money
 
 RECORDS_STREAM = "llmproxy:records"
@@ -124,6 +125,9 @@ class Record:
             "started_at": from_epoch_ms(int(started)) if started else None,
             "completed_at": completed_at,
         }
+        if row["operation"] == "responses" and not stores(row["request"]):
+            # store: false (a Responses request): answered and billed, its words not kept.
+            row["request"], row["result"] = {"model": job["model"], "store": False}, None
         charge = None
         if text.get("charge"):
             c = json.loads(text["charge"])

@@ -208,6 +208,8 @@ def test_store_false_is_answered_but_not_kept_and_deleted_ones_are_gone(sdk, ups
     unstored = client.responses.create(model=MODEL, input="forget me", store=False)
     assert unstored.output_text == "echo: forget me" and unstored.store is False
     records.recorded_ledger(db, unstored.id)  # billed all the same
+    row = records.recorded_job(db, unstored.id)
+    assert row.request == {"model": MODEL, "store": False} and row.result is None  # its words are not kept
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve(unstored.id)
     kept = client.responses.create(model=MODEL, input="keep me")
