@@ -17,6 +17,7 @@ from llmproxy.jobs.response_deletion import delete_response
 from llmproxy.jobs.response_history import with_history
 from llmproxy.jobs.response_views import listed_input_items, readable, response_view
 from llmproxy.jobs.states import FINAL_JOB_STATUSES
+from llmproxy.jobs.submission import IDEMPOTENCY_KEY_SCHEMA
 from llmproxy.operations import Operation
 from llmproxy.responses.objects import new_response_id, skeleton
 from llmproxy.responses.validation import response_request_schema, validate_response_request
@@ -52,6 +53,7 @@ def _reply(job: Job, _status: int) -> Response:
 @operation(
     auth=Auth.KEY,
     body=response_request_schema(),
+    headers={"Idempotency-Key": IDEMPOTENCY_KEY_SCHEMA},
     replies={
         200: Reply(
             "The response; with `stream: true`, its server-sent events; with `background: true`, queued.",

@@ -59,3 +59,17 @@ def test_a_batch_of_response_lines(client, make_key, upstream, worker, db):
     assert {k: v["object"] for k, v in bodies.items()} == {"r-0": "response", "r-1": "response", "r-2": "response"}
     assert bodies["r-2"]["output"][0]["content"][0]["text"] == "echo: line 2"
     assert set(b.billed(db, batch["id"]).values()) == {1}
+
+
+def test_a_background_response_under_an_idempotency_key_is_created_once(client, make_key, upstream, worker, db):
+    secret, _ = make_key()
+    body = {"model": MODEL, "input": "once only", "background": True}
+    headers = auth(secret) | {"Idempotency-Key": "order-7"}
+    first = client.post("/v1/responses", json=body, headers=headers)
+    again = client.post("/v1/responses", json=body, headers=headers)
+    assert first.status_code == again.status_code == 200, (first.json, again.json)
+    assert first.json["id"] == again.json["id"] and first.json["object"] == "response"
+    other = client.post("/v1/responses", json={**body, "input": "something else"}, headers=headers)
+    assert other.status_code == 422 and other.json["error"]["code"] == "idempotency_mismatch"
+    job = records.wait_for_job(db, first.json["id"])
+    assert job.status == "completed" and len(records.jobs(db)) == 1 and len(records.ledger(db, job.id)) == 1
