@@ -99,3 +99,30 @@ def test_input_items_are_listed_with_ids_newest_first_and_paged(client, make_key
     assert rest["has_more"] is False and all(i["type"] == "message" and i["id"] for i in rest["data"])
     asc = client.get(f"{path}?order=asc&limit=1", headers=auth(secret)).json
     assert asc["data"][0]["content"] == [{"type": "input_text", "text": "line 0"}]
+
+
+def test_responses_count_against_the_keys_limits_like_chat(client, make_key, upstream, worker, db):
+    secret, _ = make_key(rpm_limit=1)
+    first = client.post("/v1/responses", json={"model": MODEL, "input": "one"}, headers=auth(secret))
+    assert first.status_code == 200, first.json
+    chat = client.post("/v1/chat/completions", json={"model": MODEL, "messages": [MSG]}, headers=auth(secret))
+    second = client.post("/v1/responses", json={"model": MODEL, "input": "two"}, headers=auth(secret))
+    for refused in (chat, second):  # one request a minute, whichever API asks
+        assert refused.status_code == 429 and refused.json["error"]["code"] == "rate_limit_exceeded", refused.json
+        assert int(refused.headers["Retry-After"]) >= 1
+    records.recorded_ledger(db, first.json["id"])
+    assert len(records.jobs(db)) == 1 and len(records.ledger(db)) == 1
+
+
+def test_an_image_reaches_a_provider_without_the_responses_api_as_a_chat_image(client, make_key, upstream, worker, db):
+    secret, _ = make_key()
+    image = "data:image/png;base64,iVBORw0KGgo="
+    content = [{"type": "input_text", "text": "What is it?"}, {"type": "input_image", "image_url": image}]
+    r = client.post(
+        "/v1/responses",
+        json={"model": "mistral-tiny", "input": [{"role": "user", "content": content}]},
+        headers=auth(secret),
+    )
+    assert r.status_code == 200 and r.json["status"] == "completed", r.json
+    [sent] = [x["body"] for x in upstream.requests if x["path"] == "/mistral/v1/chat/completions"]
+    assert sent["messages"][0]["content"][1] == {"type": "image_url", "image_url": {"url": image}}
