@@ -10,6 +10,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 
 from llmproxy.jsontypes import JSON
 from llmproxy.providers.contract import Endpoint, Provider, Timeouts
@@ -150,26 +151,16 @@ class OpenAIProvider(Provider):
 
     def respond_stream(self, endpoint: Endpoint, body: JSON, *, timeouts: Timeouts) -> Iterator[JSON]:
         """POST {api_base}/responses with stream; yield its events read as chat chunks (as `stream` does)."""
-        received = 0
-        resp: Response | None = None
         reader = ChunkReader(endpoint.upstream_model)
-        try:
-            self._check_key(endpoint)
-            payload = {**body, "model": endpoint.upstream_model, "stream": True}
-            url = endpoint.api_base.rstrip("/") + "/responses"
-            resp = self.post(url, self.headers(endpoint, stream=True), payload, timeouts=timeouts, stream=True)
-            for event in self._events(resp, until=lambda: reader.ended):
-                if event.get("type") in ("response.failed", "error"):
-                    raise ProviderStreamBroken(f"{self.kind}: {_error_text(event)}", provider=self.kind)
-                for chunk in reader.read(event):
-                    received += 1
-                    yield chunk
-        except ProviderError as err:
-            err.chunks_received = received
-            raise redact_error(err, endpoint.api_key) from None
-        finally:
-            if resp is not None:
-                release(resp)
+
+        def read(event: JSON) -> list[JSON]:
+            if event.get("type") in ("response.failed", "error"):
+                raise ProviderStreamBroken(f"{self.kind}: {_error_text(event)}", provider=self.kind)
+            return reader.read(event)
+
+        payload = {**body, "model": endpoint.upstream_model, "stream": True}
+        url = endpoint.api_base.rstrip("/") + "/responses"
+        yield from self._relay(endpoint, url, payload, read, timeouts=timeouts, until=lambda: reader.ended)
 
     def stream(self, endpoint: Endpoint, body: JSON, *, timeouts: Timeouts) -> Iterator[JSON]:
         """Yield `chat.completion.chunk` dicts as they arrive; the usage chunk comes last.
@@ -177,22 +168,35 @@ class OpenAIProvider(Provider):
         Every ProviderError raised here carries `chunks_received` (chunks yielded before it).
         Closing the generator closes the HTTP response, which stops the upstream call.
         """
-        received = 0
-        resp: Response | None = None
         defaults: JSON = {
             "id": _new_id(),
             "object": "chat.completion.chunk",
             "created": int(time.time()),
             "model": endpoint.upstream_model,
         }
+        payload = self.prepare_body(endpoint, body, stream=True)
+        read = partial(self.normalise_chunk, defaults=defaults)
+        yield from self._relay(endpoint, self.url(endpoint), payload, read, timeouts=timeouts, until=None)
+
+    def _relay(
+        self,
+        endpoint: Endpoint,
+        url: str,
+        payload: JSON,
+        read: Callable[[JSON], list[JSON]],
+        *,
+        timeouts: Timeouts,
+        until: Callable[[], bool] | None,
+    ) -> Iterator[JSON]:
+        """POST a streaming request; yield the chunks `read` makes of each event. A ProviderError raised here
+        carries `chunks_received`; closing the generator closes the HTTP response (the upstream call stops)."""
+        received = 0
+        resp: Response | None = None
         try:
             self._check_key(endpoint)
-            payload = self.prepare_body(endpoint, body, stream=True)
-            resp = self.post(
-                self.url(endpoint), self.headers(endpoint, stream=True), payload, timeouts=timeouts, stream=True
-            )
-            for event in self._events(resp, until=None):
-                for chunk in self.normalise_chunk(event, defaults):
+            resp = self.post(url, self.headers(endpoint, stream=True), payload, timeouts=timeouts, stream=True)
+            for event in self._events(resp, until=until):
+                for chunk in read(event):
                     received += 1
                     yield chunk
         except ProviderError as err:
