@@ -10,6 +10,8 @@ from llmproxy.config import ConfigError, Settings, load_settings
 from web import context, errors, url_guard
 from web.admin_api import admin, compat, deployments, usage
 from web.batch_api import batches, files
+from web.dashboard import views as dashboard
+from web.dashboard.signin import init_sessions
 from web.jobs_api import jobs
 from web.openai_api import chat, embeddings, models, responses
 from web.ops_api import ops
@@ -27,6 +29,7 @@ BLUEPRINTS = (
     jobs.bp,
     files.bp,
     batches.bp,
+    dashboard.bp,
 )
 
 
@@ -45,6 +48,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     ops.init_metrics(app)
     errors.init_app(app)
     app.before_request(url_guard.refuse_nul_in_url)
+    init_sessions(app, settings.encryption_key)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     return app

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import logging
 
-import redis
 from flask import Blueprint, jsonify, request
 
 from llmproxy import json_schema as js
 from llmproxy.catalog import model_config, provider_config
 from llmproxy.catalog.model_config import MODEL_BODY, MODEL_SCHEMA, model_json
 from llmproxy.catalog.provider_config import PROVIDER_BODY, PROVIDER_SCHEMA, provider_json
-from llmproxy.jobs import events, key_changes
 from llmproxy.keys import virtual_keys
 from llmproxy.keys.virtual_keys import KEY_BODY, KEY_SCHEMA, NEW_KEY_SCHEMA, key_json
 from web.auth import authenticate_admin
-from web.context import announce_config_change, commit, db, resources
+from web.context import announce_config_change, db, resources
 from web.jsonbody import json_body
+from web.key_changes import reach_work_in_flight
 from web.openapi.operation import Auth, json_reply, operation
 
 log = logging.getLogger(__name__)
@@ -84,7 +83,7 @@ def update_key(key_id):
     data = json_body()
     virtual_keys.apply_key_fields(db(), key, data)
     if "models" in data:
-        _reach_work_in_flight(key)
+        reach_work_in_flight(key)
     return jsonify(key_json(key))
 
 
@@ -94,21 +93,8 @@ def revoke_key(key_id):
     """Revoke a key; every process refuses it from the next request, and its work in flight stops."""
     key = virtual_keys.get_key(db(), key_id)
     virtual_keys.revoke_key(db(), key)
-    _reach_work_in_flight(key)
+    reach_work_in_flight(key)
     return jsonify(key_json(key))
-
-
-def _reach_work_in_flight(key):
-    """A revocation or new allowed models reach the key's queued and running work (llmproxy.jobs.key_changes)."""
-    announce_config_change()  # committed and announced first: from here on no worker starts it under the old rules
-    client = resources().redis
-    try:
-        failed = key_changes.stop_disallowed_work(db(), client, key)
-        commit()
-        events.publish_many(client, failed)  # wake their long-polls
-    except redis.RedisError:
-        # The change is stored: queued work is refused when a worker reaches it; running work finishes.
-        log.warning("could not reach the work in flight of key %s", key.id, exc_info=True)
 
 
 @bp.get("/providers")

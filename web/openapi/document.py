@@ -50,13 +50,14 @@ _ERRORS = {
 }
 _RULE_ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 _SKIPPED_METHODS = {"HEAD", "OPTIONS"}
+HTML_PAGES = "dashboard."  # the operator's dashboard: HTML pages for a browser, not part of the HTTP API
 
 
 def build_document(app: Flask) -> dict[str, Any]:
     """The OpenAPI 3.1 document of every route of `app`; a route without a declaration is a programming error."""
     paths: dict[str, dict[str, Any]] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        if rule.endpoint == "static":
+        if rule.endpoint == "static" or rule.endpoint.startswith(HTML_PAGES):
             continue
         view = app.view_functions[rule.endpoint]
         declared = declared_operation(view)
