@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 
-.PHONY: run test check setup bench fuzz clean
+.PHONY: run test check setup bench fuzz screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ test: check
 FUZZ_EXAMPLES ?= 500
 fuzz: $(DEV)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/fuzz --timeout=1800 -s $(PYTEST_ARGS)
+
+# The dashboard's pages at 1280 px and 390 px, as the browser tests see them, into screenshots/.
+screenshots: $(DEV)
+	SCREENSHOT_DIR=screenshots $(BIN)/python -m pytest tests/browser $(PYTEST_ARGS)
 
 bench: $(DEV)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
