@@ -7,10 +7,9 @@ import logging
 from flask import Flask
 
 from llmproxy.config import ConfigError, Settings, load_settings
-from web import context, errors, url_guard
+from web import context, dashboard, errors, url_guard
 from web.admin_api import admin, compat, deployments, usage
 from web.batch_api import batches, files
-from web.dashboard import views as dashboard
 from web.dashboard.signin import init_sessions
 from web.jobs_api import jobs
 from web.openai_api import chat, embeddings, models, responses

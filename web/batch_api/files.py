@@ -12,6 +12,7 @@ from llmproxy.batches import files, storage_quota
 from llmproxy.batches.file_chunks import stream_chunks
 from llmproxy.batches.upload_limits import UploadMeter
 from llmproxy.errors import bad_request
+from llmproxy.storage.models import StoredFile
 from web.auth import authenticate_client, current_key
 from web.batch_api import multipart
 from web.context import db, release_connection, resources
@@ -134,7 +135,11 @@ def get_file(file_id):
 @operation(auth=Auth.KEY, replies={200: Reply("The file's bytes.", {"application/octet-stream": js.string()})})
 def file_content(file_id):
     """The file's bytes (JSONL), streamed a chunk at a time."""
-    row = files.get_own_file(db(), current_key().id, file_id)
+    return download(files.get_own_file(db(), current_key().id, file_id))
+
+
+def download(row: StoredFile) -> Response:
+    """A stored file's bytes as an attachment, streamed a chunk at a time (the admin's dashboard uses it too)."""
     safe_name = re.sub(r"[^A-Za-z0-9._-]", "_", row.filename) or "file.jsonl"
     return Response(
         stream_chunks(resources().session_factory, row.id),

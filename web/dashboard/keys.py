@@ -1,84 +1,24 @@
-"""The operator's dashboard at /dashboard: signing in and out, and virtual keys (list, search, create with the
-secret shown once, edit limits and allowed models, revoke). Pages are server-rendered; every change goes
-through the same service functions as the admin API, so both show the same data.
+"""The dashboard's keys page: search, create with the secret shown once, edit limits and allowed models, revoke.
 
-The dashboard's HTML pages are not part of the HTTP API: /openapi.json leaves them out."""
+Every change goes through the same service functions as the admin API, so both show the same data."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
 
-from flask import Blueprint, Response, abort, make_response, redirect, render_template, request, url_for
-from werkzeug.exceptions import HTTPException
+from flask import Response, abort, make_response, redirect, render_template, request, url_for
 
 from llmproxy.errors import ApiError
 from llmproxy.keys import virtual_keys
 from llmproxy.keys.virtual_keys import key_json
 from llmproxy.storage.models import ApiKey
 from web.context import announce_config_change, db
-from web.dashboard.signin import admin_page, csrf_token, sign_in, sign_out, signed_in
+from web.dashboard.blueprint import bp
+from web.dashboard.signin import admin_page
 from web.key_changes import reach_work_in_flight
 
-bp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates", static_folder="static")
 _LIMIT_FIELDS = ("rpm_limit", "tpm_limit", "max_parallel_requests", "max_queued_jobs")
-
-
-@bp.app_template_global()
-def form_token() -> str:
-    """The CSRF token every form of a signed-in page carries."""
-    return csrf_token()
-
-
-@bp.context_processor
-def _page_context() -> dict[str, Any]:
-    return {"signed_in": signed_in(), "page": request.endpoint.split(".")[-1] if request.endpoint else ""}
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException) -> Response:
-    """A refused or unknown page, as a page (the API's JSON errors are for API callers)."""
-    page = render_template("dashboard/error.html", code=exc.code, message=exc.description)
-    return make_response(page, exc.code or 500)
-
-
-@bp.after_request
-def _no_store(response: Response) -> Response:
-    """Pages show keys and spend: never cached, never framed by another site."""
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Content-Security-Policy"] = "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
-    response.headers["Referrer-Policy"] = "same-origin"
-    return response
-
-
-@bp.route("/login", methods=["GET", "POST"])
-def login() -> Any:
-    """Sign in with the admin key."""
-    target = _local(request.values.get("next"))
-    if request.method == "POST":
-        if sign_in(request.form.get("admin_key", "")):
-            return redirect(target)
-        page = render_template("dashboard/login.html", error="That is not the admin key.", next=target)
-        return make_response(page, 401)
-    if signed_in():
-        return redirect(target)
-    return render_template("dashboard/login.html", error=None, next=target)
-
-
-@bp.post("/logout")
-@admin_page
-def logout() -> Any:
-    """Sign out."""
-    sign_out()
-    return redirect(url_for("dashboard.login"))
-
-
-@bp.get("/")
-@admin_page
-def home() -> Any:
-    """The dashboard's first page."""
-    return redirect(url_for("dashboard.keys"))
 
 
 @bp.get("/keys")
@@ -177,10 +117,3 @@ def _with_spend(key: dict[str, Any]) -> dict[str, Any]:
     budget, spent = key.get("budget_usd"), key.get("spend_usd") or "0"
     share = None if budget in (None, "0") else min(100.0, float(Decimal(spent) / Decimal(budget) * 100))
     return {**key, "spent_share": share}
-
-
-def _local(target: str | None) -> str:
-    """Only a path of this dashboard may be the place to go after signing in (no open redirect)."""
-    if target and target.startswith("/dashboard") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("dashboard.keys")
