@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from llmproxy.config import default_database_url, normalize_database_url
+from llmproxy.storage import rollups  # noqa: F401 - its tables belong to Base.metadata
 from llmproxy.storage.models import Base
 
 config = context.config

@@ -32,6 +32,7 @@ from llmproxy.storage.models import (
     StoredFile,
     UsageEntry,
 )
+from llmproxy.storage.rollups import ErrorRollup, UsageRollup
 from tests.support.processes import ADMIN_KEY, WorkerProcess, WriterProcess, base_env
 
 SCRATCH_DB = 15  # limits/unit tests flush this Redis database; the app and workers use the URL's
@@ -128,6 +129,8 @@ def _clean(session_factory, redis_url) -> None:
         try:
             with session_scope(session_factory) as session:
                 for model in (
+                    UsageRollup,
+                    ErrorRollup,
                     UsageEntry,
                     Job,
                     Batch,

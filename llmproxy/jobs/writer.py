@@ -21,10 +21,11 @@ from sqlalchemy import bindparam, or_, select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
+from llmproxy.billing import rollup
 from llmproxy.billing.ledger import LEDGER, record_charges
 from llmproxy.jobs import live
 from llmproxy.jobs.records import RECORDS_STREAM, Record
-from llmproxy.jobs.states import JobStatus
+from llmproxy.jobs.states import FINAL_JOB_STATUSES, JobStatus
 from llmproxy.jobs.store import JOB_COLUMNS, JOBS
 from llmproxy.storage.engine import session_scope
 from llmproxy.telemetry.metrics import Counters, record_lag
@@ -88,7 +89,7 @@ def store_records(session: Session, records: list[Record]) -> int:
     """Store ended jobs and bill them in the session's transaction; returns how many ledger rows were new."""
     ids = [record.job_id for record in records]
     conn = session.connection()
-    existing = set(conn.execute(select(JOBS.c.id).where(JOBS.c.id.in_(ids))).scalars())
+    existing = dict(conn.execute(select(JOBS.c.id, JOBS.c.status).where(JOBS.c.id.in_(ids))).tuples().all())
     new_rows = [
         {column.key: record.row.get(attr, _INSERT_DEFAULTS.get(attr)) for attr, column in JOB_COLUMNS}
         for record in records
@@ -106,6 +107,18 @@ def store_records(session: Session, records: list[Record]) -> int:
     billed = set(conn.execute(select(LEDGER.c.job_id).where(LEDGER.c.job_id.in_(ids))).scalars())
     charges = [r.charge for r in records if r.charge is not None and r.job_id not in billed]
     record_charges(conn, charges)
+    rollup.add_charges(conn, charges)  # the same new ledger rows, in the same transaction: summed once
+    # Failed jobs whose failure is stored now (new rows, or stored rows that were still running): counted once.
+    failed = [
+        r for r in records if r.row["status"] == JobStatus.FAILED and existing.get(r.job_id) not in FINAL_JOB_STATUSES
+    ]
+    rollup.add_failures(
+        conn,
+        [
+            (r.row["completed_at"], r.row["api_key_id"], r.row["model"], rollup.error_code(r.row["error"]))
+            for r in failed
+        ],
+    )
     return len(charges)
 
 

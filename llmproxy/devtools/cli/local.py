@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from llmproxy.billing import rollup
 from llmproxy.catalog import defaults
 from llmproxy.config import INSTANCE_DIR, ROOT, load_env_file, read_env_file
 from llmproxy.devtools.cli.app import Context, main
@@ -51,6 +52,9 @@ def setup(ctx: Context) -> None:
     migrate.upgrade(settings.database_url)
     with session_scope(ctx.session_factory) as session:
         added = defaults.seed_defaults(session)
+        summed = rollup.fill_if_empty(session)  # what was billed before the rollup existed
+    if summed:
+        click.echo(f"usage rollup filled from {summed} ledger rows")
     ctx.resources.close()  # `run` goes on to start the processes: this one holds no connection
     click.echo(f"database ready ({settings.database_url.split('@')[-1]}); {added} default rows added")
 

@@ -34,6 +34,7 @@ def test_migrations_match_the_models(tmp_path):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
+    from llmproxy.storage import rollups  # noqa: F401 - its tables belong to Base.metadata
     from llmproxy.storage.models import Base
 
     url = f"sqlite:///{tmp_path}/m.db"
