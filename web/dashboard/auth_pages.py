@@ -36,11 +36,11 @@ def logout() -> Any:
 @admin_page
 def home() -> Any:
     """The dashboard's first page."""
-    return redirect(url_for("dashboard.keys"))
+    return redirect(url_for("dashboard.overview"))
 
 
 def _local(target: str | None) -> str:
     """Only a path of this dashboard may be the place to go after signing in (no open redirect)."""
     if target and target.startswith("/dashboard") and not target.startswith("//") and "\\" not in target:
         return target
-    return url_for("dashboard.keys")
+    return url_for("dashboard.overview")

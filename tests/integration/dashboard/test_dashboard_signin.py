@@ -40,7 +40,7 @@ def test_pages_need_a_session_and_a_wrong_key_opens_none(client, db):
 def test_the_session_cookie_is_httponly_strict_and_secure_over_https(app, db, base_url, secure):
     client = app.test_client()
     r = sign_in(client, base_url=base_url)
-    assert r.status_code == 302 and r.headers["Location"] == "/dashboard/keys"
+    assert r.status_code == 302 and r.headers["Location"] == "/dashboard/overview"
     cookie = session_cookie(r)
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/dashboard" in cookie
     assert ("Secure" in cookie) is secure
