@@ -1,4 +1,5 @@
-"""Retention: delete finished jobs, ended batches and expired files (chunks too) after RETENTION_DAYS (at least 1 day).
+"""Retention: delete finished jobs, ended batches and expired files (chunks too) after RETENTION_DAYS (at least 1 day),
+and the usage rollup's minute rows after MINUTE_ROLLUP_DAYS (its hourly rows, like the ledger, stay).
 
 The usage ledger is never deleted: it is the accounting record. Its job_id has no foreign key
 (migration 0002), so a ledger row keeps naming the job it billed after the job is gone, and
@@ -8,6 +9,7 @@ The usage ledger is never deleted: it is the accounting record. Its job_id has n
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,10 +19,12 @@ from llmproxy.batches.states import FINAL_BATCH_STATUSES
 from llmproxy.jobs.states import FINAL_JOB_STATUSES
 from llmproxy.storage.engine import session_scope
 from llmproxy.storage.models import Batch, Job, StoredFile
+from llmproxy.storage.rollups import MINUTE, ErrorRollup, UsageRollup
 from llmproxy.storage.timestamps import utcnow
 
 ROWS_PER_DELETE = 1000
 MIN_DAYS = 1.0  # Idempotency-Keys are promised for 24 h; their jobs must live that long
+MINUTE_ROLLUP_DAYS = 2  # the dashboard's per-minute charts cover 24 h; longer ranges read the hourly rows
 
 
 def purge(
@@ -40,19 +44,22 @@ def purge(
         (Job.batch_id.is_(None)) | Job.batch_id.not_in(running_batches),
     )
     old_files = select(StoredFile.id).where(StoredFile.expires_at <= now)
+    minutes_cutoff = now - timedelta(days=MINUTE_ROLLUP_DAYS)
     counts: dict[str, int] = {}
     for name, model, query in (
         ("batches", Batch, old_batches),
         ("jobs", Job, old_jobs),
         ("files", StoredFile, old_files),
+        *(
+            (table, rows, select(rows.id).where(rows.granularity == MINUTE, rows.bucket < minutes_cutoff))
+            for table, rows in (("usage_minutes", UsageRollup), ("error_minutes", ErrorRollup))
+        ),
     ):
         counts[name] = _delete_in_chunks(session_factory, model, query, max_rounds)
     return counts
 
 
-def _delete_in_chunks(
-    session_factory: sessionmaker[Session], model: type[Batch | Job | StoredFile], query: Select[str], max_rounds: int
-) -> int:
+def _delete_in_chunks(session_factory: sessionmaker[Session], model: Any, query: Select[Any], max_rounds: int) -> int:
     # Short transactions: a purge of millions of rows must not hold locks for minutes.
     total = 0
     for _ in range(max_rounds):

@@ -4,6 +4,7 @@
 import threading
 import time
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 import redis as redis_lib
@@ -18,6 +19,7 @@ from llmproxy.jobs.store import create_job
 from llmproxy.ops import retention
 from llmproxy.storage.engine import session_scope
 from llmproxy.storage.models import ApiKey, Batch, FileChunk, Job, StoredFile, UsageEntry
+from llmproxy.storage.rollups import LATENCY_BUCKETS, UsageRollup
 from llmproxy.storage.timestamps import utcnow
 from tests.support import batching as b
 
@@ -244,8 +246,29 @@ def test_retention_keeps_the_ledger(db, settings, make_key):
             )
         )
         session.execute(update(StoredFile).values(expires_at=utcnow() - timedelta(seconds=1)))
+        # The rollup: minute rows older than two days go; recent minutes and every hour stay.
+        for granularity, age in (("m", timedelta(days=3)), ("m", timedelta(hours=1)), ("h", timedelta(days=3))):
+            session.add(
+                UsageRollup(
+                    granularity=granularity,
+                    bucket=utcnow() - age,
+                    api_key_id=key["id"],
+                    model="gpt-3.5-turbo",
+                    provider="openai",
+                    requests=1,
+                    prompt_tokens=0,
+                    completion_tokens=0,
+                    cost_usd=Decimal(0),
+                    latency_ms_sum=0,
+                    **dict.fromkeys(LATENCY_BUCKETS, 0),
+                )
+            )
     counts = retention.purge(db, retention_days=30)
-    assert counts == {"batches": 1, "jobs": 2, "files": 3}  # 2 inputs, the ended batch's output
+    # 2 inputs and the ended batch's output; one minute of the rollup.
+    assert counts == {"batches": 1, "jobs": 2, "files": 3, "usage_minutes": 1, "error_minutes": 0}
+    with session_scope(db) as session:
+        kept = sorted(session.execute(select(UsageRollup.granularity, UsageRollup.bucket)).tuples().all())
+        assert [g for g, _ in kept] == ["h", "m"]
     with session_scope(db) as session:  # their bytes went with them
         assert session.scalar(select(func.count()).select_from(FileChunk)) == 0
     with session_scope(db) as session:
