@@ -86,14 +86,19 @@ def overview(session: Session, name: str, now: datetime | None = None) -> dict[s
         .order_by(func.sum(ErrorRollup.count).desc(), ErrorRollup.code)
     ).all()
     minutes = 1 if win.granularity == MINUTE else 60
+    step = 60 * minutes
+    start, end = int(win.since.timestamp()), int(bucket_of(now or datetime.now(UTC), win.granularity).timestamp())
+    counted = {int(_utc(b).timestamp()): (int(n or 0), int(t or 0)) for b, n, _, t in series}
+    ticks = list(range(start, end + 1, step))  # every bucket of the range, the quiet ones as zeros
     return {
         "range": name,
         "since": win.since.isoformat(),
+        "until": end + step,
         "granularity": win.granularity,
         "series": {
-            "t": [int(_utc(b).timestamp()) for b, *_ in series],
-            "requests_per_minute": [round(int(n or 0) / minutes, 3) for _, n, _, _ in series],
-            "tokens": [int(t or 0) for *_, t in series],
+            "t": ticks,
+            "requests_per_minute": [round(counted.get(t, (0, 0))[0] / minutes, 3) for t in ticks],
+            "tokens": [counted.get(t, (0, 0))[1] for t in ticks],
         },
         "spend_per_day": [{"day": day, "cost_usd": money(cost)} for day, cost in sorted(per_day.items())],
         "tokens_by_model": [

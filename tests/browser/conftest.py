@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from llmproxy.devtools.waiting import wait_for
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 WIDTHS = {"wide": 1280, "phone": 390}
@@ -63,3 +65,16 @@ def screenshot(browser):
         browser.set_window_size(WIDTHS["wide"], 900)
 
     return take
+
+
+def settled(driver, find, timeout: float = 10.0, message: str = "the page"):
+    """find(driver) once the page shows it: a page still loading (no element, or one it just replaced) is waited for."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    def attempt():
+        try:
+            return find(driver)
+        except (NoSuchElementException, StaleElementReferenceException):
+            return None
+
+    return wait_for(attempt, timeout=timeout, interval=0.05, message=message)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from selenium.webdriver.common.by import By
 
 from llmproxy.devtools.waiting import wait_for
+from tests.browser.conftest import settled
 
 ADMIN_KEY = "admin-test-key-0123456789"
 
@@ -22,30 +23,32 @@ def test_sign_in_create_a_key_once_revoke_it_and_sign_out(page, admin_headers, c
     driver.get(base + "/dashboard/keys")
     assert driver.current_url.startswith(base + "/dashboard/login")  # no session: the sign-in page
     screenshot("login")
-    sign_in(driver, base)
-    wait_for(lambda: driver.current_url == base + "/dashboard/overview", timeout=10, message="the overview")
+    field = driver.find_element(By.ID, "admin_key")  # signing in here goes on to the page asked for
+    field.send_keys(ADMIN_KEY)
+    field.submit()
+    wait_for(lambda: driver.current_url == base + "/dashboard/keys", timeout=10, message="the page asked for")
     assert driver.find_element(By.CSS_SELECTOR, 'nav a[aria-current="page"]').text == "Keys"
 
     driver.find_element(By.ID, "new-name").send_keys("browser-team")
     driver.find_element(By.ID, "new-rpm").send_keys("30")
     driver.find_element(By.ID, "new-budget").send_keys("2.50")
     driver.find_element(By.ID, "new-name").submit()
-    secret = driver.find_element(By.ID, "secret").get_attribute("value")
+    secret = settled(driver, lambda d: d.find_element(By.ID, "secret").get_attribute("value"), message="the secret")
     assert secret.startswith("sk-")
     screenshot("key-created")
     [key] = client.get("/admin/keys", headers=admin_headers).json["data"]
     assert (key["name"], key["rpm_limit"], key["budget_usd"], key["active"]) == ("browser-team", 30, "2.5", True)
 
     driver.get(base + "/dashboard/keys")
+    row = settled(driver, lambda d: d.find_element(By.CSS_SELECTOR, f'tr[data-key-id="{key["id"]}"]'))
     assert secret not in driver.page_source  # shown once, never again
-    row = driver.find_element(By.CSS_SELECTOR, f'tr[data-key-id="{key["id"]}"]')
     assert "browser-team" in row.text and "active" in row.text
     assert float(row.find_element(By.CSS_SELECTOR, "meter").get_attribute("value")) == 0
     screenshot("keys")
     row.find_element(By.CSS_SELECTOR, "button.danger").click()
-    wait_for(
-        lambda: "revoked" in driver.find_element(By.CSS_SELECTOR, f'tr[data-key-id="{key["id"]}"]').text,
-        timeout=10,
+    settled(
+        driver,
+        lambda d: "revoked" in d.find_element(By.CSS_SELECTOR, f'tr[data-key-id="{key["id"]}"]').text,
         message="the key shown revoked",
     )
     assert client.get(f"/admin/keys/{key['id']}", headers=admin_headers).json["active"] is False
@@ -59,7 +62,8 @@ def test_sign_in_create_a_key_once_revoke_it_and_sign_out(page, admin_headers, c
 def test_a_wrong_admin_key_is_refused(page, db):
     driver, base = page
     sign_in(driver, base, "sk-definitely-not-it")
-    assert driver.find_element(By.ID, "login-error").text == "That is not the admin key."
+    error = settled(driver, lambda d: d.find_element(By.ID, "login-error").text, message="the refusal")
+    assert error == "That is not the admin key."
     driver.get(base + "/dashboard/keys")
     assert "/dashboard/login" in driver.current_url
 
@@ -76,6 +80,6 @@ def test_a_forged_form_post_is_refused(page, admin_headers, client, make_key, db
            document.body.appendChild(form); form.submit();""",
         f"/dashboard/keys/{victim['id']}/revoke",
     )
-    wait_for(lambda: "403" in driver.title, timeout=10, message="the refusal page")
+    settled(driver, lambda d: "403" in d.title, message="the refusal page")
     assert "CSRF" in driver.page_source
     assert client.get(f"/admin/keys/{victim['id']}", headers=admin_headers).json["active"] is True

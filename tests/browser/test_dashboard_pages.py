@@ -10,6 +10,7 @@ from selenium.webdriver.common.by import By
 
 from llmproxy.devtools.stub_responses import Fail, Ok, Slow
 from llmproxy.devtools.waiting import wait_for
+from tests.browser.conftest import settled
 from tests.browser.test_dashboard_keys import sign_in
 from tests.support import batching as b
 from tests.support import records
@@ -72,10 +73,10 @@ def test_every_overview_chart_draws_what_admin_usage_reports(
     assert driver.find_element(By.ID, "total-requests").text == "3"
     screenshot("overview")
     driver.get(base + "/dashboard/usage?group_by=key")
-    assert len(driver.find_elements(By.CSS_SELECTOR, "#usage-table tr[data-group]")) == 1
+    assert len(settled(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#usage-table tr[data-group]"))) == 1
     screenshot("usage")
     driver.get(base + "/dashboard/models")
-    assert driver.find_element(By.CSS_SELECTOR, 'tr[data-model="gpt-3.5-turbo"]')
+    settled(driver, lambda d: d.find_element(By.CSS_SELECTOR, 'tr[data-model="gpt-3.5-turbo"]'))
     screenshot("models")
 
 
@@ -90,8 +91,8 @@ def test_a_running_batchs_progress_bar_moves(page, client, make_key, upstream, w
 
     def progress() -> float:
         driver.get(base + "/dashboard/work")
-        row = driver.find_element(By.CSS_SELECTOR, f'tr[data-batch-id="{created.json["id"]}"]')
-        return float(row.find_element(By.TAG_NAME, "progress").get_attribute("value"))
+        row = f'tr[data-batch-id="{created.json["id"]}"] progress'
+        return float(settled(driver, lambda d: d.find_element(By.CSS_SELECTOR, row).get_attribute("value")))
 
     wait_for(lambda: progress() == 4, timeout=20, interval=0.2, message="the bar half way")
     screenshot("work")

@@ -37,23 +37,32 @@
     list.dataset.drawn = String(rows.length);
   }
 
-  function chart(id, x, y, label, asBars) {
+  function chart(id, x, y, label, asBars, range, format) {
     const box = document.getElementById(id);
     const width = Math.max(280, box.clientWidth);
-    const series = { label: label, stroke: colour("--accent"), fill: asBars ? colour("--accent") : undefined, width: 2 };
+    const series = { label: label, stroke: colour("--accent"), fill: asBars ? colour("--accent") : undefined, width: 2,
+                     value: (u, v) => (v === null ? "--" : format(v)) };
     if (asBars && window.uPlot.paths && window.uPlot.paths.bars) series.paths = window.uPlot.paths.bars({ size: [0.6, 64] });
     const opts = { width: width, height: 220, series: [{}, series], legend: { show: true },
-                   axes: [{ stroke: colour("--muted") }, { stroke: colour("--muted") }] };
+                   scales: { x: { time: true, range: () => range }, y: { range: (u, lo, hi) => [0, Math.max(hi, 1e-9) * 1.1] } },
+                   axes: [{ stroke: colour("--muted") },
+                          { stroke: colour("--muted"), size: 84, values: (u, vals) => vals.map(format) }] };
     if (plots[id]) plots[id].destroy();
     plots[id] = new window.uPlot(opts, [x, y], box);
     box.dataset.drawn = String(x.length);
     box.dataset.sum = String(y.reduce((a, b) => a + b, 0));
   }
 
+  function count(v) { return Number.isInteger(v) ? String(v) : v.toFixed(2); }
+  function usd(v) { return v === 0 ? "$0" : "$" + (v >= 1 ? v.toFixed(2) : v.toPrecision(2)); }
+
   function draw(data) {
-    chart("chart-requests", data.series.t, data.series.requests_per_minute, "requests/min", false);
+    const since = Date.parse(data.since) / 1000;
+    chart("chart-requests", data.series.t, data.series.requests_per_minute, "requests/min", false, [since, data.until], count);
     const days = data.spend_per_day.map((d) => Date.parse(d.day + "T00:00:00Z") / 1000);
-    chart("chart-spend", days, data.spend_per_day.map((d) => Number(d.cost_usd)), "USD", true);
+    const first = Math.floor(since / 86400) * 86400;
+    chart("chart-spend", days, data.spend_per_day.map((d) => Number(d.cost_usd)), "USD", true,
+          [first - 43200, Math.floor(data.until / 86400) * 86400 + 43200], usd);
     bars("bars-tokens", data.tokens_by_model.map((m) => ({ label: m.model,
       text: (m.prompt_tokens + m.completion_tokens) + " tokens", value: m.prompt_tokens + m.completion_tokens })));
     bars("bars-errors", data.errors_by_code.map((e) => ({ label: e.code, text: e.count + " failed", value: e.count })));
