@@ -11,7 +11,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
@@ -26,6 +26,7 @@ from llmproxy.storage.rollups import (
     LATENCY_BOUNDS_MS,
     LATENCY_BUCKETS,
     MINUTE,
+    MINUTE_ROLLUP_DAYS,
     ErrorRollup,
     UsageRollup,
 )
@@ -66,10 +67,13 @@ class _Sums:
 
 def _usage_rows(
     entries: Iterable[tuple[datetime, str, str, str, int, int, Decimal, int | None]],
+    minutes_since: datetime | None = None,
 ) -> list[dict[str, Any]]:
+    """Sums per minute and hour of these ledger rows (minutes only from `minutes_since` on, when given)."""
     sums: dict[tuple[str, datetime, str, str, str], _Sums] = {}
     for at, key_id, model, provider, prompt, completion, cost, latency in entries:
-        for granularity in (MINUTE, HOUR):
+        recent = minutes_since is None or bucket_of(at, MINUTE) >= minutes_since
+        for granularity in (MINUTE, HOUR) if recent else (HOUR,):
             group = (granularity, bucket_of(at, granularity), key_id, model, provider)
             sums.setdefault(group, _Sums()).add(prompt, completion, cost, latency)
     return [{**dict(zip(_USAGE_KEY, group, strict=True)), **s.values} for group, s in sums.items()]
@@ -157,7 +161,9 @@ def rebuild(session: Session) -> int:
             summed += 1
             yield at, key, served or asked, provider or "", prompt, completion, cost, latency
 
-    _upsert(conn, USAGE, _USAGE_KEY, _usage_rows(entries()))
+    # Minutes only where retention keeps them (MINUTE_ROLLUP_DAYS): older ones are in their hours.
+    minutes_since = bucket_of(datetime.now(UTC) - timedelta(days=MINUTE_ROLLUP_DAYS), MINUTE)
+    _upsert(conn, USAGE, _USAGE_KEY, _usage_rows(entries(), minutes_since))
     failed = session.execute(
         select(Job.completed_at, Job.api_key_id, Job.model, Job.error).where(
             Job.status == "failed", Job.completed_at.is_not(None)

@@ -19,12 +19,11 @@ from llmproxy.batches.states import FINAL_BATCH_STATUSES
 from llmproxy.jobs.states import FINAL_JOB_STATUSES
 from llmproxy.storage.engine import session_scope
 from llmproxy.storage.models import Batch, Job, StoredFile
-from llmproxy.storage.rollups import MINUTE, ErrorRollup, UsageRollup
+from llmproxy.storage.rollups import MINUTE, MINUTE_ROLLUP_DAYS, ErrorRollup, UsageRollup
 from llmproxy.storage.timestamps import utcnow
 
 ROWS_PER_DELETE = 1000
 MIN_DAYS = 1.0  # Idempotency-Keys are promised for 24 h; their jobs must live that long
-MINUTE_ROLLUP_DAYS = 2  # the dashboard's per-minute charts cover 24 h; longer ranges read the hourly rows
 
 
 def purge(

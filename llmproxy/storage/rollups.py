@@ -17,6 +17,7 @@ from llmproxy.storage.models import Base
 from llmproxy.storage.money import Money
 
 MINUTE, HOUR = "m", "h"
+MINUTE_ROLLUP_DAYS = 2  # minute rows are kept this long (retention); the 24 h charts read them, longer ranges hours
 # Upper bounds (ms) of the latency histogram's buckets; the last bucket (lat_9) is everything slower.
 LATENCY_BOUNDS_MS = (100, 250, 500, 1000, 2000, 5000, 10_000, 30_000, 60_000)
 LATENCY_BUCKETS = tuple(f"lat_{i}" for i in range(len(LATENCY_BOUNDS_MS) + 1))
