@@ -61,38 +61,24 @@ def overview(session: Session, name: str, now: datetime | None = None) -> dict[s
     """Everything the overview charts draw for the range `name` (24h, 7d or 30d)."""
     win = window(name, now)
     in_range = (R.granularity == win.granularity, R.bucket >= win.since)
-    # One pass over the range: per bucket and model, every sum the charts need (a few thousand rows at most).
-    rows = session.execute(
-        select(
-            R.bucket,
-            R.model,
-            func.sum(R.requests),
-            func.sum(R.cost_usd),
-            func.sum(R.prompt_tokens),
-            func.sum(R.completion_tokens),
-            *(func.sum(getattr(R, b)) for b in LATENCY_BUCKETS),
-        )
+    series = session.execute(
+        select(R.bucket, func.sum(R.requests), func.sum(R.cost_usd), func.sum(R.prompt_tokens + R.completion_tokens))
         .where(*in_range)
-        .group_by(R.bucket, R.model)
+        .group_by(R.bucket)
+        .order_by(R.bucket)
     ).all()
-    by_bucket: dict[datetime, list[Any]] = {}  # bucket -> [requests, cost, tokens]
-    by_model: dict[str, list[int]] = {}  # model -> [prompt, completion]
-    counts = [0] * len(LATENCY_BUCKETS)
-    for bucket, model, requests, cost, prompt, completion, *latency in rows:
-        sums = by_bucket.setdefault(_utc(bucket), [0, Decimal(0), 0])
-        sums[0] += int(requests or 0)
-        sums[1] += Decimal(cost or 0)
-        sums[2] += int(prompt or 0) + int(completion or 0)
-        tokens = by_model.setdefault(model, [0, 0])
-        tokens[0] += int(prompt or 0)
-        tokens[1] += int(completion or 0)
-        for i, n in enumerate(latency):
-            counts[i] += int(n or 0)
-    series = [(bucket, *sums) for bucket, sums in sorted(by_bucket.items())]
     per_day: dict[str, Decimal] = {}
     for bucket, _requests, cost, _tokens in series:
-        day = bucket.date().isoformat()
-        per_day[day] = per_day.get(day, Decimal(0)) + cost
+        day = _utc(bucket).date().isoformat()
+        per_day[day] = per_day.get(day, Decimal(0)) + Decimal(cost or 0)
+    by_model = session.execute(
+        select(R.model, func.sum(R.prompt_tokens), func.sum(R.completion_tokens))
+        .where(*in_range)
+        .group_by(R.model)
+        .order_by(R.model)
+    ).all()
+    histogram = session.execute(select(*(func.sum(getattr(R, b)) for b in LATENCY_BUCKETS)).where(*in_range)).one()
+    counts = [int(c or 0) for c in histogram]
     errors = session.execute(
         select(ErrorRollup.code, func.sum(ErrorRollup.count))
         .where(ErrorRollup.granularity == win.granularity, ErrorRollup.bucket >= win.since)
@@ -116,7 +102,7 @@ def overview(session: Session, name: str, now: datetime | None = None) -> dict[s
         },
         "spend_per_day": [{"day": day, "cost_usd": money(cost)} for day, cost in sorted(per_day.items())],
         "tokens_by_model": [
-            {"model": m, "prompt_tokens": p, "completion_tokens": c} for m, (p, c) in sorted(by_model.items())
+            {"model": m, "prompt_tokens": int(p or 0), "completion_tokens": int(c or 0)} for m, p, c in by_model
         ],
         "latency": {"p50_ms": percentile_bound(counts, 50), "p95_ms": percentile_bound(counts, 95), "counts": counts},
         "errors_by_code": [{"code": code, "count": int(n or 0)} for code, n in errors],
