@@ -3,6 +3,7 @@ function_call, and response_format (its json_schema follows the same naming rule
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from llmproxy import json_schema as js
@@ -34,15 +35,21 @@ _FUNCTION = js.obj(
 )
 
 
-@js.describes(js.array(js.obj({"type": js.enum(("function", "custom"))}, required=["type"]), max_items=MAX_TOOLS))
-def check_tools(tools: Any, param: str) -> None:
-    """`tools`: at most 128 function tools (a name, a description, `parameters` an object) or custom tools."""
+def each_tool(tools: Any, param: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, tool) for each of at most MAX_TOOLS tool objects; 400 naming what is not one."""
     if not isinstance(tools, list) or len(tools) > MAX_TOOLS:
         raise invalid(param, f"an array of at most {MAX_TOOLS} tools")
     for i, tool in enumerate(tools):
         where = f"{param}[{i}]"
         if not isinstance(tool, dict):
             raise invalid(where, "an object")
+        yield where, tool
+
+
+@js.describes(js.array(js.obj({"type": js.enum(("function", "custom"))}, required=["type"]), max_items=MAX_TOOLS))
+def check_tools(tools: Any, param: str) -> None:
+    """`tools`: at most 128 function tools (a name, a description, `parameters` an object) or custom tools."""
+    for where, tool in each_tool(tools, param):
         kind = tool.get("type")
         if kind == "function":
             check_function_definition(member(tool, "function", where), f"{where}.function")

@@ -27,7 +27,7 @@ from llmproxy.chat.shape_checks import (
     optional_str,
     required,
 )
-from llmproxy.chat.tool_shapes import MAX_TOOLS, check_function_definition
+from llmproxy.chat.tool_shapes import MAX_TOOLS, check_function_definition, each_tool
 from llmproxy.chat.validation import MAX_OUTPUT_TOKENS
 from llmproxy.errors import bad_request
 from llmproxy.jsontypes import JSON
@@ -59,12 +59,7 @@ _FUNCTION_TOOL = js.obj(
 
 @js.describes(js.array(_FUNCTION_TOOL, max_items=MAX_TOOLS))
 def _tools(tools: Any, param: str) -> None:
-    if not isinstance(tools, list) or len(tools) > MAX_TOOLS:
-        raise invalid(param, f"an array of at most {MAX_TOOLS} tools")
-    for i, tool in enumerate(tools):
-        where = f"{param}[{i}]"
-        if not isinstance(tool, dict):
-            raise invalid(where, "an object")
+    for where, tool in each_tool(tools, param):
         if tool.get("type") != "function":
             raise bad_request(
                 f"Invalid '{where}.type': {tool.get('type')!r} tools are not served; only 'function' tools are.",

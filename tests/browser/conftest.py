@@ -50,18 +50,23 @@ def page(browser, live):
 
 @pytest.fixture
 def screenshot(browser):
-    """screenshot(name): the page at 1280 px and 390 px into $SCREENSHOT_DIR (`make screenshots`); else nothing."""
+    """screenshot(name): the page at 1280 px and 390 px, and in dark mode at 1280 px, into $SCREENSHOT_DIR
+    (`make screenshots`); without it, nothing."""
     folder = os.environ.get("SCREENSHOT_DIR")
 
     def take(name: str) -> None:
         if not folder:
             return
         Path(folder).mkdir(parents=True, exist_ok=True)
-        for label, width in WIDTHS.items():
+        shots = [(label, width, "light") for label, width in WIDTHS.items()] + [("dark", WIDTHS["wide"], "dark")]
+        for label, width, scheme in shots:
+            features = [{"name": "prefers-color-scheme", "value": scheme}]
+            browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": features})
             browser.set_window_size(width, 900)
             height = browser.execute_script("return document.documentElement.scrollHeight")
             browser.set_window_size(width, max(600, min(int(height) + 120, 4000)))
             browser.save_screenshot(str(Path(folder) / f"{name}-{label}.png"))
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
         browser.set_window_size(WIDTHS["wide"], 900)
 
     return take
