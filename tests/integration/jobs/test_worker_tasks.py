@@ -28,7 +28,7 @@ def worker_resources(env, db, monkeypatch):
 def test_beat_tasks_run(worker_resources):
     assert tasks.sweep_jobs() == 0  # nothing lost in a clean database
     assert tasks.sweep_batches() == 0
-    assert tasks.purge_records() == {"batches": 0, "jobs": 0, "files": 0}
+    assert tasks.purge_records() == {"batches": 0, "jobs": 0, "files": 0, "usage_minutes": 0, "error_minutes": 0}
 
 
 def test_lapsed_jobs_are_re_sent_while_the_database_is_down(worker_resources, monkeypatch):
