@@ -60,13 +60,14 @@ def pace(
     refused = key_state.refusal(key, job.model)  # revoked, or its model no longer allowed
     if key is None or refused is not None:
         return refused, None
+    chain = allowed_chain(cached_price_chain(snapshots, session, job.model), key.allowed_models)
     try:
         admit(
             client,
             key=key,
             request_id=job.id,
             body=job.request,
-            chain=allowed_chain(cached_price_chain(snapshots, session, job.model), key.allowed_models),
+            chain=chain,
             default_max_tokens=settings.default_max_tokens,
             share=settings.batch_limit_share,
             reservation_ttl=settings.reservation_ttl_seconds,
@@ -76,7 +77,9 @@ def pace(
         if refusal.headers.get("Retry-After") and refusal.code == "rate_limit_exceeded":
             raise Deferred(min(MAX_DEFER_SECONDS, float(refusal.headers["Retry-After"]))) from None
         return refusal, None
-    return None, _hold_deployment(session, client, job, settings, snapshots, key)
+    limited = bool(chain) and any(d.rpm_limit or d.tpm_limit for d in chain[0].deployments)
+    # Only a model with deployment limits needs its steps (credentials included) before the claim.
+    return None, _hold_deployment(session, client, job, settings, snapshots, key) if limited else None
 
 
 def _hold_deployment(

@@ -37,7 +37,7 @@ def test_batch_survives_a_killed_worker(e2e_env, make_key, upstream, db):
     # visibility timeout to give the dead worker's reserved messages back.
     env = {**e2e_env, "BATCH_LOST_AFTER_SECONDS": "5"}
     secret, key = make_key(name="batch-crash")
-    upstream.latency = 0.02  # every call takes a while: the kill finds lines in flight
+    upstream.latency = 0.05  # every call takes a while: the kill finds lines in flight
     script = [
         Fail(429, retry_after=0) if i % 20 == 0 else Fail(500) if i % 20 == 10 else Fail(400) if i % 50 == 25 else Ok()
         for i in range(LINES)
